@@ -1,0 +1,68 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+)
+
+// Error types, as OpenAI names them.
+const (
+	TypeInvalidRequest = "invalid_request_error"
+	TypeNotFound       = "not_found_error"
+	TypeInsufficient   = "insufficient_quota"
+	TypeServer         = "server_error"
+	TypeUnavailable    = "service_unavailable"
+)
+
+// Error is an error an app sees, in OpenAI's JSON shape:
+// {"error": {"message", "type", "param", "code"}} with an HTTP status.
+type Error struct {
+	Status  int    `json:"-"`
+	Message string `json:"message"`
+	Type    string `json:"type"`
+	Param   string `json:"param,omitempty"`
+	Code    string `json:"code,omitempty"`
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.Status, e.Type, e.Message)
+}
+
+// BadRequest is a 400 about param.
+func BadRequest(param, msg string) *Error {
+	return &Error{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Param: param, Message: msg}
+}
+
+// Errorf builds an Error with a formatted message.
+func Errorf(status int, typ, code, format string, args ...any) *Error {
+	return &Error{Status: status, Type: typ, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// MarshalError encodes e as OpenAI's error body.
+func MarshalError(e *Error) []byte {
+	b, _ := json.Marshal(struct {
+		Error *Error `json:"error"`
+	}{e})
+	return b
+}
+
+// ParseError decodes an error body written by MarshalError.
+func ParseError(status int, b []byte) *Error {
+	var body struct {
+		Error *Error `json:"error"`
+	}
+	if json.Unmarshal(b, &body) != nil || body.Error == nil || body.Error.Message == "" {
+		return &Error{Status: status, Type: TypeServer, Message: fmt.Sprintf("unexpected response (HTTP %d)", status)}
+	}
+	body.Error.Status = status
+	return body.Error
+}
+
+// WriteError writes e as an HTTP response.
+func WriteError(w http.ResponseWriter, e *Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.Status)
+	w.Write(MarshalError(e))
+	w.Write([]byte("\n"))
+}

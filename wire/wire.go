@@ -1,0 +1,104 @@
+// Package wire defines the messages that Cocoon's roles exchange besides the
+// sealed envelope itself: the worker's hello, the proxy's directory of
+// workers, and the clear error records of a response stream.
+//
+// Paths:
+//
+//	worker  ← proxy   GET  /cocoon/v1/hello      Hello (JSON)
+//	worker  ← proxy   POST /cocoon/v1/run        envelope in, records out
+//	proxy   ← client  GET  /cocoon/v1/directory  Directory (JSON)
+//	proxy   ← client  POST /cocoon/v1/requests   envelope in, records out
+//
+// The worker dials the proxy and then serves HTTP/2 on that connection, so the
+// proxy is the HTTP client of the worker although the worker opened the TCP
+// connection: workers sit behind NAT and need no open port.
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/cocoon-go/cocoon/api"
+	"github.com/cocoon-go/cocoon/price"
+)
+
+// Paths of the Cocoon protocol.
+const (
+	PathHello     = "/cocoon/v1/hello"
+	PathRun       = "/cocoon/v1/run"
+	PathDirectory = "/cocoon/v1/directory"
+	PathRequests  = "/cocoon/v1/requests"
+)
+
+// Content types.
+const (
+	ContentEnvelope = "application/x-cocoon-envelope"
+	ContentRecords  = "application/x-cocoon-records"
+)
+
+// ALPN is the TLS application protocol of the worker link.
+const ALPN = "cocoon-worker/1"
+
+// Hello is what a worker tells a proxy about itself when it connects.
+type Hello struct {
+	Name     string      `json:"name"`
+	Evidence []byte      `json:"evidence"` // attest.Evidence, marshalled
+	Price    price.Price `json:"price"`
+	Capacity int         `json:"capacity"` // requests it serves at once
+	Models   []string    `json:"models"`   // names apps use
+}
+
+// Directory lists the workers a proxy can route to.
+type Directory struct {
+	Workers []WorkerInfo `json:"workers"`
+}
+
+// WorkerInfo is one worker in a Directory.
+type WorkerInfo struct {
+	Evidence []byte      `json:"evidence"`
+	Price    price.Price `json:"price"`
+	Capacity int         `json:"capacity"`
+	InFlight int         `json:"in_flight"`
+	Models   []string    `json:"models"`
+}
+
+// ErrorRecord is the payload of a seal.RecordError: a clear error from the
+// worker or the proxy about a request, with the status the app should see.
+type ErrorRecord struct {
+	api.Error
+	// Retry says that another worker may well succeed: nothing was streamed
+	// and the failure was this worker's, not the request's.
+	Retry bool `json:"retry,omitempty"`
+}
+
+// MarshalErrorRecord encodes an error record.
+func MarshalErrorRecord(status int, typ, code, msg string, retry bool) []byte {
+	b, _ := json.Marshal(ErrorRecord{Error: api.Error{Status: status, Type: typ, Code: code, Message: msg}, Retry: retry})
+	return b
+}
+
+// errorRecordJSON carries the status, which api.Error keeps out of its JSON.
+type errorRecordJSON struct {
+	Status  int    `json:"status"`
+	Message string `json:"message"`
+	Type    string `json:"type"`
+	Code    string `json:"code,omitempty"`
+	Retry   bool   `json:"retry,omitempty"`
+}
+
+// MarshalJSON includes the HTTP status.
+func (e ErrorRecord) MarshalJSON() ([]byte, error) {
+	return json.Marshal(errorRecordJSON{e.Status, e.Message, e.Type, e.Code, e.Retry})
+}
+
+// ParseErrorRecord decodes an error record.
+func ParseErrorRecord(b []byte) (*ErrorRecord, error) {
+	var j errorRecordJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("wire: bad error record: %w", err)
+	}
+	if j.Status < 400 || j.Status > 599 {
+		j.Status = 502
+	}
+	return &ErrorRecord{Error: api.Error{Status: j.Status, Message: j.Message, Type: j.Type, Code: j.Code}, Retry: j.Retry}, nil
+}
