@@ -1,0 +1,40 @@
+// Package attest decides whether a worker's keys may be trusted: it parses
+// attestation evidence, verifies its signatures and certificate chains, and
+// checks the result against a policy of allowed measurements and models.
+//
+// A worker's identity is a key [Bundle] (HPKE key, receipt-signing key, TLS
+// key hash, models, validity window). Its SHA-256, [Bundle.Hash], is the
+// worker's key ID everywhere. The worker asks its TEE for a report whose
+// report_data is [ReportData] of that hash and publishes both as [Evidence].
+//
+// Checking evidence follows the shape of github.com/google/go-tdx-guest, one
+// step per function so each can be used and tested alone, and each step
+// refuses with its own error:
+//
+//  1. parse: [ParseEvidence], [ParseBundle] ([ErrMalformed]);
+//  2. verify signatures and chains with the [Verifier] for the evidence kind
+//     ([ErrUnknownKind], [ErrUntrustedKind], [ErrNoRoots], [ErrChain],
+//     [ErrSignature]); [VerifyChain] is the chain step shared by every kind;
+//  3. bind: the report must carry [ReportData] of the bundle hash
+//     ([CheckReportData], [ErrReportData]);
+//  4. policy: [Policy.Check] (a [*PolicyError] naming the rule, [ErrPolicy]);
+//  5. validity: the bundle must not have expired ([ErrExpired]).
+//
+// [Checker] runs all five; [Cache] remembers its successes until they expire.
+//
+// # Evidence kinds
+//
+// Kind "simulated" is a software stand-in for a TEE, for development on
+// machines without Intel TDX or AMD SEV-SNP. Its reports are signed by a fake
+// vendor PKI derived from a seed on the developer's disk, so anyone holding
+// that seed can forge evidence for any measurement: simulated evidence proves
+// nothing about where code runs. It is verified by the same code path as real
+// kinds, with the dev vendor root swapped in ([NewSimulatedVerifier]), and is
+// never trusted by default: a [Checker] accepts it only when given a simulated
+// verifier with an explicit root. The producer side, which holds the private
+// keys, lives in package attest/simulated, which production roles do not import.
+//
+// Real kinds ("tdx", "sev-snp", and GPU evidence) plug in as further
+// [Verifier] implementations; [EvidenceVerifier] gives them the whole
+// [Evidence], collateral and GPU evidence included.
+package attest

@@ -1,0 +1,132 @@
+package attest
+
+import (
+	"crypto/sha256"
+	"fmt"
+)
+
+// Evidence kinds.
+const (
+	KindSimulated = "simulated" // software stand-in for development; see package attest/simulated
+	KindTDX       = "tdx"       // Intel TDX quote
+	KindSEVSNP    = "sev-snp"   // AMD SEV-SNP attestation report
+)
+
+// knownKind reports whether kind is one this package knows about, whether or
+// not a verifier for it is configured.
+func knownKind(kind string) bool {
+	return kind == KindSimulated || kind == KindTDX || kind == KindSEVSNP
+}
+
+// Limits on evidence. A TDX quote with its PCK chain is about 5 KiB, an SEV-SNP
+// report 1,184 bytes plus a VCEK certificate; collateral (TCB info, QE
+// identity, CRLs) is tens of KiB.
+const (
+	MaxEvidenceSize = 1 << 20 // bytes of marshaled evidence
+	maxKind         = 32
+	maxCPU          = 64 << 10
+	maxCollateral   = 512 << 10
+	maxGPU          = 256 << 10
+)
+
+const (
+	evidenceMagic   = "CCNE"
+	evidenceVersion = 1
+)
+
+// Evidence is what a worker publishes: its key bundle and the TEE's proof
+// that the bundle was made inside an attested machine.
+type Evidence struct {
+	Kind   string // KindSimulated, KindTDX, KindSEVSNP: which verifier reads CPU
+	Bundle []byte // the marshaled key Bundle, exactly the bytes whose hash the report binds
+	CPU    []byte // the CPU TEE's evidence (quote or report), in the kind's own format
+
+	// Collateral optionally carries what a verifier needs besides CPU to
+	// verify offline (TCB info, CRLs), in the kind's own format.
+	Collateral []byte
+	// GPU optionally carries GPU evidence (NVIDIA confidential computing)
+	// bound to the same bundle hash.
+	GPU []byte
+}
+
+// Marshal returns the wire form of e.
+//
+// Layout (version 1): "CCNE" 0x01, then kind, bundle, CPU, collateral and
+// GPU, each as uint32 big-endian length ‖ bytes; the last two may be empty.
+func (e *Evidence) Marshal() []byte {
+	var w writer
+	w.raw([]byte(evidenceMagic))
+	w.u8(evidenceVersion)
+	w.bytes([]byte(e.Kind))
+	w.bytes(e.Bundle)
+	w.bytes(e.CPU)
+	w.bytes(e.Collateral)
+	w.bytes(e.GPU)
+	return w.b
+}
+
+// ParseEvidence decodes evidence encoded by [Evidence.Marshal]. It checks
+// only the framing and limits: the kind's syntax (1 to 32 bytes of a-z, 0-9
+// and '-'), non-empty bundle and CPU evidence, nothing left over. The
+// contents are parsed by [ParseBundle] and the kind's [Verifier].
+func ParseEvidence(p []byte) (*Evidence, error) {
+	if len(p) > MaxEvidenceSize {
+		return nil, malformed("evidence: %d bytes (at most %d)", len(p), MaxEvidenceSize)
+	}
+	r := reader{b: p}
+	r.magic(evidenceMagic, evidenceVersion, "evidence")
+	kind := r.bytes(1, maxKind, "kind")
+	if r.err == nil && !validKind(kind) {
+		r.fail("kind %q: want a-z, 0-9 and '-'", kind)
+	}
+	e := &Evidence{
+		Kind:       string(kind),
+		Bundle:     r.bytes(1, MaxBundleSize, "bundle"),
+		CPU:        r.bytes(1, maxCPU, "cpu evidence"),
+		Collateral: r.bytes(0, maxCollateral, "collateral"),
+		GPU:        r.bytes(0, maxGPU, "gpu evidence"),
+	}
+	if err := r.end(); err != nil {
+		return nil, malformed("evidence: %v", err)
+	}
+	if len(e.Collateral) == 0 {
+		e.Collateral = nil
+	}
+	if len(e.GPU) == 0 {
+		e.GPU = nil
+	}
+	return e, nil
+}
+
+func validKind(k []byte) bool {
+	for _, c := range k {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return len(k) > 0
+}
+
+// Producer makes CPU evidence inside a TEE: a report carrying reportData,
+// signed by the platform. Real kinds read it from the kernel (configfs-tsm);
+// package attest/simulated has a software one for development.
+type Producer interface {
+	// Kind is the evidence kind produced, e.g. KindTDX.
+	Kind() string
+	// Produce returns CPU evidence whose report_data is reportData.
+	Produce(reportData [64]byte) ([]byte, error)
+}
+
+// Attest validates b, asks p for a report binding it, and returns the
+// evidence a worker publishes. Marshal the result to send it.
+func Attest(p Producer, b *Bundle) (*Evidence, error) {
+	if err := b.Validate(); err != nil {
+		return nil, err
+	}
+	raw := b.Marshal()
+	cpu, err := p.Produce(ReportData(sha256.Sum256(raw)))
+	if err != nil {
+		return nil, fmt.Errorf("attest: produce %s evidence: %w", p.Kind(), err)
+	}
+	return &Evidence{Kind: p.Kind(), Bundle: raw, CPU: cpu}, nil
+}

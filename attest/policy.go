@@ -1,0 +1,89 @@
+package attest
+
+import (
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// DefaultMaxAge is the default freshness limit: a worker should re-attest
+// (make a new bundle and report) at least this often.
+const DefaultMaxAge = 24 * time.Hour
+
+// Policy is what a client or proxy accepts from verified evidence. The zero
+// Policy refuses everything: with no allowed measurement nothing passes.
+type Policy struct {
+	// Measurements are the allowed image hashes. Empty refuses all evidence.
+	Measurements [][32]byte
+	// Models are the allowed model weight hashes (hex). Empty allows any
+	// model; otherwise every model in a bundle must be listed.
+	Models []string
+	// MaxAge is how old a report may be. Zero means no limit beyond the
+	// bundle's expiry.
+	MaxAge time.Duration
+	// AllowDebug accepts TEEs in debug mode, whose memory the host can read.
+	AllowDebug bool
+}
+
+// DefaultPolicy returns a policy with DefaultMaxAge and debug refused. Add
+// the allowed measurements before use.
+func DefaultPolicy() Policy {
+	return Policy{MaxAge: DefaultMaxAge}
+}
+
+// Check applies p to verified claims about bundle b at time now. It fails
+// closed, returning a [*PolicyError] naming the first rule that refused:
+// measurement, debug, model or freshness.
+func (p *Policy) Check(c *Claims, b *Bundle, now time.Time) error {
+	if c == nil || b == nil {
+		return &PolicyError{Rule: RuleMeasurement, Detail: "no claims or bundle to check"}
+	}
+	if len(p.Measurements) == 0 {
+		return &PolicyError{Rule: RuleMeasurement, Detail: "policy allows no measurement (refusing all evidence)"}
+	}
+	if !slices.Contains(p.Measurements, c.Measurement) {
+		return &PolicyError{Rule: RuleMeasurement, Detail: fmt.Sprintf("measurement %x is not allowed", c.Measurement)}
+	}
+	if c.Debug && !p.AllowDebug {
+		return &PolicyError{Rule: RuleDebug, Detail: c.Kind + " TEE is in debug mode"}
+	}
+	if len(p.Models) > 0 {
+		for _, m := range b.Models {
+			if m.Hash == "" || !slices.ContainsFunc(p.Models, func(h string) bool { return strings.EqualFold(h, m.Hash) }) {
+				return &PolicyError{Rule: RuleModel, Detail: fmt.Sprintf("model %q with weights hash %q is not allowed", m.Name, m.Hash)}
+			}
+		}
+	}
+	issued := issuedAt(c, b)
+	if issued.After(now.Add(MaxClockSkew)) {
+		return &PolicyError{Rule: RuleFreshness, Detail: fmt.Sprintf("report issued in the future (%s, now %s)", issued.Format(time.RFC3339), now.UTC().Format(time.RFC3339))}
+	}
+	if p.MaxAge > 0 && now.Sub(issued) > p.MaxAge {
+		return &PolicyError{Rule: RuleFreshness, Detail: fmt.Sprintf("report issued %s, older than %s", issued.Format(time.RFC3339), p.MaxAge)}
+	}
+	return nil
+}
+
+// issuedAt is when the evidence was made: the report's issue time, or, for
+// kinds whose reports carry none, the creation time of the bundle they bind
+// (set inside the TEE, so as trustworthy as the measured code).
+func issuedAt(c *Claims, b *Bundle) time.Time {
+	if !c.Issued.IsZero() {
+		return c.Issued.UTC()
+	}
+	return time.Unix(b.Created, 0).UTC()
+}
+
+// ParseMeasurement decodes a hex image hash, as printed by `cocoon attest`
+// and kept on allow-lists.
+func ParseMeasurement(s string) ([32]byte, error) {
+	var m [32]byte
+	b, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(b) != len(m) {
+		return m, malformed("measurement %q: want 64 hex digits", s)
+	}
+	copy(m[:], b)
+	return m, nil
+}
