@@ -1,0 +1,257 @@
+package seal
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/hpke"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+)
+
+const (
+	envelopeMagic   = "CCNE"
+	envelopeVersion = 1
+	wrappedSize     = keySize + tagSize // a content key sealed under HPKE
+	sigSize         = ed25519.SignatureSize
+)
+
+// Recipient is a worker a request is sealed to.
+type Recipient struct {
+	KeyID     [32]byte // hash of the worker's key bundle
+	PublicKey []byte   // the worker's encoded HPKE public key, as PrivateKey.PublicKey returns it
+}
+
+// WrappedKey is the content key of one request sealed with HPKE to one recipient.
+type WrappedKey struct {
+	KeyID  [32]byte // the recipient's key ID
+	Enc    []byte   // HPKE encapsulated key: 1120 bytes for MLKEM768-X25519, 32 for X25519
+	Sealed []byte   // the content key sealed in the HPKE context, 48 bytes
+}
+
+// Envelope is a sealed request as it travels from client through proxy to
+// worker: the clear header, one wrapped key per candidate worker, the sealed
+// body and the client's signature over all of it.
+type Envelope struct {
+	Header    Header
+	Keys      []WrappedKey
+	Body      []byte // the request body under AES-256-GCM, tag included
+	Signature []byte // the client's Ed25519 signature
+}
+
+// Seal seals body to the recipients in to, binds the header h into the
+// sealed context, and signs the envelope with the client's account key.
+// When h.ClientKey is nil it is set to the public half of client; otherwise
+// it must be that key. The session opens the answer.
+func Seal(h Header, body []byte, to []Recipient, client ed25519.PrivateKey) (raw []byte, s *ClientSession, err error) {
+	if len(client) != ed25519.PrivateKeySize {
+		return nil, nil, fmt.Errorf("seal: client private key of %d bytes: %w", len(client), ErrMalformed)
+	}
+	pub := client.Public().(ed25519.PublicKey)
+	if h.ClientKey == nil {
+		h.ClientKey = pub
+	} else if !bytes.Equal(h.ClientKey, pub) {
+		return nil, nil, fmt.Errorf("seal: header client key %x is not the signing key %x: %w", []byte(h.ClientKey), []byte(pub), ErrMalformed)
+	}
+	if err := h.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if err := checkKeyIDs(len(to), func(i int) [32]byte { return to[i].KeyID }); err != nil {
+		return nil, nil, err
+	}
+	pks := make([]hpke.PublicKey, len(to))
+	ids := make([][32]byte, len(to))
+	env := Envelope{Header: h, Keys: make([]WrappedKey, len(to))}
+	for i, r := range to {
+		if pks[i], err = parsePublicKey(r.PublicKey); err != nil {
+			return nil, nil, fmt.Errorf("seal: recipient %x: %w: %w", r.KeyID, ErrRecipients, err)
+		}
+		ids[i] = r.KeyID
+		// Placeholders of the right size, so the envelope can be measured
+		// before any work is done.
+		env.Keys[i] = WrappedKey{KeyID: r.KeyID, Enc: make([]byte, encSize(pks[i].KEM().ID())), Sealed: make([]byte, wrappedSize)}
+	}
+	size := len(env.appendHead(nil, 0)) + len(body) + tagSize + sigSize
+	if size > MaxEnvelope {
+		return nil, nil, fmt.Errorf("seal: envelope of %d bytes (body %d): %w, limit %d", size, len(body), ErrTooLarge, MaxEnvelope)
+	}
+
+	hh := h.Hash()
+	contentKey := make([]byte, keySize)
+	rand.Read(contentKey)
+	for i, r := range to {
+		ct, err := hpke.Seal(pks[i], hpkeKDF, hpkeAEAD, wrapInfo(hh, r.KeyID), contentKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("seal: wrap key for recipient %x: %w: %w", r.KeyID, ErrRecipients, err)
+		}
+		n := len(ct) - wrappedSize
+		env.Keys[i].Enc, env.Keys[i].Sealed = ct[:n:n], ct[n:]
+	}
+	prk, err := extract(contentKey, hh)
+	if err != nil {
+		return nil, nil, err
+	}
+	aead, err := newAEAD(prk, tagBody)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw = env.appendHead(make([]byte, 0, size), len(body)+tagSize)
+	raw = aead.Seal(raw, bodyNonce[:], body, bodyAAD(hh))
+	raw = append(raw, ed25519.Sign(client, signedMessage(tagEnvelope, raw))...)
+	s = &ClientSession{header: h, headerHash: hh, requestHash: sha256.Sum256(raw), prk: prk, recipients: ids}
+	return raw, s, nil
+}
+
+var bodyNonce [12]byte // the body key seals exactly one message
+
+func bodyAAD(hh [32]byte) []byte { return append([]byte(tagBody), hh[:]...) }
+
+func wrapInfo(hh, keyID [32]byte) []byte {
+	return append(append([]byte(tagWrap), hh[:]...), keyID[:]...)
+}
+
+// checkKeyIDs checks the number of recipients and that their key IDs are unique.
+func checkKeyIDs(n int, id func(int) [32]byte) error {
+	if n < 1 || n > MaxRecipients {
+		return fmt.Errorf("seal: %d recipients, want 1 to %d: %w", n, MaxRecipients, ErrRecipients)
+	}
+	for i := range n {
+		for j := range i {
+			if id(i) == id(j) {
+				return fmt.Errorf("seal: key ID %x appears twice: %w", id(i), ErrRecipients)
+			}
+		}
+	}
+	return nil
+}
+
+// appendHead appends everything the envelope encodes before the body bytes,
+// with bodyLen as the body's length.
+func (e *Envelope) appendHead(b []byte, bodyLen int) []byte {
+	b = append(b, envelopeMagic...)
+	b = append(b, envelopeVersion)
+	b = e.Header.append(b)
+	b = append(b, byte(len(e.Keys)))
+	for _, k := range e.Keys {
+		b = append(b, k.KeyID[:]...)
+		b = appendVar(b, k.Enc)
+		b = appendVar(b, k.Sealed)
+	}
+	return appendU32(b, uint32(bodyLen))
+}
+
+// ParseEnvelope parses a sealed request and checks its structure and limits.
+// It checks neither the signature nor anything sealed: the proxy, which holds
+// no key, uses it to route. The envelope shares memory with raw.
+func ParseEnvelope(raw []byte) (*Envelope, error) {
+	if len(raw) > MaxEnvelope {
+		return nil, fmt.Errorf("seal: envelope of %d bytes: %w, limit %d", len(raw), ErrTooLarge, MaxEnvelope)
+	}
+	d := decoder{b: raw, what: "envelope"}
+	d.magic(envelopeMagic, envelopeVersion)
+	e := &Envelope{Header: d.header()}
+	n := d.u8("key count")
+	for i := 0; i < int(n) && d.err == nil; i++ {
+		var k WrappedKey
+		d.fixed(k.KeyID[:], "key ID")
+		k.Enc = d.bytes("encapsulated key", 0, maxEncSize)
+		k.Sealed = d.bytes("wrapped key", 0, wrappedSize)
+		e.Keys = append(e.Keys, k)
+	}
+	e.Body = d.bytes("body", 0, MaxEnvelope)
+	e.Signature = d.take(sigSize, "signature")
+	if err := d.finish(); err != nil {
+		return nil, err
+	}
+	if err := e.validate(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// validate checks what ParseEnvelope checks, for envelopes built by hand.
+func (e *Envelope) validate() error {
+	if err := e.Header.Validate(); err != nil {
+		return err
+	}
+	if err := checkKeyIDs(len(e.Keys), func(i int) [32]byte { return e.Keys[i].KeyID }); err != nil {
+		return fmt.Errorf("seal: envelope: %w: %w", ErrMalformed, err)
+	}
+	for _, k := range e.Keys {
+		n := len(k.Enc)
+		if n != encSize(KEMX25519) && n != encSize(KEMMLKEM768X25519) || len(k.Sealed) != wrappedSize {
+			return fmt.Errorf("seal: envelope: %w: key %x: encapsulated key of %d bytes, wrapped key of %d", ErrMalformed, k.KeyID, len(k.Enc), len(k.Sealed))
+		}
+	}
+	if len(e.Body) < tagSize {
+		return fmt.Errorf("seal: envelope: %w: body of %d bytes", ErrMalformed, len(e.Body))
+	}
+	if len(e.Signature) != sigSize {
+		return fmt.Errorf("seal: envelope: %w: signature of %d bytes", ErrMalformed, len(e.Signature))
+	}
+	if n := len(e.appendHead(nil, 0)) + len(e.Body) + sigSize; n > MaxEnvelope {
+		return fmt.Errorf("seal: envelope of %d bytes: %w, limit %d", n, ErrTooLarge, MaxEnvelope)
+	}
+	return nil
+}
+
+// VerifySignature checks the client's Ed25519 signature, by Header.ClientKey,
+// over everything in the envelope but the signature itself.
+func (e *Envelope) VerifySignature() error {
+	if err := e.validate(); err != nil {
+		return err
+	}
+	return e.verifySignature()
+}
+
+func (e *Envelope) verifySignature() error {
+	msg := signedMessage(tagEnvelope, e.appendHead(nil, len(e.Body)), e.Body)
+	if !ed25519.Verify(e.Header.ClientKey, msg, e.Signature) {
+		return fmt.Errorf("seal: envelope %x: client %x: %w", e.Header.RequestID, []byte(e.Header.ClientKey), ErrSignature)
+	}
+	return nil
+}
+
+// Open parses raw, verifies the client's signature, unwraps the content key
+// sealed to keyID with k, and opens the body. The session seals the answer.
+// Open does not check the expiry or replays; see ReplayCache.
+func Open(raw []byte, keyID [32]byte, k *PrivateKey) (env *Envelope, body []byte, s *WorkerSession, err error) {
+	if k == nil {
+		return nil, nil, nil, fmt.Errorf("seal: open with a nil key")
+	}
+	if env, err = ParseEnvelope(raw); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := env.verifySignature(); err != nil {
+		return nil, nil, nil, err
+	}
+	i := slices.IndexFunc(env.Keys, func(w WrappedKey) bool { return w.KeyID == keyID })
+	if i < 0 {
+		return nil, nil, nil, fmt.Errorf("seal: envelope %x: key ID %x: %w", env.Header.RequestID, keyID, ErrNotRecipient)
+	}
+	w := env.Keys[i]
+	hh := env.Header.Hash()
+	contentKey, err := hpke.Open(k.sk, hpkeKDF, hpkeAEAD, wrapInfo(hh, keyID), slices.Concat(w.Enc, w.Sealed))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("seal: envelope %x: unwrap key for %x: %w: %w", env.Header.RequestID, keyID, ErrDecrypt, err)
+	}
+	if len(contentKey) != keySize {
+		return nil, nil, nil, fmt.Errorf("seal: envelope %x: content key of %d bytes: %w", env.Header.RequestID, len(contentKey), ErrMalformed)
+	}
+	prk, err := extract(contentKey, hh)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	aead, err := newAEAD(prk, tagBody)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if body, err = aead.Open(nil, bodyNonce[:], env.Body, bodyAAD(hh)); err != nil {
+		return nil, nil, nil, fmt.Errorf("seal: envelope %x: body: %w: %w", env.Header.RequestID, ErrDecrypt, err)
+	}
+	if s, err = newWorkerSession(env.Header, hh, sha256.Sum256(raw), keyID, prk); err != nil {
+		return nil, nil, nil, err
+	}
+	return env, body, s, nil
+}

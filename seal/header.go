@@ -1,0 +1,95 @@
+package seal
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/cocoon-go/cocoon/price"
+)
+
+// Header holds the routing fields of a request. They travel in the clear so
+// that the proxy can route and meter, and are bound into the sealed context
+// (HPKE info, AEAD additional data, the client's signature), so that the
+// proxy cannot change them.
+type Header struct {
+	RequestID [16]byte          // random, chosen by the client; never zero
+	Endpoint  string            // EndpointChat or EndpointCompletions
+	Model     string            // 1 to MaxModel bytes of UTF-8
+	MaxTokens uint32            // most completion tokens to generate; 0 leaves it to the worker
+	Stream    bool              // the app asked for a stream
+	PriceCap  price.Price       // the most the client will pay
+	Expires   int64             // unix seconds; workers refuse an expired request
+	ClientKey ed25519.PublicKey // the client's account key; it signs the envelope
+}
+
+// Validate reports whether h is a header a worker may serve.
+func (h *Header) Validate() error {
+	switch {
+	case h.RequestID == [16]byte{}:
+		return fmt.Errorf("seal: header: %w: zero request id", ErrMalformed)
+	case h.Endpoint != EndpointChat && h.Endpoint != EndpointCompletions:
+		return fmt.Errorf("seal: header: %w: unknown endpoint %q", ErrMalformed, h.Endpoint)
+	case h.Model == "" || len(h.Model) > MaxModel || !utf8.ValidString(h.Model):
+		return fmt.Errorf("seal: header: %w: model %.300q is not 1 to %d bytes of UTF-8", ErrMalformed, h.Model, MaxModel)
+	case h.Expires <= 0:
+		return fmt.Errorf("seal: header: %w: expiry %d", ErrMalformed, h.Expires)
+	case len(h.ClientKey) != ed25519.PublicKeySize:
+		return fmt.Errorf("seal: header: %w: client key of %d bytes", ErrMalformed, len(h.ClientKey))
+	}
+	if err := h.PriceCap.Validate(); err != nil {
+		return fmt.Errorf("seal: header: price cap: %w: %w", ErrMalformed, err)
+	}
+	return nil
+}
+
+// Hash returns the SHA-256 of a domain tag and the canonical encoding of h.
+// Receipts, the HPKE info and every AEAD additional data carry it.
+func (h *Header) Hash() [32]byte {
+	return sha256.Sum256(h.append([]byte(tagHeader)))
+}
+
+// append appends the canonical encoding of h, valid or not.
+func (h *Header) append(b []byte) []byte {
+	b = append(b, h.RequestID[:]...)
+	b = appendVar(b, []byte(h.Endpoint))
+	b = appendVar(b, []byte(h.Model))
+	b = appendU32(b, h.MaxTokens)
+	b = appendBool(b, h.Stream)
+	b = appendPrice(b, h.PriceCap)
+	b = appendU64(b, uint64(h.Expires))
+	return appendVar(b, h.ClientKey)
+}
+
+// header reads a header; Envelope.validate checks it.
+func (d *decoder) header() Header {
+	var h Header
+	d.fixed(h.RequestID[:], "request id")
+	h.Endpoint = string(d.bytes("endpoint", 0, len(EndpointChat)))
+	h.Model = string(d.bytes("model", 0, MaxModel))
+	h.MaxTokens = d.u32("max tokens")
+	h.Stream = d.bool("stream")
+	h.PriceCap = d.price("price cap")
+	h.Expires = int64(d.u64("expires"))
+	if k := d.bytes("client key", 0, ed25519.PublicKeySize); k != nil {
+		h.ClientKey = ed25519.PublicKey(append([]byte(nil), k...))
+	}
+	return h
+}
+
+func appendPrice(b []byte, p price.Price) []byte {
+	b = appendU64(b, p.PerToken)
+	b = appendU64(b, p.PromptMul)
+	b = appendU64(b, p.CachedMul)
+	return appendU64(b, p.CompletionMul)
+}
+
+func (d *decoder) price(field string) price.Price {
+	return price.Price{
+		PerToken:      d.u64(field),
+		PromptMul:     d.u64(field),
+		CachedMul:     d.u64(field),
+		CompletionMul: d.u64(field),
+	}
+}

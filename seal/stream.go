@@ -1,0 +1,267 @@
+package seal
+
+import (
+	"crypto/cipher"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"slices"
+	"time"
+
+	"github.com/cocoon-go/cocoon/price"
+)
+
+// A sealed chunk is
+//
+//	flags (1 byte: 1 if final, else 0) ‖ index (u64) ‖ salt (32 bytes, chunk 0 only) ‖ ciphertext ‖ tag
+//
+// sealed under the response key with nonce flags ‖ 0 0 0 ‖ index and
+// additional data tag ‖ header hash ‖ index ‖ flags.
+const chunkHeaderSize = 1 + 8
+
+// WorkerSession seals the answer to one request, chunk by chunk.
+type WorkerSession struct {
+	header      Header
+	headerHash  [32]byte
+	requestHash [32]byte
+	keyID       [32]byte
+	salt        [saltSize]byte
+	aead        cipher.AEAD
+	next        uint64 // index of the next chunk
+	done        bool   // the final chunk was sealed
+	hash        ResponseHasher
+}
+
+func newWorkerSession(h Header, hh, requestHash, keyID [32]byte, prk []byte) (*WorkerSession, error) {
+	s := &WorkerSession{header: h, headerHash: hh, requestHash: requestHash, keyID: keyID}
+	rand.Read(s.salt[:])
+	var err error
+	if s.aead, err = newAEAD(prk, responseInfo(s.salt)); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func responseInfo(salt [saltSize]byte) string { return tagResponseKey + string(salt[:]) }
+
+// chunkParams returns the nonce and additional data of chunk i.
+func chunkParams(hh [32]byte, i uint64, final bool) (nonce [12]byte, aad []byte) {
+	var flag byte
+	if final {
+		flag = 1
+	}
+	nonce[0] = flag
+	binary.BigEndian.PutUint64(nonce[4:], i)
+	aad = make([]byte, 0, len(tagChunk)+32+8+1)
+	aad = append(append(aad, tagChunk...), hh[:]...)
+	return nonce, append(appendU64(aad, i), flag)
+}
+
+// SealChunk seals the next chunk of the answer. The last chunk must be sealed
+// with final set; there is none after it. A chunk carries at most MaxChunk
+// bytes and may be empty.
+func (s *WorkerSession) SealChunk(plaintext []byte, final bool) ([]byte, error) {
+	if s.done {
+		return nil, fmt.Errorf("seal: request %x: chunk %d: %w", s.header.RequestID, s.next, ErrFinished)
+	}
+	if len(plaintext) > MaxChunk {
+		return nil, fmt.Errorf("seal: request %x: chunk %d of %d bytes: %w, limit %d", s.header.RequestID, s.next, len(plaintext), ErrTooLarge, MaxChunk)
+	}
+	nonce, aad := chunkParams(s.headerHash, s.next, final)
+	out := make([]byte, 0, chunkHeaderSize+saltSize+len(plaintext)+tagSize)
+	out = appendU64(append(out, nonce[0]), s.next)
+	if s.next == 0 {
+		out = append(out, s.salt[:]...)
+	}
+	out = s.aead.Seal(out, nonce[:], plaintext, aad)
+	s.hash.Add(out)
+	s.next++
+	s.done = final
+	return out, nil
+}
+
+// Finished reports whether the final chunk has been sealed.
+func (s *WorkerSession) Finished() bool { return s.done }
+
+// ResponseHash returns the hash of the chunks sealed so far, in order.
+func (s *WorkerSession) ResponseHash() [32]byte { return s.hash.Sum() }
+
+// RequestHash returns the SHA-256 of the envelope as received.
+func (s *WorkerSession) RequestHash() [32]byte { return s.requestHash }
+
+// Receipt returns the unsigned receipt for the answer sealed so far, with
+// the cost of usage at p. It is an error before the final chunk: a receipt
+// always ends a whole answer.
+func (s *WorkerSession) Receipt(usage price.Usage, p price.Price, now time.Time) (*Receipt, error) {
+	if !s.done {
+		return nil, fmt.Errorf("seal: receipt for request %x after %d chunks: %w", s.header.RequestID, s.next, ErrTruncated)
+	}
+	cost, err := p.Cost(usage)
+	if err != nil {
+		return nil, fmt.Errorf("seal: receipt for request %x: %w", s.header.RequestID, err)
+	}
+	return &Receipt{
+		RequestID:    s.header.RequestID,
+		HeaderHash:   s.headerHash,
+		RequestHash:  s.requestHash,
+		ResponseHash: s.hash.Sum(),
+		Worker:       s.keyID,
+		Model:        s.header.Model,
+		Usage:        usage,
+		Price:        p,
+		Cost:         cost,
+		Time:         now.Unix(),
+	}, nil
+}
+
+// ClientSession opens the answer to one request, chunk by chunk. After any
+// error it refuses everything: a stream that failed once is not trusted again.
+type ClientSession struct {
+	header      Header
+	headerHash  [32]byte
+	requestHash [32]byte
+	prk         []byte
+	recipients  [][32]byte
+	aead        cipher.AEAD // set by chunk 0
+	next        uint64
+	done        bool
+	err         error
+	hash        ResponseHasher
+}
+
+// OpenChunk opens the next chunk of the answer. Chunks must come in the
+// order they were sealed; a chunk reordered, dropped, duplicated, spliced in
+// from another request or another worker, or tampered with is an error, and
+// so is a chunk after the final one.
+func (s *ClientSession) OpenChunk(sealed []byte) (plaintext []byte, final bool, err error) {
+	if s.err != nil {
+		return nil, false, s.err
+	}
+	plaintext, final, err = s.open(sealed)
+	if err != nil {
+		s.err = err
+		return nil, false, err
+	}
+	s.hash.Add(sealed)
+	s.next++
+	s.done = final
+	return plaintext, final, nil
+}
+
+func (s *ClientSession) open(sealed []byte) ([]byte, bool, error) {
+	id := s.header.RequestID
+	if s.done {
+		return nil, false, fmt.Errorf("seal: request %x: chunk after the final one: %w", id, ErrFinished)
+	}
+	least := chunkHeaderSize + tagSize
+	if s.next == 0 {
+		least += saltSize
+	}
+	if len(sealed) < least || len(sealed) > MaxRecord {
+		return nil, false, fmt.Errorf("seal: request %x: chunk %d of %d bytes: %w", id, s.next, len(sealed), ErrMalformed)
+	}
+	if sealed[0] > 1 {
+		return nil, false, fmt.Errorf("seal: request %x: chunk %d: %w: flags %#x", id, s.next, ErrMalformed, sealed[0])
+	}
+	final := sealed[0] == 1
+	if i := binary.BigEndian.Uint64(sealed[1:]); i != s.next {
+		return nil, false, fmt.Errorf("seal: request %x: got chunk %d, want %d: %w", id, i, s.next, ErrChunkOrder)
+	}
+	ct := sealed[chunkHeaderSize:]
+	if s.next == 0 {
+		aead, err := newAEAD(s.prk, responseInfo([saltSize]byte(ct[:saltSize])))
+		if err != nil {
+			return nil, false, err
+		}
+		s.aead, ct = aead, ct[saltSize:]
+	}
+	nonce, aad := chunkParams(s.headerHash, s.next, final)
+	plaintext, err := s.aead.Open(nil, nonce[:], ct, aad)
+	if err != nil {
+		return nil, false, fmt.Errorf("seal: request %x: chunk %d: %w: %w", id, s.next, ErrDecrypt, err)
+	}
+	return plaintext, final, nil
+}
+
+// Finished reports whether the final chunk has been opened. An answer that
+// ends before it is truncated and must be treated as an error.
+func (s *ClientSession) Finished() bool { return s.done }
+
+// ResponseHash returns the hash of the chunks opened so far, in order.
+func (s *ClientSession) ResponseHash() [32]byte { return s.hash.Sum() }
+
+// RequestHash returns the SHA-256 of the envelope Seal returned.
+func (s *ClientSession) RequestHash() [32]byte { return s.requestHash }
+
+// HeaderHash returns the hash of the request's header.
+func (s *ClientSession) HeaderHash() [32]byte { return s.headerHash }
+
+// CheckReceipt checks the receipt that ends the answer: signed by pub (the
+// Ed25519 key in the bundle of r.Worker), cost consistent with usage, after
+// the final chunk, and about this request and the answer as opened: request
+// id, header, request and response hashes, model, a worker the request was
+// sealed to, a price within the cap and no more completion tokens than the
+// header allowed.
+func (s *ClientSession) CheckReceipt(r *Receipt, pub ed25519.PublicKey) error {
+	if !s.done {
+		return fmt.Errorf("seal: receipt for request %x: %w", s.header.RequestID, ErrTruncated)
+	}
+	if err := r.Verify(pub); err != nil {
+		return err
+	}
+	h := &s.header
+	var what string
+	switch {
+	case r.RequestID != h.RequestID:
+		what = "request id"
+	case r.HeaderHash != s.headerHash:
+		what = "header hash"
+	case r.RequestHash != s.requestHash:
+		what = "request hash"
+	case r.ResponseHash != s.hash.Sum():
+		what = "response hash"
+	case r.Model != h.Model:
+		what = "model"
+	case !slices.Contains(s.recipients, r.Worker):
+		what = "worker"
+	case !r.Price.Within(h.PriceCap):
+		what = "price over the cap"
+	case h.MaxTokens != 0 && r.Usage.CompletionTokens > uint64(h.MaxTokens):
+		what = "completion tokens over max tokens"
+	default:
+		return nil
+	}
+	return fmt.Errorf("seal: receipt for request %x: %s: %w", h.RequestID, what, ErrReceipt)
+}
+
+// ResponseHasher hashes a stream of sealed chunks the way receipts do, so
+// the proxy can check a receipt against the chunks it relayed. The zero
+// value is ready to use.
+type ResponseHasher struct {
+	h hash.Hash
+}
+
+// Add hashes the next sealed chunk.
+func (r *ResponseHasher) Add(sealed []byte) {
+	if r.h == nil {
+		r.h = sha256.New()
+		r.h.Write([]byte(tagResponseHash))
+	}
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(sealed)))
+	r.h.Write(n[:])
+	r.h.Write(sealed)
+}
+
+// Sum returns the hash of the chunks added so far.
+func (r *ResponseHasher) Sum() [32]byte {
+	if r.h == nil {
+		return sha256.Sum256([]byte(tagResponseHash))
+	}
+	var out [32]byte
+	r.h.Sum(out[:0])
+	return out
+}
