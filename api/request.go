@@ -73,12 +73,12 @@ func (c *Content) UnmarshalJSON(b []byte) error {
 		Text string `json:"text"`
 	}
 	if err := json.Unmarshal(b, &parts); err != nil {
-		return errors.New("must be a string or an array of content parts")
+		return &fieldError{"messages", "message content must be a string or an array of content parts"}
 	}
 	var sb strings.Builder
 	for _, p := range parts {
 		if p.Type != "text" {
-			return fmt.Errorf("content part type %q is not supported", p.Type)
+			return &fieldError{"messages", fmt.Sprintf("message content part type %q is not supported", p.Type)}
 		}
 		sb.WriteString(p.Text)
 	}
@@ -98,10 +98,10 @@ func (p *Prompt) UnmarshalJSON(b []byte) error {
 	}
 	var list []string
 	if err := json.Unmarshal(b, &list); err != nil {
-		return errors.New("must be a string or an array of strings")
+		return &fieldError{"prompt", "field \"prompt\" must be a string or an array of strings"}
 	}
 	if len(list) != 1 {
-		return fmt.Errorf("exactly one prompt is supported, got %d", len(list))
+		return &fieldError{"prompt", fmt.Sprintf("exactly one prompt is supported, got %d", len(list))}
 	}
 	*p = Prompt(list[0])
 	return nil
@@ -123,7 +123,7 @@ func (s *Stop) UnmarshalJSON(b []byte) error {
 	}
 	var list []string
 	if err := json.Unmarshal(b, &list); err != nil {
-		return errors.New("must be a string or an array of strings")
+		return &fieldError{"stop", "field \"stop\" must be a string or an array of strings"}
 	}
 	*s = list
 	return nil
@@ -161,20 +161,17 @@ func jsonError(err error) *Error {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return BadRequest("", "request body is empty or truncated JSON")
 	}
-	// Errors from our own UnmarshalJSON methods carry the field path in Go 1.26.
-	msg := err.Error()
-	field := ""
-	if i := strings.Index(msg, "Go struct field "); i >= 0 {
-		rest := msg[i+len("Go struct field "):]
-		if j := strings.IndexByte(rest, ' '); j > 0 {
-			field = rest[:j]
-			if k := strings.IndexByte(field, '.'); k >= 0 {
-				field = field[k+1:]
-			}
-		}
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		return BadRequest(fe.field, fe.msg)
 	}
-	return BadRequest(strings.ToLower(field), "invalid request: "+msg)
+	return BadRequest("", "invalid request: "+err.Error())
 }
+
+// fieldError is a decoding error that knows its field.
+type fieldError struct{ field, msg string }
+
+func (e *fieldError) Error() string { return e.msg }
 
 func (r *Request) validate() error {
 	if r.Model == "" {

@@ -1,6 +1,10 @@
 package api
 
-import "github.com/cocoon-go/cocoon/price"
+import (
+	"encoding/hex"
+
+	"github.com/cocoon-go/cocoon/price"
+)
 
 // Object types, as OpenAI names them.
 const (
@@ -126,4 +130,12 @@ type Model struct {
 type ModelList struct {
 	Object string  `json:"object"`
 	Data   []Model `json:"data"`
+}
+
+// CompletionID is the id apps see for the request with id rid.
+func CompletionID(endpoint string, rid [16]byte) string {
+	if endpoint == EndpointCompletion {
+		return "cmpl-" + hex.EncodeToString(rid[:])
+	}
+	return "chatcmpl-" + hex.EncodeToString(rid[:])
 }
