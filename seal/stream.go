@@ -156,19 +156,19 @@ func (s *ClientSession) open(sealed []byte) ([]byte, bool, error) {
 	if s.done {
 		return nil, false, fmt.Errorf("seal: request %x: chunk after the final one: %w", id, ErrFinished)
 	}
+	if len(sealed) < chunkHeaderSize || sealed[0] > 1 {
+		return nil, false, fmt.Errorf("seal: request %x: chunk %d: %w: no valid chunk header", id, s.next, ErrMalformed)
+	}
+	final := sealed[0] == 1
+	if i := binary.BigEndian.Uint64(sealed[1:]); i != s.next {
+		return nil, false, fmt.Errorf("seal: request %x: got chunk %d, want %d: %w", id, i, s.next, ErrChunkOrder)
+	}
 	least := chunkHeaderSize + tagSize
 	if s.next == 0 {
 		least += saltSize
 	}
 	if len(sealed) < least || len(sealed) > MaxRecord {
 		return nil, false, fmt.Errorf("seal: request %x: chunk %d of %d bytes: %w", id, s.next, len(sealed), ErrMalformed)
-	}
-	if sealed[0] > 1 {
-		return nil, false, fmt.Errorf("seal: request %x: chunk %d: %w: flags %#x", id, s.next, ErrMalformed, sealed[0])
-	}
-	final := sealed[0] == 1
-	if i := binary.BigEndian.Uint64(sealed[1:]); i != s.next {
-		return nil, false, fmt.Errorf("seal: request %x: got chunk %d, want %d: %w", id, i, s.next, ErrChunkOrder)
 	}
 	ct := sealed[chunkHeaderSize:]
 	if s.next == 0 {
