@@ -57,7 +57,7 @@ func Seal(h Header, body []byte, to []Recipient, client ed25519.PrivateKey) (raw
 	if err := h.Validate(); err != nil {
 		return nil, nil, err
 	}
-	if err := checkKeyIDs(len(to), func(i int) [32]byte { return to[i].KeyID }); err != nil {
+	if err := checkKeyIDs(len(to), func(i int) [32]byte { return to[i].KeyID }, ErrRecipients); err != nil {
 		return nil, nil, err
 	}
 	pks := make([]hpke.PublicKey, len(to))
@@ -111,15 +111,16 @@ func wrapInfo(hh, keyID [32]byte) []byte {
 	return append(append([]byte(tagWrap), hh[:]...), keyID[:]...)
 }
 
-// checkKeyIDs checks the number of recipients and that their key IDs are unique.
-func checkKeyIDs(n int, id func(int) [32]byte) error {
+// checkKeyIDs checks the number of recipients and that their key IDs are
+// unique; its errors wrap kind.
+func checkKeyIDs(n int, id func(int) [32]byte, kind error) error {
 	if n < 1 || n > MaxRecipients {
-		return fmt.Errorf("seal: %d recipients, want 1 to %d: %w", n, MaxRecipients, ErrRecipients)
+		return fmt.Errorf("seal: %d recipients, want 1 to %d: %w", n, MaxRecipients, kind)
 	}
 	for i := range n {
 		for j := range i {
 			if id(i) == id(j) {
-				return fmt.Errorf("seal: key ID %x appears twice: %w", id(i), ErrRecipients)
+				return fmt.Errorf("seal: key ID %x appears twice: %w", id(i), kind)
 			}
 		}
 	}
@@ -175,8 +176,8 @@ func (e *Envelope) validate() error {
 	if err := e.Header.Validate(); err != nil {
 		return err
 	}
-	if err := checkKeyIDs(len(e.Keys), func(i int) [32]byte { return e.Keys[i].KeyID }); err != nil {
-		return fmt.Errorf("seal: envelope: %w: %w", ErrMalformed, err)
+	if err := checkKeyIDs(len(e.Keys), func(i int) [32]byte { return e.Keys[i].KeyID }, ErrMalformed); err != nil {
+		return err
 	}
 	for _, k := range e.Keys {
 		n := len(k.Enc)
