@@ -12,8 +12,9 @@ const maxCacheEntries = 4096
 
 // Cache remembers evidence that passed a [Checker], keyed by the SHA-256 of
 // the evidence bytes, until the result expires ([Verified.Expires]). Failures
-// are not remembered. It is safe for concurrent use. Results are shared:
-// treat them as read-only.
+// are not remembered. It is safe for concurrent use; concurrent first checks
+// of the same evidence may each verify it. Results are shared: treat them as
+// read-only.
 type Cache struct {
 	checker *Checker
 
@@ -29,8 +30,11 @@ func NewCache(c *Checker) *Cache {
 // Check returns the cached result for evidence if it has not expired, and
 // otherwise checks it with the Checker.
 func (c *Cache) Check(evidence []byte) (*Verified, error) {
-	key := sha256.Sum256(evidence)
 	now := c.checker.now()
+	if len(evidence) > MaxEvidenceSize {
+		return c.checker.check(evidence, now) // refused before hashing it
+	}
+	key := sha256.Sum256(evidence)
 	c.mu.Lock()
 	v, ok := c.entries[key]
 	if ok && !now.Before(v.Expires) {

@@ -84,7 +84,7 @@ func chainNotAfter(chain []*x509.Certificate) time.Time {
 }
 
 // ParseRoots returns a pool of the certificates in PEM data, which must hold
-// at least one CERTIFICATE block and nothing else.
+// at least one PEM block, all of type CERTIFICATE.
 func ParseRoots(data []byte) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	n := 0
