@@ -18,7 +18,7 @@ type Verified struct {
 // binding of the bundle, policy, bundle validity. Only kinds with a verifier
 // in Verifiers are accepted; there is no default trust.
 type Checker struct {
-	Verifiers []Verifier       // one per kind; the first of a kind is used
+	Verifiers []Verifier       // for each kind, tried in order until one verifies (e.g. one per trusted root)
 	Policy    Policy           // applied to every verified report
 	Now       func() time.Time // clock; nil means time.Now
 }
@@ -52,19 +52,14 @@ func (c *Checker) check(evidence []byte, now time.Time) (*Verified, error) {
 		return nil, fmt.Errorf("attest: %s evidence: %w", e.Kind, err)
 	}
 	id := sha256.Sum256(e.Bundle) // == b.Hash(): ParseBundle accepts only canonical bytes
-	v := c.verifier(e.Kind)
-	if v == nil {
+	vs := c.verifiers(e.Kind)
+	if len(vs) == 0 {
 		if knownKind(e.Kind) {
 			return nil, fmt.Errorf("%w: no %s verifier configured (for key %x)", ErrUntrustedKind, e.Kind, shortID(id))
 		}
 		return nil, fmt.Errorf("%w: %q (for key %x)", ErrUnknownKind, e.Kind, shortID(id))
 	}
-	var claims *Claims
-	if ev, ok := v.(EvidenceVerifier); ok {
-		claims, err = ev.VerifyEvidence(e, now)
-	} else {
-		claims, err = v.Verify(e.CPU, now)
-	}
+	claims, err := verify(vs, e, now)
 	if err != nil {
 		return nil, fmt.Errorf("attest: %s evidence for key %x: %w", e.Kind, shortID(id), err)
 	}
@@ -83,13 +78,36 @@ func (c *Checker) check(evidence []byte, now time.Time) (*Verified, error) {
 	return &Verified{Bundle: b, KeyID: id, Claims: claims, Expires: c.expiry(claims, b)}, nil
 }
 
-func (c *Checker) verifier(kind string) Verifier {
+func (c *Checker) verifiers(kind string) []Verifier {
+	var vs []Verifier
 	for _, v := range c.Verifiers {
 		if v != nil && v.Kind() == kind {
-			return v
+			vs = append(vs, v)
 		}
 	}
-	return nil
+	return vs
+}
+
+// verify returns the claims of the first of vs that verifies e, or the
+// error of the first if none does.
+func verify(vs []Verifier, e *Evidence, now time.Time) (*Claims, error) {
+	var first error
+	for _, v := range vs {
+		var claims *Claims
+		var err error
+		if ev, ok := v.(EvidenceVerifier); ok {
+			claims, err = ev.VerifyEvidence(e, now)
+		} else {
+			claims, err = v.Verify(e.CPU, now)
+		}
+		if err == nil {
+			return claims, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, first
 }
 
 // expiry is the earliest time at which a check of the same evidence would fail.

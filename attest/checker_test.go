@@ -138,6 +138,20 @@ func TestCheckRefusesOtherVendor(t *testing.T) {
 	}
 }
 
+// TestCheckTriesEachVerifierOfAKind: a node trusting several dev vendors
+// has one simulated verifier per root.
+func TestCheckTriesEachVerifierOfAKind(t *testing.T) {
+	a, b := testVendor(t, seedA), testVendor(t, seedB)
+	c := testChecker(a)
+	c.Verifiers = []attest.Verifier{b.Verifier(), a.Verifier()}
+	if _, err := c.Check(evidence(t, device(a), testBundle()).Marshal()); err != nil {
+		t.Errorf("evidence of the second trusted vendor: %v", err)
+	}
+	other := testVendor(t, bytes.Repeat([]byte{0xc}, simulated.SeedSize))
+	_, err := c.Check(evidence(t, device(other), testBundle()).Marshal())
+	wantOnly(t, err, attest.ErrChain)
+}
+
 func TestCheckRefusesExpiredChain(t *testing.T) {
 	vendor := testVendor(t, seedA)
 	e := evidence(t, device(vendor), testBundle())
