@@ -204,11 +204,21 @@ func TestHeaderChangedAndResigned(t *testing.T) {
 	}
 }
 
-// Swapping the key IDs of two wrapped keys makes both fail to unwrap.
-func TestSwappedKeyIDs(t *testing.T) {
+// A wrapped key is bound to its key ID: relabelled, it does not unwrap,
+// even for a worker whose one HPKE key appears in two bundles, and swapping
+// the key IDs of two wrapped keys breaks both.
+func TestRelabelledKeyID(t *testing.T) {
 	a, b := newTestWorker(t, KEMX25519, 1), newTestWorker(t, KEMX25519, 2)
+	renewed := a
+	renewed.id[0] ^= 1 // a's next bundle, with the same HPKE key
 	raw, _ := mustSeal(t, testHeader(), []byte(testPrompt), a, b)
+
 	e, _ := ParseEnvelope(bytes.Clone(raw))
+	e.Keys[0].KeyID = renewed.id
+	_, _, _, err := Open(resign(e, testClient), renewed.id, renewed.key)
+	wantErr(t, err, ErrDecrypt)
+
+	e, _ = ParseEnvelope(bytes.Clone(raw))
 	e.Keys[0].KeyID, e.Keys[1].KeyID = e.Keys[1].KeyID, e.Keys[0].KeyID
 	bad := resign(e, testClient)
 	for _, w := range []testWorker{a, b} {
