@@ -65,7 +65,7 @@ func Seal(h Header, body []byte, to []Recipient, client ed25519.PrivateKey) (raw
 	env := Envelope{Header: h, Keys: make([]WrappedKey, len(to))}
 	for i, r := range to {
 		if pks[i], err = parsePublicKey(r.PublicKey); err != nil {
-			return nil, nil, fmt.Errorf("seal: recipient %x: %w: %w", r.KeyID, ErrRecipients, err)
+			return nil, nil, fmt.Errorf("seal: recipient %x: %w: %v", r.KeyID, ErrRecipients, err)
 		}
 		ids[i] = r.KeyID
 		// Placeholders of the right size, so the envelope can be measured

@@ -122,6 +122,17 @@ func TestCheckReceiptMismatch(t *testing.T) {
 			wantErr(t, cs.CheckReceipt(r, pubOf(w)), ErrReceipt)
 		})
 	}
+
+	// A worker does not make a receipt the client would refuse.
+	w3 := newTestWorker(t, KEMX25519, 3)
+	raw, _ := mustSeal(t, testHeader(), nil, w3)
+	_, ws := answerChunks(t, raw, w3, 1)
+	dear := price.Default
+	dear.PerToken *= 2
+	_, err := ws.Receipt(price.Usage{CompletionTokens: 1}, dear, time1)
+	wantErr(t, err, ErrReceipt)
+	_, err = ws.Receipt(price.Usage{CompletionTokens: 129}, price.Default, time1)
+	wantErr(t, err, ErrReceipt)
 }
 
 func TestParseReceiptStrict(t *testing.T) {

@@ -93,11 +93,15 @@ func (s *WorkerSession) ResponseHash() [32]byte { return s.hash.Sum() }
 func (s *WorkerSession) RequestHash() [32]byte { return s.requestHash }
 
 // Receipt returns the unsigned receipt for the answer sealed so far, with
-// the cost of usage at p. It is an error before the final chunk: a receipt
-// always ends a whole answer.
+// the cost of usage at p. It is an error before the final chunk (a receipt
+// always ends a whole answer), and for a price over the header's cap or more
+// completion tokens than it allows: the client would refuse such a receipt.
 func (s *WorkerSession) Receipt(usage price.Usage, p price.Price, now time.Time) (*Receipt, error) {
 	if !s.done {
 		return nil, fmt.Errorf("seal: receipt for request %x after %d chunks: %w", s.header.RequestID, s.next, ErrTruncated)
+	}
+	if err := s.header.allows(p, usage); err != nil {
+		return nil, err
 	}
 	cost, err := p.Cost(usage)
 	if err != nil {
@@ -227,14 +231,21 @@ func (s *ClientSession) CheckReceipt(r *Receipt, pub ed25519.PublicKey) error {
 		what = "model"
 	case !slices.Contains(s.recipients, r.Worker):
 		what = "worker"
-	case !r.Price.Within(h.PriceCap):
-		what = "price over the cap"
-	case h.MaxTokens != 0 && r.Usage.CompletionTokens > uint64(h.MaxTokens):
-		what = "completion tokens over max tokens"
 	default:
-		return nil
+		return h.allows(r.Price, r.Usage)
 	}
 	return fmt.Errorf("seal: receipt for request %x: %s: %w", h.RequestID, what, ErrReceipt)
+}
+
+// allows reports whether a receipt for h may charge p for u.
+func (h *Header) allows(p price.Price, u price.Usage) error {
+	if !p.Within(h.PriceCap) {
+		return fmt.Errorf("seal: receipt for request %x: price %+v over the cap %+v: %w", h.RequestID, p, h.PriceCap, ErrReceipt)
+	}
+	if h.MaxTokens != 0 && u.CompletionTokens > uint64(h.MaxTokens) {
+		return fmt.Errorf("seal: receipt for request %x: %d completion tokens, max %d: %w", h.RequestID, u.CompletionTokens, h.MaxTokens, ErrReceipt)
+	}
+	return nil
 }
 
 // ResponseHasher hashes a stream of sealed chunks the way receipts do, so
