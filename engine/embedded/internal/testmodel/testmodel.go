@@ -32,6 +32,9 @@ type Config struct {
 	Tied     bool   // leave out output.weight, as small models do
 	Seed     uint64 // of the weights
 	Template string // tokenizer.chat_template; "" leaves it out
+	// RopeFreqs, when set, is written as rope_freqs.weight (Llama 3.1's
+	// per-frequency divisors), HeadDim/2 of them.
+	RopeFreqs []float32
 	// KV sets or overrides metadata entries; a nil value removes the key.
 	KV map[string]any
 }
@@ -253,6 +256,9 @@ func Build(c Config) ([]byte, error) {
 		matrix(p+"ffn_down.weight", c.FFN, c.Dim, 0.1)
 	}
 	vector("output_norm.weight", c.Dim, 1, 0.2)
+	if c.RopeFreqs != nil {
+		w.AddTensor("rope_freqs.weight", gguf.F32, []uint64{uint64(len(c.RopeFreqs))}, gguf.EncodeF32(c.RopeFreqs))
+	}
 	if !c.Tied {
 		matrix("output.weight", c.Dim, vocab, 0.3)
 	}
