@@ -20,16 +20,21 @@ func fuzzWorkers(t testing.TB) []testWorker {
 	return []testWorker{newTestWorker(t, KEMX25519, 1), newTestWorker(t, KEMMLKEM768X25519, 2)}
 }
 
-// TestUpdateFuzzCorpus writes fresh valid samples under testdata/fuzz when
-// run with -update-corpus; otherwise it checks that the committed ones are
+// TestFuzzCorpus checks that the committed seeds under testdata/fuzz are
 // still valid, so a format change cannot leave the fuzzers seeded with junk.
-func TestUpdateFuzzCorpus(t *testing.T) {
+// With -update-corpus it writes fresh ones.
+func TestFuzzCorpus(t *testing.T) {
 	ws := fuzzWorkers(t)
 	if !*updateCorpus {
-		for _, name := range []string{"x25519", "mixed"} {
-			raw := readSeed(t, "FuzzOpen", name)
-			if _, _, _, err := Open(raw, ws[0].id, ws[0].key); err != nil {
-				t.Fatalf("FuzzOpen seed %s: %v", name, err)
+		for _, seed := range []struct {
+			name string
+			to   []testWorker
+		}{{"x25519", ws[:1]}, {"mixed", ws}} {
+			raw := readSeed(t, "FuzzOpen", seed.name)
+			for _, w := range seed.to {
+				if _, _, _, err := Open(raw, w.id, w.key); err != nil {
+					t.Fatalf("FuzzOpen seed %s: %v", seed.name, err)
+				}
 			}
 		}
 		if _, err := ParseReceipt(readSeed(t, "FuzzParseReceipt", "signed")); err != nil {
