@@ -1,0 +1,432 @@
+// Package client runs the client role: an OpenAI-compatible HTTP API on
+// localhost that seals each request to attested workers, sends it through a
+// proxy, opens the sealed answer, checks the worker's signed receipt, and
+// only then accepts the cost.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cocoon-go/cocoon/accounts"
+	"github.com/cocoon-go/cocoon/api"
+	"github.com/cocoon-go/cocoon/attest"
+	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/price"
+	"github.com/cocoon-go/cocoon/seal"
+	"github.com/cocoon-go/cocoon/wire"
+)
+
+// Config configures a client.
+type Config struct {
+	Proxy        string        `json:"proxy"`         // base URL of the proxy, e.g. https://127.0.0.1:10443
+	ProxyPin     string        `json:"proxy_pin"`     // hex SHA-256 of the proxy's TLS key; empty accepts any
+	MaxPrice     price.Price   `json:"max_price"`     // the most this client pays per token
+	Fanout       int           `json:"fanout"`        // workers each request is sealed to (k)
+	RequestTTL   time.Duration `json:"request_ttl"`   // how long a sealed request stays valid
+	DirectoryTTL time.Duration `json:"directory_ttl"` // how long the worker list is reused
+}
+
+// DefaultMaxPrice accepts up to 2000 nanoTON for any token.
+var DefaultMaxPrice = price.Price{PerToken: 2000, PromptMul: price.One, CachedMul: price.One, CompletionMul: price.One}
+
+// Client serves the OpenAI API and forwards sealed requests to a proxy.
+type Client struct {
+	cfg     Config
+	key     ed25519.PrivateKey
+	attest  *attest.Cache
+	http    *http.Client
+	journal accounts.Ledger
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	workers []*worker
+	fetched time.Time
+	refused map[[32]byte]bool
+}
+
+// worker is a verified entry of the proxy's directory.
+type worker struct {
+	v    *attest.Verified
+	info wire.WorkerInfo
+}
+
+// New returns a client that signs with key, accepts workers whose evidence
+// passes checker, and books what it pays in journal.
+func New(cfg Config, key ed25519.PrivateKey, checker *attest.Cache, journal accounts.Ledger, log *slog.Logger) (*Client, error) {
+	if cfg.Fanout <= 0 {
+		cfg.Fanout = 3
+	}
+	cfg.Fanout = min(cfg.Fanout, 8)
+	if cfg.RequestTTL <= 0 {
+		cfg.RequestTTL = 5 * time.Minute
+	}
+	if cfg.DirectoryTTL <= 0 {
+		cfg.DirectoryTTL = 2 * time.Second
+	}
+	if cfg.MaxPrice == (price.Price{}) {
+		cfg.MaxPrice = DefaultMaxPrice
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	tcfg, err := identity.PinnedConfig(cfg.ProxyPin)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ProxyPin == "" {
+		log.Warn("no proxy pin configured: accepting any proxy certificate (prompts stay sealed; metadata does not)")
+	}
+	cfg.Proxy = strings.TrimRight(cfg.Proxy, "/")
+	tr := &http.Transport{TLSClientConfig: tcfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}
+	return &Client{cfg: cfg, key: key, attest: checker, journal: journal, log: log,
+		http: &http.Client{Transport: tr}, refused: map[[32]byte]bool{}}, nil
+}
+
+// Handler serves the OpenAI API under /v1.
+func (c *Client) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/models", c.serveModels)
+	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, api.EndpointChat) })
+	mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, api.EndpointCompletion) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(w, api.Errorf(http.StatusNotFound, api.TypeNotFound, "unknown_url", "unknown URL %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// directory returns the verified workers, refreshing the list from the proxy
+// when it is older than DirectoryTTL.
+func (c *Client) directory(ctx context.Context) ([]*worker, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.fetched) < c.cfg.DirectoryTTL {
+		return c.workers, nil
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.Proxy+wire.PathDirectory, nil)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("asking proxy for workers: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("asking proxy for workers: HTTP %d", resp.StatusCode)
+	}
+	var d wire.Directory
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&d); err != nil {
+		return nil, fmt.Errorf("asking proxy for workers: %w", err)
+	}
+	var list []*worker
+	for _, info := range d.Workers {
+		v, err := c.attest.Check(info.Evidence)
+		if err != nil {
+			if h := sha256.Sum256(info.Evidence); !c.refused[h] {
+				c.refused[h] = true
+				c.log.Warn("refusing worker: evidence fails policy", "err", err)
+			}
+			continue
+		}
+		list = append(list, &worker{v: v, info: info})
+	}
+	c.workers, c.fetched = list, time.Now()
+	return list, nil
+}
+
+func (c *Client) serveModels(w http.ResponseWriter, r *http.Request) {
+	workers, err := c.directory(r.Context())
+	if err != nil {
+		api.WriteError(w, api.Errorf(http.StatusServiceUnavailable, api.TypeUnavailable, "proxy_unreachable", "%v", err))
+		return
+	}
+	list := api.ModelList{Object: api.ObjectList, Data: []api.Model{}}
+	seen := map[string]bool{}
+	for _, wk := range workers {
+		for _, m := range wk.info.Models {
+			if !seen[m] {
+				seen[m] = true
+				list.Data = append(list.Data, api.Model{ID: m, Object: api.ObjectModel, Created: wk.v.Bundle.Created, OwnedBy: "cocoon"})
+			}
+		}
+	}
+	sort.Slice(list.Data, func(i, j int) bool { return list.Data[i].ID < list.Data[j].ID })
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(list)
+}
+
+// pick chooses up to Fanout workers for model, least loaded first.
+func (c *Client) pick(workers []*worker, model string) ([]*worker, *api.Error) {
+	var serving, cands []*worker
+	for _, wk := range workers {
+		if slices.Contains(wk.info.Models, model) {
+			serving = append(serving, wk)
+			if wk.info.Price.Within(c.cfg.MaxPrice) {
+				cands = append(cands, wk)
+			}
+		}
+	}
+	switch {
+	case len(workers) == 0:
+		return nil, api.Errorf(http.StatusServiceUnavailable, api.TypeUnavailable, "no_worker", "no attested worker is available")
+	case len(serving) == 0:
+		return nil, api.Errorf(http.StatusNotFound, api.TypeNotFound, "model_not_found", "the model %q does not exist", model)
+	case len(cands) == 0:
+		return nil, api.Errorf(http.StatusServiceUnavailable, api.TypeUnavailable, "no_worker", "no worker serves %q within the price limit", model)
+	}
+	rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+	slices.SortStableFunc(cands, func(a, b *worker) int {
+		return a.info.InFlight*b.info.Capacity - b.info.InFlight*a.info.Capacity
+	})
+	return cands[:min(len(cands), c.cfg.Fanout)], nil
+}
+
+// serve handles one chat or text completion.
+func (c *Client) serve(w http.ResponseWriter, r *http.Request, endpoint string) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxBodyBytes))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			api.WriteError(w, api.Errorf(http.StatusRequestEntityTooLarge, api.TypeInvalidRequest, "request_too_large", "request body is over %d bytes", api.MaxBodyBytes))
+			return
+		}
+		api.WriteError(w, api.BadRequest("", "reading request body: "+err.Error()))
+		return
+	}
+	req, err := api.ParseRequest(endpoint, body)
+	if err != nil {
+		api.WriteError(w, err.(*api.Error))
+		return
+	}
+	workers, err := c.directory(r.Context())
+	if err != nil {
+		api.WriteError(w, api.Errorf(http.StatusServiceUnavailable, api.TypeUnavailable, "proxy_unreachable", "%v", err))
+		return
+	}
+	chosen, aerr := c.pick(workers, req.Model)
+	if aerr != nil {
+		api.WriteError(w, aerr)
+		return
+	}
+	if err := c.forward(w, r.Context(), req, body, chosen); err != nil {
+		api.WriteError(w, err)
+	}
+}
+
+// forward seals the request to chosen, sends it through the proxy and
+// relays the opened answer. It returns an error only while nothing has been
+// written to w yet.
+func (c *Client) forward(w http.ResponseWriter, ctx context.Context, req *api.Request, body []byte, chosen []*worker) *api.Error {
+	h := seal.Header{
+		Endpoint:  req.Endpoint,
+		Model:     req.Model,
+		MaxTokens: uint32(req.Limit()),
+		Stream:    req.Stream,
+		PriceCap:  c.cfg.MaxPrice,
+		Expires:   time.Now().Add(c.cfg.RequestTTL).Unix(),
+		ClientKey: c.key.Public().(ed25519.PublicKey),
+	}
+	crand.Read(h.RequestID[:])
+	to := make([]seal.Recipient, len(chosen))
+	for i, wk := range chosen {
+		to[i] = seal.Recipient{KeyID: wk.v.KeyID, PublicKey: wk.v.Bundle.HPKEKey}
+	}
+	raw, sess, err := seal.Seal(h, body, to, c.key)
+	if err != nil {
+		return api.Errorf(http.StatusInternalServerError, api.TypeServer, "seal_failed", "sealing request: %v", err)
+	}
+	hreq, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.Proxy+wire.PathRequests, bytes.NewReader(raw))
+	hreq.Header.Set("Content-Type", wire.ContentEnvelope)
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return api.Errorf(http.StatusBadGateway, api.TypeServer, "proxy_unreachable", "sending request to proxy: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return api.ParseError(resp.StatusCode, b)
+	}
+	a := &answer{c: c, w: w, req: req, h: &h, sess: sess, chosen: chosen}
+	return a.relay(seal.NewRecordReader(resp.Body))
+}
+
+// answer is one response being opened and relayed to the app.
+type answer struct {
+	c      *Client
+	w      http.ResponseWriter
+	req    *api.Request
+	h      *seal.Header
+	sess   *seal.ClientSession
+	chosen []*worker
+
+	started bool   // SSE headers written
+	whole   []byte // the non-streamed response object
+}
+
+func (a *answer) relay(rr *seal.RecordReader) *api.Error {
+	for {
+		typ, payload, err := rr.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errors.New("the answer ended before its receipt")
+			}
+			return a.fail(api.Errorf(http.StatusBadGateway, api.TypeServer, "stream_broken", "%v", err))
+		}
+		switch typ {
+		case seal.RecordChunk:
+			plain, final, err := a.sess.OpenChunk(payload)
+			if err != nil {
+				return a.fail(api.Errorf(http.StatusBadGateway, api.TypeServer, "bad_chunk", "answer failed its integrity check: %v", err))
+			}
+			if final || len(plain) == 0 {
+				continue
+			}
+			if !a.req.Stream {
+				if a.whole != nil {
+					return a.fail(api.Errorf(http.StatusBadGateway, api.TypeServer, "bad_chunk", "worker sent more than one response object"))
+				}
+				a.whole = plain
+				continue
+			}
+			a.event(plain)
+		case seal.RecordError:
+			erec, err := wire.ParseErrorRecord(payload)
+			if err != nil {
+				return a.fail(api.Errorf(http.StatusBadGateway, api.TypeServer, "stream_broken", "%v", err))
+			}
+			return a.fail(&erec.Error)
+		case seal.RecordReceipt:
+			rc, err := a.check(payload)
+			if err != nil {
+				a.c.log.Error("refusing receipt", "err", err)
+				return a.fail(api.Errorf(http.StatusBadGateway, api.TypeServer, "bad_receipt", "worker receipt refused: %v", err))
+			}
+			return a.finish(rc)
+		}
+	}
+}
+
+// check verifies a receipt against what this client sent and received.
+func (a *answer) check(b []byte) (*seal.Receipt, error) {
+	rc, err := seal.ParseReceipt(b)
+	if err != nil {
+		return nil, err
+	}
+	for _, wk := range a.chosen {
+		if wk.v.KeyID == rc.Worker {
+			if err := a.sess.CheckReceipt(rc, wk.v.Bundle.SigningKey); err != nil {
+				return nil, err
+			}
+			return rc, nil
+		}
+	}
+	return nil, errors.New("receipt is from a worker the request was not sealed to")
+}
+
+// finish hands the app the end of the answer, with usage taken from the
+// verified receipt, and books the cost.
+func (a *answer) finish(rc *seal.Receipt) *api.Error {
+	// Book first: once the app has the whole answer, it may look at the books.
+	if a.c.journal != nil {
+		err := a.c.journal.Record(accounts.Entry{
+			Time:      rc.Time,
+			RequestID: hex.EncodeToString(rc.RequestID[:]),
+			Client:    hex.EncodeToString(a.h.ClientKey),
+			Worker:    hex.EncodeToString(rc.Worker[:]),
+			Model:     rc.Model,
+			Usage:     rc.Usage,
+			Cost:      rc.Cost.Total,
+		})
+		if err != nil {
+			a.c.log.Error("booking receipt", "err", err)
+		}
+	}
+	usage := api.NewUsage(rc.Usage, rc.Cost)
+	if a.req.Stream {
+		if a.req.IncludeUsage() {
+			a.event(a.usageChunk(rc, usage))
+		}
+		if !a.started {
+			a.startStream()
+		}
+		io.WriteString(a.w, "data: [DONE]\n\n")
+		a.flush()
+	} else {
+		if a.whole == nil {
+			return api.Errorf(http.StatusBadGateway, api.TypeServer, "empty_answer", "worker sent no response object")
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(a.whole, &obj); err != nil {
+			return api.Errorf(http.StatusBadGateway, api.TypeServer, "bad_answer", "worker's response is not JSON: %v", err)
+		}
+		obj["usage"], _ = json.Marshal(usage)
+		out, _ := json.Marshal(obj)
+		a.w.Header().Set("Content-Type", "application/json")
+		a.w.Write(append(out, '\n'))
+	}
+	return nil
+}
+
+func (a *answer) usageChunk(rc *seal.Receipt, u *api.Usage) []byte {
+	id := api.CompletionID(a.h.Endpoint, a.h.RequestID)
+	var v any
+	if a.h.Endpoint == api.EndpointCompletion {
+		v = api.TextCompletion{ID: id, Object: api.ObjectTextCompletion, Created: rc.Time, Model: rc.Model, Choices: []api.TextChoice{}, Usage: u}
+	} else {
+		v = api.ChatCompletionChunk{ID: id, Object: api.ObjectChatCompletionChunk, Created: rc.Time, Model: rc.Model, Choices: []api.ChatChunkChoice{}, Usage: u}
+	}
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// fail reports e to the app: as the HTTP response if nothing was sent yet,
+// else as an SSE error event, which OpenAI SDKs raise as an error, so a cut
+// answer never looks like a short one.
+func (a *answer) fail(e *api.Error) *api.Error {
+	if !a.started {
+		return e
+	}
+	a.event(api.MarshalError(e))
+	return nil
+}
+
+func (a *answer) startStream() {
+	h := a.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	a.w.WriteHeader(http.StatusOK)
+	a.started = true
+}
+
+func (a *answer) event(data []byte) {
+	if !a.started {
+		a.startStream()
+	}
+	buf := make([]byte, 0, len(data)+8)
+	buf = append(buf, "data: "...)
+	buf = append(buf, data...)
+	buf = append(buf, "\n\n"...)
+	a.w.Write(buf)
+	a.flush()
+}
+
+func (a *answer) flush() {
+	if f, ok := a.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}

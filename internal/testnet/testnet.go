@@ -1,0 +1,214 @@
+// Package testnet starts a whole Cocoon network inside a test: a simulated
+// TEE vendor, a proxy whose client-facing traffic is recorded, workers
+// running given engines, and a client serving the OpenAI API, all on
+// loopback. It is a test helper; nothing in the product imports it.
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cocoon-go/cocoon/accounts"
+	"github.com/cocoon-go/cocoon/attest"
+	"github.com/cocoon-go/cocoon/attest/simulated"
+	"github.com/cocoon-go/cocoon/client"
+	"github.com/cocoon-go/cocoon/engine"
+	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/price"
+	"github.com/cocoon-go/cocoon/proxy"
+	"github.com/cocoon-go/cocoon/wire"
+	"github.com/cocoon-go/cocoon/worker"
+)
+
+// Options shape a test network.
+type Options struct {
+	Engines     []engine.Engine // one worker per engine
+	CreditLimit uint64          // proxy's credit limit per client (0: none)
+	Fanout      int             // client's k
+	Capacity    int             // each worker's capacity (0: 4)
+	WorkerPrice price.Price     // zero: price.Default
+	Log         *slog.Logger    // nil: discard
+	// Tamper, if set, may rewrite what the proxy writes back to a sealed request.
+	Tamper func(b []byte) []byte
+}
+
+// Net is a running test network.
+type Net struct {
+	Proxy      *proxy.Proxy
+	Ledger     *accounts.File
+	Client     *client.Client
+	Journal    *accounts.File
+	Workers    []*worker.Worker
+	BaseURL    string // the client's OpenAI base URL
+	ProxyURL   string
+	Vendor     *simulated.Vendor
+	ClientKey  string // hex
+	Recorder   *Recorder
+	workerStop []context.CancelFunc
+}
+
+// Start builds a network and stops it when the test ends.
+func Start(t testing.TB, opts Options) *Net {
+	t.Helper()
+	dir := t.TempDir()
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	vendor, err := simulated.LoadVendor(filepath.Join(dir, "vendor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checker := func() *attest.Cache {
+		return attest.NewCache(&attest.Checker{
+			Verifiers: []attest.Verifier{attest.NewSimulatedVerifier(vendor.Roots())},
+			Policy:    attest.Policy{Measurements: [][32]byte{simulated.Measurement}, MaxAge: time.Hour},
+			Now:       time.Now,
+		})
+	}
+	n := &Net{Vendor: vendor, Recorder: &Recorder{tamper: opts.Tamper}}
+
+	cert, err := identity.TLS(filepath.Join(dir, "proxy", "tls.pem"), "cocoon-proxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinb, _ := identity.CertKeyHash(cert)
+	pin := hex.EncodeToString(pinb[:])
+	n.Ledger, err = accounts.OpenFile(filepath.Join(dir, "proxy", "ledger.jsonl"), opts.CreditLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Proxy = proxy.New(proxy.Config{FeeBPS: 1000}, cert, checker(), n.Ledger, log.With("role", "proxy"))
+	wln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go n.Proxy.ServeWorkers(wln)
+	srv := httptest.NewUnstartedServer(n.Recorder.wrap(n.Proxy.Handler()))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	n.ProxyURL = srv.URL
+	t.Cleanup(func() {
+		for _, stop := range n.workerStop {
+			stop()
+		}
+		srv.Close()
+		wln.Close()
+		n.Proxy.Close()
+		n.Ledger.Close()
+	})
+
+	for i, eng := range opts.Engines {
+		id, err := worker.LoadIdentity(filepath.Join(dir, "worker", string(rune('a'+i))), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := "worker-" + string(rune('a'+i))
+		w, err := worker.New(worker.Config{Name: name, Proxy: wln.Addr().String(), ProxyPin: pin, Capacity: opts.Capacity, Price: opts.WorkerPrice},
+			id, eng, vendor.Device(simulated.Measurement), log.With("role", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { w.Run(ctx); close(done) }()
+		n.workerStop = append(n.workerStop, func() { cancel(); <-done })
+		n.Workers = append(n.Workers, w)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for n.Proxy.Workers() < len(opts.Engines) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d workers connected", n.Proxy.Workers(), len(opts.Engines))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	key, err := identity.Ed25519(filepath.Join(dir, "client", "client.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.ClientKey = hex.EncodeToString(key.Public().(ed25519.PublicKey))
+	n.Journal, err = accounts.OpenFile(filepath.Join(dir, "client", "receipts.jsonl"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Client, err = client.New(client.Config{Proxy: srv.URL, ProxyPin: pin, Fanout: opts.Fanout, DirectoryTTL: 50 * time.Millisecond},
+		key, checker(), n.Journal, log.With("role", "client"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrv := httptest.NewServer(n.Client.Handler())
+	n.BaseURL = csrv.URL + "/v1"
+	t.Cleanup(func() { csrv.Close(); n.Journal.Close() })
+	return n
+}
+
+// StopWorker disconnects worker i and waits until it has stopped.
+func (n *Net) StopWorker(i int) { n.workerStop[i]() }
+
+// Recorder keeps every byte that crossed the proxy's client-facing API, in
+// both directions: what a curious proxy operator could log.
+type Recorder struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	tamper func([]byte) []byte
+}
+
+// Bytes returns everything recorded so far.
+func (r *Recorder) Bytes() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return bytes.Clone(r.buf.Bytes())
+}
+
+func (r *Recorder) add(b []byte) {
+	r.mu.Lock()
+	r.buf.Write(b)
+	r.mu.Unlock()
+}
+
+func (r *Recorder) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.add(body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		rw := &recordingWriter{ResponseWriter: w, r: r}
+		if req.URL.Path == wire.PathRequests {
+			rw.tamper = r.tamper
+		}
+		h.ServeHTTP(rw, req)
+	})
+}
+
+type recordingWriter struct {
+	http.ResponseWriter
+	r      *Recorder
+	tamper func([]byte) []byte
+}
+
+func (w *recordingWriter) Write(b []byte) (int, error) {
+	if w.tamper != nil {
+		b = w.tamper(bytes.Clone(b))
+	}
+	w.r.add(b)
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *recordingWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

@@ -1,0 +1,485 @@
+// Package proxy runs the proxy role: workers dial in and are admitted on
+// their attestation evidence; clients send sealed envelopes, which the proxy
+// routes to the least loaded acceptable worker, relays without being able to
+// read, and meters from the worker's signed receipt.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/cocoon-go/cocoon/accounts"
+	"github.com/cocoon-go/cocoon/api"
+	"github.com/cocoon-go/cocoon/attest"
+	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/price"
+	"github.com/cocoon-go/cocoon/seal"
+	"github.com/cocoon-go/cocoon/wire"
+)
+
+// Config configures a proxy.
+type Config struct {
+	FeeBPS      uint64 `json:"fee_bps"`      // the proxy's share of each cost, in 1/10000
+	CreditLimit uint64 `json:"credit_limit"` // nanoTON a client may owe before it is refused (0: no limit)
+}
+
+// Proxy routes sealed requests from clients to workers.
+type Proxy struct {
+	cfg    Config
+	cert   tls.Certificate
+	attest *attest.Cache
+	ledger accounts.Ledger
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	workers map[[32]byte]*workerConn
+	conns   map[net.Conn]struct{}
+	closed  bool
+}
+
+// New returns a proxy that admits workers whose evidence passes checker and
+// books answers in ledger.
+func New(cfg Config, cert tls.Certificate, checker *attest.Cache, ledger accounts.Ledger, log *slog.Logger) *Proxy {
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.FeeBPS > price.One {
+		cfg.FeeBPS = price.One
+	}
+	return &Proxy{cfg: cfg, cert: cert, attest: checker, ledger: ledger, log: log,
+		workers: map[[32]byte]*workerConn{}, conns: map[net.Conn]struct{}{}}
+}
+
+// workerConn is one connected, admitted worker.
+type workerConn struct {
+	name     string
+	cc       *http2.ClientConn
+	conn     net.Conn
+	verified *attest.Verified
+	hello    wire.Hello
+	models   map[string]bool
+
+	mu       sync.Mutex
+	inflight int
+	latency  time.Duration // moving average of time to first record
+}
+
+// load is in-flight requests per unit of capacity, then recent latency.
+func (w *workerConn) load() (float64, time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return float64(w.inflight) / float64(max(1, w.hello.Capacity)), w.latency
+}
+
+// ServeWorkers accepts worker connections on ln until it is closed.
+func (p *Proxy) ServeWorkers(ln net.Listener) error {
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{p.cert},
+		ClientAuth:   tls.RequireAnyClientCert,
+		NextProtos:   []string{wire.ALPN},
+		MinVersion:   tls.VersionTLS13,
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("proxy: accepting workers: %w", err)
+		}
+		go p.admit(tls.Server(c, cfg))
+	}
+}
+
+// admit handshakes with a worker, checks its evidence, and keeps it routable
+// until the connection fails.
+func (p *Proxy) admit(conn *tls.Conn) {
+	log := p.log.With("worker_addr", conn.RemoteAddr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := conn.HandshakeContext(ctx); err != nil {
+		log.Warn("worker TLS handshake failed", "err", err)
+		conn.Close()
+		return
+	}
+	if !p.track(conn) {
+		conn.Close()
+		return
+	}
+	defer p.untrack(conn)
+	t := &http2.Transport{ReadIdleTimeout: 15 * time.Second, PingTimeout: 10 * time.Second}
+	cc, err := t.NewClientConn(conn)
+	if err != nil {
+		log.Warn("worker HTTP/2 setup failed", "err", err)
+		conn.Close()
+		return
+	}
+	w := &workerConn{cc: cc, conn: conn}
+	if err := p.hello(ctx, w); err != nil {
+		log.Warn("worker refused", "err", err)
+		cc.Close()
+		return
+	}
+	id := w.verified.KeyID
+	log = log.With("worker", w.name, "key_id", hex.EncodeToString(id[:8]))
+	p.mu.Lock()
+	if old := p.workers[id]; old != nil {
+		old.cc.Close()
+	}
+	p.workers[id] = w
+	p.mu.Unlock()
+	log.Info("worker admitted", "kind", w.verified.Claims.Kind, "models", w.hello.Models, "capacity", w.hello.Capacity)
+
+	// Re-read the hello now and then: the worker refreshes its evidence
+	// before its bundle expires, and a changed bundle means a new admission.
+	// A dead link is noticed by HTTP/2 pings (ReadIdleTimeout above).
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for n := 1; ; n++ {
+		<-tick.C
+		if st := cc.State(); st.Closed || st.Closing {
+			break
+		}
+		if n%60 != 0 {
+			continue
+		}
+		hctx, hcancel := context.WithTimeout(context.Background(), 15*time.Second)
+		nw := &workerConn{cc: cc, conn: conn}
+		err := p.hello(hctx, nw)
+		hcancel()
+		if err == nil && nw.verified.KeyID != id {
+			err = errors.New("worker changed its key bundle")
+		}
+		if err != nil {
+			log.Warn("dropping worker", "err", err)
+			cc.Close()
+			break
+		}
+		p.mu.Lock() // candidates reads hello and models under p.mu
+		w.mu.Lock()
+		w.verified, w.hello, w.models = nw.verified, nw.hello, nw.models
+		w.mu.Unlock()
+		p.mu.Unlock()
+	}
+	p.mu.Lock()
+	if p.workers[id] == w {
+		delete(p.workers, id)
+	}
+	p.mu.Unlock()
+	log.Info("worker disconnected")
+}
+
+// hello asks the worker who it is and verifies the answer.
+func (p *Proxy) hello(ctx context.Context, w *workerConn) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://worker"+wire.PathHello, nil)
+	resp, err := w.cc.RoundTrip(req)
+	if err != nil {
+		return fmt.Errorf("hello: %w", err)
+	}
+	defer resp.Body.Close()
+	var h wire.Hello
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&h); err != nil {
+		return fmt.Errorf("hello: %w", err)
+	}
+	v, err := p.attest.Check(h.Evidence)
+	if err != nil {
+		return fmt.Errorf("evidence: %w", err)
+	}
+	// The TLS key the worker connected with must be the one its bundle attests.
+	peer := w.conn.(*tls.Conn).ConnectionState().PeerCertificates
+	if len(peer) == 0 || identity.KeyHash(peer[0]) != v.Bundle.TLSKeyHash {
+		return errors.New("worker's TLS key is not the one in its attested bundle")
+	}
+	served := map[string]bool{}
+	for _, m := range v.Bundle.Models {
+		served[m.Name] = true
+	}
+	w.models = map[string]bool{}
+	for _, m := range h.Models {
+		if !served[m] {
+			return fmt.Errorf("worker announces model %q that its bundle does not attest", m)
+		}
+		w.models[m] = true
+	}
+	if h.Capacity <= 0 {
+		h.Capacity = 1
+	}
+	w.name, w.hello, w.verified = h.Name, h, v
+	return nil
+}
+
+func (p *Proxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *Proxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+	c.Close()
+}
+
+// Close drops every worker connection.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+// Workers reports how many workers are admitted.
+func (p *Proxy) Workers() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.workers)
+}
+
+// Handler serves clients: the directory of workers and sealed requests.
+func (p *Proxy) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+wire.PathDirectory, p.serveDirectory)
+	mux.HandleFunc("POST "+wire.PathRequests, p.serveRequest)
+	return mux
+}
+
+func (p *Proxy) serveDirectory(rw http.ResponseWriter, r *http.Request) {
+	var d wire.Directory
+	p.mu.Lock()
+	for _, w := range p.workers {
+		w.mu.Lock()
+		d.Workers = append(d.Workers, wire.WorkerInfo{Evidence: w.hello.Evidence, Price: w.hello.Price,
+			Capacity: w.hello.Capacity, InFlight: w.inflight, Models: w.hello.Models})
+		w.mu.Unlock()
+	}
+	p.mu.Unlock()
+	rw.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(rw).Encode(d)
+}
+
+// candidates returns the admitted workers among the envelope's recipients
+// that serve its model within its price cap, least loaded first.
+func (p *Proxy) candidates(env *seal.Envelope) (list []*workerConn, known bool) {
+	p.mu.Lock()
+	for _, k := range env.Keys {
+		w := p.workers[k.KeyID]
+		if w == nil {
+			continue
+		}
+		known = true
+		if w.models[env.Header.Model] && w.hello.Price.Within(env.Header.PriceCap) {
+			list = append(list, w)
+		}
+	}
+	p.mu.Unlock()
+	slices.SortStableFunc(list, func(a, b *workerConn) int {
+		la, lta := a.load()
+		lb, ltb := b.load()
+		switch {
+		case la < lb:
+			return -1
+		case la > lb:
+			return 1
+		}
+		return int(lta - ltb)
+	})
+	return list, known
+}
+
+// serveRequest routes one sealed request. Until a worker has streamed
+// something, a failing worker is replaced by the next candidate; after that,
+// a failure ends the stream with an error record and no receipt.
+func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
+	raw, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, seal.MaxEnvelope))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			api.WriteError(rw, api.Errorf(http.StatusRequestEntityTooLarge, api.TypeInvalidRequest, "too_large", "sealed request is over %d bytes", seal.MaxEnvelope))
+			return
+		}
+		api.WriteError(rw, api.Errorf(http.StatusBadRequest, api.TypeInvalidRequest, "read_failed", "reading request: %v", err))
+		return
+	}
+	env, err := seal.ParseEnvelope(raw)
+	if err != nil {
+		api.WriteError(rw, api.Errorf(http.StatusBadRequest, api.TypeInvalidRequest, "bad_envelope", "%v", err))
+		return
+	}
+	if err := env.VerifySignature(); err != nil {
+		api.WriteError(rw, api.Errorf(http.StatusUnauthorized, api.TypeInvalidRequest, "bad_signature", "%v", err))
+		return
+	}
+	if time.Now().Unix() > env.Header.Expires {
+		api.WriteError(rw, api.Errorf(http.StatusBadRequest, api.TypeInvalidRequest, "expired", "sealed request has expired"))
+		return
+	}
+	client := hex.EncodeToString(env.Header.ClientKey)
+	if err := p.ledger.Admit(client); err != nil {
+		api.WriteError(rw, api.Errorf(http.StatusPaymentRequired, api.TypeInsufficient, "credit_limit", "%v", err))
+		return
+	}
+	cands, known := p.candidates(env)
+	if len(cands) == 0 {
+		msg := "none of the request's workers is connected to this proxy"
+		if known {
+			msg = fmt.Sprintf("no connected worker serves model %q within the price limit", env.Header.Model)
+		}
+		api.WriteError(rw, api.Errorf(http.StatusServiceUnavailable, api.TypeUnavailable, "no_worker", "%s", msg))
+		return
+	}
+	var last *wire.ErrorRecord
+	for _, w := range cands {
+		done, erec := p.try(rw, r, w, raw, env, client)
+		if done {
+			return
+		}
+		last = erec
+		if !erec.Retry {
+			break
+		}
+		p.log.Info("retrying on another worker", "from", w.name, "err", erec.Message)
+	}
+	api.WriteError(rw, &last.Error)
+}
+
+// try sends the request to w. It returns done once it has answered the
+// client; otherwise the worker's error, which says whether to retry.
+func (p *Proxy) try(rw http.ResponseWriter, r *http.Request, w *workerConn, raw []byte, env *seal.Envelope, client string) (done bool, _ *wire.ErrorRecord) {
+	lost := func(err error) *wire.ErrorRecord {
+		return &wire.ErrorRecord{Error: *api.Errorf(http.StatusBadGateway, api.TypeServer, "worker_lost", "worker %s failed: %v", w.name, err), Retry: true}
+	}
+	w.mu.Lock()
+	w.inflight++
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.inflight--
+		w.mu.Unlock()
+	}()
+	start := time.Now()
+	req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, "https://worker"+wire.PathRun, bytes.NewReader(raw))
+	req.Header.Set("Content-Type", wire.ContentEnvelope)
+	resp, err := w.cc.RoundTrip(req)
+	if err != nil {
+		return false, lost(err)
+	}
+	defer resp.Body.Close()
+	rr := seal.NewRecordReader(resp.Body)
+	typ, payload, err := rr.Next()
+	if err != nil {
+		return false, lost(err)
+	}
+	w.mu.Lock()
+	w.latency = (w.latency*7 + time.Since(start)) / 8
+	w.mu.Unlock()
+	if typ == seal.RecordError {
+		erec, err := wire.ParseErrorRecord(payload)
+		if err != nil {
+			return false, lost(err)
+		}
+		return false, erec
+	}
+
+	// Committed to this worker: relay every record as it comes.
+	rw.Header().Set("Content-Type", wire.ContentRecords)
+	rw.WriteHeader(http.StatusOK)
+	flusher, _ := rw.(http.Flusher)
+	var resHash seal.ResponseHasher
+	for {
+		switch typ {
+		case seal.RecordChunk:
+			resHash.Add(payload)
+		case seal.RecordReceipt:
+			if err := p.book(payload, w, raw, env, resHash.Sum(), client); err != nil {
+				p.log.Error("refusing worker receipt", "worker", w.name, "err", err)
+				seal.WriteRecord(rw, seal.RecordError, wire.MarshalErrorRecord(http.StatusBadGateway, api.TypeServer, "bad_receipt", "worker sent an invalid receipt", false))
+				return true, nil
+			}
+		}
+		if seal.WriteRecord(rw, typ, payload) != nil {
+			return true, nil // the client went away
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		if typ == seal.RecordReceipt || typ == seal.RecordError {
+			return true, nil
+		}
+		typ, payload, err = rr.Next()
+		if err != nil {
+			if r.Context().Err() == nil {
+				p.log.Warn("worker lost mid-stream", "worker", w.name, "err", err)
+			}
+			erec := lost(err)
+			erec.Retry = false
+			seal.WriteRecord(rw, seal.RecordError, mustJSON(erec))
+			return true, nil
+		}
+	}
+}
+
+// book checks a worker's receipt against what the proxy relayed and records it.
+func (p *Proxy) book(b []byte, w *workerConn, raw []byte, env *seal.Envelope, resHash [32]byte, client string) error {
+	rc, err := seal.ParseReceipt(b)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	v := w.verified
+	w.mu.Unlock()
+	if err := rc.Verify(v.Bundle.SigningKey); err != nil {
+		return err
+	}
+	switch {
+	case rc.Worker != v.KeyID:
+		return errors.New("receipt names another worker")
+	case rc.RequestID != env.Header.RequestID || rc.HeaderHash != env.Header.Hash():
+		return errors.New("receipt is for another request")
+	case rc.RequestHash != sha256.Sum256(raw):
+		return errors.New("receipt's request hash does not match the relayed envelope")
+	case rc.ResponseHash != resHash:
+		return errors.New("receipt's response hash does not match the relayed answer")
+	case !rc.Price.Within(env.Header.PriceCap):
+		return errors.New("receipt's price is above the client's limit")
+	}
+	fee := rc.Cost.Total / price.One * p.cfg.FeeBPS
+	fee += rc.Cost.Total % price.One * p.cfg.FeeBPS / price.One
+	return p.ledger.Record(accounts.Entry{
+		Time:      rc.Time,
+		RequestID: hex.EncodeToString(rc.RequestID[:]),
+		Client:    client,
+		Worker:    hex.EncodeToString(rc.Worker[:]),
+		Model:     rc.Model,
+		Usage:     rc.Usage,
+		Cost:      rc.Cost.Total,
+		WorkerPay: rc.Cost.Total - fee,
+	})
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}

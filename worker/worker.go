@@ -1,0 +1,378 @@
+// Package worker runs the worker role: it holds the attested keys, dials a
+// proxy, opens the sealed requests the proxy relays, runs them on an engine,
+// and streams the answers back sealed, ending each with a signed receipt.
+//
+// Nothing outside the worker (and its engine) sees a prompt or an answer in
+// the clear: the worker is meant to run inside a confidential VM whose
+// evidence binds the keys it publishes.
+package worker
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/cocoon-go/cocoon/api"
+	"github.com/cocoon-go/cocoon/attest"
+	"github.com/cocoon-go/cocoon/engine"
+	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/price"
+	"github.com/cocoon-go/cocoon/seal"
+	"github.com/cocoon-go/cocoon/wire"
+)
+
+// Config configures a worker.
+type Config struct {
+	Name      string        `json:"name"`
+	Proxy     string        `json:"proxy"`      // host:port of the proxy's worker listener
+	ProxyPin  string        `json:"proxy_pin"`  // hex SHA-256 of the proxy's TLS key; empty accepts any
+	Capacity  int           `json:"capacity"`   // requests served at once
+	Price     price.Price   `json:"price"`      // what this worker charges
+	BundleTTL time.Duration `json:"bundle_ttl"` // how long a published key bundle is valid
+	KEM       uint16        `json:"kem"`        // HPKE KEM of the worker's key; 0: MLKEM768-X25519
+}
+
+// Identity is the worker's long-lived keys.
+type Identity struct {
+	HPKE    *seal.PrivateKey
+	Signing ed25519.PrivateKey
+	TLS     tls.Certificate
+}
+
+// LoadIdentity reads the worker's keys from dir, creating them on first use.
+func LoadIdentity(dir string, kem uint16) (*Identity, error) {
+	if kem == 0 {
+		kem = seal.KEMMLKEM768X25519
+	}
+	hk, err := identity.Secret(filepath.Join(dir, "hpke.key"), func() ([]byte, error) {
+		k, err := seal.GenerateKey(kem)
+		if err != nil {
+			return nil, err
+		}
+		return k.Bytes(), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	hpke, err := seal.ParsePrivateKey(hk)
+	if err != nil {
+		return nil, fmt.Errorf("worker: %s: %w", filepath.Join(dir, "hpke.key"), err)
+	}
+	sign, err := identity.Ed25519(filepath.Join(dir, "signing.key"))
+	if err != nil {
+		return nil, err
+	}
+	cert, err := identity.TLS(filepath.Join(dir, "tls.pem"), "cocoon-worker")
+	if err != nil {
+		return nil, err
+	}
+	return &Identity{HPKE: hpke, Signing: sign, TLS: cert}, nil
+}
+
+// Worker serves sealed requests.
+type Worker struct {
+	cfg    Config
+	id     *Identity
+	engine engine.Engine
+	tee    attest.Producer
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	keyID    [32]byte
+	evidence []byte
+	expires  time.Time
+
+	inflight atomic.Int64
+	replay   seal.ReplayCache
+	handler  http.Handler
+}
+
+// New returns a worker that runs requests on eng and proves its keys with tee.
+func New(cfg Config, id *Identity, eng engine.Engine, tee attest.Producer, log *slog.Logger) (*Worker, error) {
+	if cfg.Capacity <= 0 {
+		cfg.Capacity = 4
+	}
+	if cfg.BundleTTL <= 0 {
+		cfg.BundleTTL = 24 * time.Hour
+	}
+	if cfg.Price == (price.Price{}) {
+		cfg.Price = price.Default
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	w := &Worker{cfg: cfg, id: id, engine: eng, tee: tee, log: log}
+	if err := w.refreshEvidence(); err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+wire.PathHello, w.serveHello)
+	mux.HandleFunc("POST "+wire.PathRun, w.serveRun)
+	w.handler = mux
+	return w, nil
+}
+
+// KeyID is the hash of the worker's current key bundle.
+func (w *Worker) KeyID() [32]byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.keyID
+}
+
+// Handler serves the worker's side of the protocol. Run serves it on the
+// connection to the proxy; tests may serve it directly.
+func (w *Worker) Handler() http.Handler { return w.handler }
+
+// refreshEvidence publishes a new key bundle with a fresh expiry and asks the
+// TEE for evidence binding it.
+func (w *Worker) refreshEvidence() error {
+	tlsHash, err := identity.CertKeyHash(w.id.TLS)
+	if err != nil {
+		return err
+	}
+	var models []attest.Model
+	for _, m := range w.engine.Models() {
+		models = append(models, attest.Model{Name: m.ID, Hash: m.Hash})
+	}
+	now := time.Now()
+	b := &attest.Bundle{
+		HPKEKey:    w.id.HPKE.PublicKey(),
+		SigningKey: w.id.Signing.Public().(ed25519.PublicKey),
+		TLSKeyHash: tlsHash,
+		Models:     models,
+		Created:    now.Unix(),
+		Expires:    now.Add(w.cfg.BundleTTL).Unix(),
+	}
+	cpu, err := w.tee.Produce(attest.ReportData(b.Hash()))
+	if err != nil {
+		return fmt.Errorf("worker: producing %s evidence: %w", w.tee.Kind(), err)
+	}
+	ev := &attest.Evidence{Kind: w.tee.Kind(), Bundle: b.Marshal(), CPU: cpu}
+	w.mu.Lock()
+	w.keyID, w.evidence, w.expires = b.Hash(), ev.Marshal(), time.Unix(b.Expires, 0)
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *Worker) serveHello(rw http.ResponseWriter, r *http.Request) {
+	w.mu.Lock()
+	if time.Until(w.expires) < w.cfg.BundleTTL/2 {
+		w.mu.Unlock()
+		if err := w.refreshEvidence(); err != nil {
+			w.log.Error("refreshing evidence", "err", err)
+		}
+		w.mu.Lock()
+	}
+	h := wire.Hello{Name: w.cfg.Name, Evidence: w.evidence, Price: w.cfg.Price, Capacity: w.cfg.Capacity}
+	w.mu.Unlock()
+	for _, m := range w.engine.Models() {
+		h.Models = append(h.Models, m.ID)
+	}
+	rw.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(rw).Encode(h)
+}
+
+// Run keeps a connection to the proxy until ctx is done, redialling with
+// exponential backoff (0.2 s doubling to 30 s, with jitter) when it drops.
+func (w *Worker) Run(ctx context.Context) error {
+	tcfg, err := identity.PinnedConfig(w.cfg.ProxyPin)
+	if err != nil {
+		return err
+	}
+	tcfg.Certificates = []tls.Certificate{w.id.TLS}
+	tcfg.NextProtos = []string{wire.ALPN}
+	if w.cfg.ProxyPin == "" {
+		w.log.Warn("no proxy pin configured: accepting any proxy certificate (prompts stay sealed; metadata does not)")
+	}
+	backoff := 200 * time.Millisecond
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := w.serveOnce(ctx, tcfg)
+		if ctx.Err() != nil {
+			break
+		}
+		if time.Since(start) > time.Minute {
+			backoff = 200 * time.Millisecond
+		}
+		wait := backoff/2 + rand.N(backoff)
+		w.log.Warn("proxy connection lost; reconnecting", "proxy", w.cfg.Proxy, "err", err, "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+	return nil
+}
+
+// serveOnce dials the proxy and serves HTTP/2 on the connection until it ends.
+func (w *Worker) serveOnce(ctx context.Context, tcfg *tls.Config) error {
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}, Config: tcfg}
+	conn, err := d.DialContext(ctx, "tcp", w.cfg.Proxy)
+	if err != nil {
+		return fmt.Errorf("dialing proxy %s: %w", w.cfg.Proxy, err)
+	}
+	id := w.KeyID()
+	w.log.Info("connected to proxy", "proxy", w.cfg.Proxy, "key_id", hex.EncodeToString(id[:8]))
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	srv := &http2.Server{IdleTimeout: 0, MaxConcurrentStreams: uint32(4 * w.cfg.Capacity)}
+	srv.ServeConn(conn, &http2.ServeConnOpts{Context: ctx, Handler: w.handler, BaseConfig: &http.Server{}})
+	return errors.New("connection closed")
+}
+
+// serveRun opens one sealed request, runs it and streams the sealed answer.
+// Errors before the first chunk are error records the proxy may retry
+// elsewhere; errors after it end the stream without a receipt, so the client
+// pays nothing for an answer it did not get whole.
+func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
+	fail := func(status int, typ, code, msg string, retry bool) {
+		w.log.Debug("request refused", "status", status, "code", code, "msg", msg)
+		rw.Header().Set("Content-Type", wire.ContentRecords)
+		seal.WriteRecord(rw, seal.RecordError, wire.MarshalErrorRecord(status, typ, code, msg, retry))
+	}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, seal.MaxEnvelope+1))
+	if err != nil {
+		fail(http.StatusBadGateway, api.TypeServer, "read_failed", "reading request: "+err.Error(), true)
+		return
+	}
+	if len(raw) > seal.MaxEnvelope {
+		fail(http.StatusRequestEntityTooLarge, api.TypeInvalidRequest, "too_large", "sealed request is too large", false)
+		return
+	}
+	keyID := w.KeyID()
+	env, body, sess, err := seal.Open(raw, keyID, w.id.HPKE)
+	if err != nil {
+		fail(http.StatusBadRequest, api.TypeInvalidRequest, "bad_envelope", "cannot open sealed request: "+err.Error(), false)
+		return
+	}
+	h := &env.Header
+	now := time.Now()
+	if err := w.replay.Check(h, now); err != nil {
+		fail(http.StatusBadRequest, api.TypeInvalidRequest, "replayed_or_expired", err.Error(), false)
+		return
+	}
+	req, err := api.ParseRequest(h.Endpoint, body)
+	if err != nil {
+		var ae *api.Error
+		errors.As(err, &ae)
+		fail(ae.Status, ae.Type, "invalid_request", ae.Message, false)
+		return
+	}
+	// The clear fields the proxy routed on must say what the sealed body says.
+	if req.Model != h.Model || req.Stream != h.Stream || uint32(req.Limit()) != h.MaxTokens {
+		fail(http.StatusBadRequest, api.TypeInvalidRequest, "header_mismatch", "routing fields do not match the sealed request", false)
+		return
+	}
+	if !w.cfg.Price.Within(h.PriceCap) {
+		fail(http.StatusServiceUnavailable, api.TypeUnavailable, "price", "worker price is above the client's limit", true)
+		return
+	}
+	if n := w.inflight.Add(1); n > int64(w.cfg.Capacity) {
+		w.inflight.Add(-1)
+		fail(http.StatusServiceUnavailable, api.TypeUnavailable, "busy", "worker is at capacity", true)
+		return
+	}
+	defer w.inflight.Add(-1)
+
+	ereq := engineRequest(req, h, body)
+	rw.Header().Set("Content-Type", wire.ContentRecords)
+	flusher, _ := rw.(http.Flusher)
+	emitted := 0
+	emit := func(data []byte) error {
+		sealed, err := sess.SealChunk(data, false)
+		if err != nil {
+			return err
+		}
+		if err := seal.WriteRecord(rw, seal.RecordChunk, sealed); err != nil {
+			return err
+		}
+		emitted++
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return nil
+	}
+	usage, err := w.engine.Run(r.Context(), ereq, emit)
+	if err != nil {
+		status, typ, code, retry := http.StatusBadGateway, api.TypeServer, "engine_failed", emitted == 0
+		var bad *engine.BadRequestError
+		switch {
+		case errors.As(err, &bad):
+			status, typ, code, retry = http.StatusBadRequest, api.TypeInvalidRequest, "invalid_request", false
+		case errors.Is(err, engine.ErrUnknownModel):
+			status, typ, code, retry = http.StatusNotFound, api.TypeNotFound, "model_not_found", true
+		}
+		if r.Context().Err() == nil {
+			w.log.Warn("engine failed", "err", err, "streamed_chunks", emitted)
+		}
+		fail(status, typ, code, err.Error(), retry)
+		return
+	}
+	if _, err := w.cfg.Price.Cost(usage); err != nil {
+		fail(http.StatusBadGateway, api.TypeServer, "pricing", err.Error(), false)
+		return
+	}
+	final, err := sess.SealChunk(nil, true)
+	if err != nil {
+		return
+	}
+	if seal.WriteRecord(rw, seal.RecordChunk, final) != nil {
+		return
+	}
+	rc, err := sess.Receipt(usage, w.cfg.Price, time.Now())
+	if err != nil {
+		w.log.Error("making receipt", "err", err)
+		return
+	}
+	if err := rc.Sign(w.id.Signing); err != nil {
+		return
+	}
+	seal.WriteRecord(rw, seal.RecordReceipt, rc.Marshal())
+}
+
+func engineRequest(req *api.Request, h *seal.Header, body []byte) *engine.Request {
+	e := &engine.Request{
+		Kind:        engine.Kind(h.Endpoint),
+		ID:          api.CompletionID(h.Endpoint, h.RequestID),
+		Created:     time.Now().Unix(),
+		Model:       h.Model,
+		Stream:      h.Stream,
+		Body:        body,
+		Prompt:      string(req.Prompt),
+		MaxTokens:   req.Limit(),
+		Temperature: req.Temperature,
+		TopP:        req.TopP,
+		Seed:        req.Seed,
+		Stop:        req.Stop,
+		CacheSalt:   hex.EncodeToString(h.ClientKey),
+	}
+	for _, m := range req.Messages {
+		e.Messages = append(e.Messages, engine.Message{Role: m.Role, Content: string(m.Content)})
+	}
+	return e
+}
+
+// Models lists the names of the models this worker serves.
+func (w *Worker) Models() []string {
+	var names []string
+	for _, m := range w.engine.Models() {
+		names = append(names, m.ID)
+	}
+	return names
+}
