@@ -35,8 +35,10 @@ func newFake(answer string) *fakeEngine {
 	return &fakeEngine{words: strings.Fields(answer), emittedSome: make(chan struct{})}
 }
 
-func (f *fakeEngine) Models() []engine.Model { return []engine.Model{{ID: "fake-model", Hash: strings.Repeat("ab", 32)}} }
-func (f *fakeEngine) Close() error           { return nil }
+func (f *fakeEngine) Models() []engine.Model {
+	return []engine.Model{{ID: "fake-model", Hash: strings.Repeat("ab", 32)}}
+}
+func (f *fakeEngine) Close() error { return nil }
 
 func (f *fakeEngine) Run(ctx context.Context, req *engine.Request, emit engine.Emit) (price.Usage, error) {
 	f.calls.Add(1)
