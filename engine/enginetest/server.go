@@ -58,10 +58,12 @@ type FakeServer struct {
 
 	opts      FakeOptions
 	srv       *httptest.Server
+	quit      chan struct{} // closed by Close, to end hanging handlers
 	seq       atomic.Int64
 	requests  atomic.Int64
 	cancelled atomic.Int64
 
+	closeOnce  sync.Once
 	mu         sync.Mutex
 	lastBody   []byte
 	lastHeader http.Header
@@ -75,7 +77,7 @@ func NewFakeServer(opts FakeOptions) *FakeServer {
 	if opts.Answer == "" {
 		opts.Answer = DefaultAnswer
 	}
-	s := &FakeServer{opts: opts}
+	s := &FakeServer{opts: opts, quit: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/models", s.models)
 	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { s.complete(w, r, engine.Chat) })
@@ -91,8 +93,12 @@ func NewFakeServer(opts FakeOptions) *FakeServer {
 	return s
 }
 
-// Close shuts the server down, waiting for its handlers to return.
-func (s *FakeServer) Close() { s.srv.Close() }
+// Close shuts the server down, waiting for its handlers to return; hanging
+// ones return at once.
+func (s *FakeServer) Close() {
+	s.closeOnce.Do(func() { close(s.quit) })
+	s.srv.Close()
+}
 
 // Requests is how many completion requests arrived (model lists not counted).
 func (s *FakeServer) Requests() int64 { return s.requests.Load() }
@@ -243,7 +249,7 @@ func (s *FakeServer) complete(w http.ResponseWriter, r *http.Request, kind engin
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)
 			rc.Flush()
-			<-r.Context().Done()
+			s.hang(r)
 			return
 		}
 		writeJSON(w, http.StatusOK, withUsage(a.whole(text, finish, nil), usage(Tokens(text))))
@@ -263,6 +269,8 @@ func (s *FakeServer) complete(w http.ResponseWriter, r *http.Request, kind engin
 			select {
 			case <-r.Context().Done():
 				return false
+			case <-s.quit:
+				return false
 			case <-time.After(d):
 			}
 		}
@@ -281,7 +289,7 @@ func (s *FakeServer) complete(w http.ResponseWriter, r *http.Request, kind engin
 			return false
 		}
 		if s.opts.Hang {
-			<-r.Context().Done()
+			s.hang(r)
 			return false
 		}
 		return true
@@ -307,6 +315,14 @@ func (s *FakeServer) complete(w http.ResponseWriter, r *http.Request, kind engin
 	}
 	if _, err := io.WriteString(w, "data: [DONE]\n\n"); err != nil {
 		broken = true
+	}
+}
+
+// hang waits until the client of r goes away or the server closes.
+func (s *FakeServer) hang(r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-s.quit:
 	}
 }
 
