@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cocoon-go/cocoon/client"
+	"github.com/cocoon-go/cocoon/node"
+	"github.com/cocoon-go/cocoon/price"
+)
+
+func runUp(ctx context.Context, args []string) error {
+	fs, verbose := newFlags("up", "Runs a whole Cocoon network in one process: a proxy, workers running the embedded\nmodel (or --engine-url) in a SIMULATED TEE, and a client serving the OpenAI API.")
+	cfg := node.UpConfig{Progress: os.Stderr}
+	fs.StringVar(&cfg.DataDir, "data-dir", defaultDir("up"), "directory for keys and accounts (kept across starts)")
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:10000", "address of the client's OpenAI API")
+	fs.IntVar(&cfg.Workers, "workers", 2, "number of workers")
+	fs.StringVar(&cfg.Engine.URL, "engine-url", "", "OpenAI-compatible engine all workers front (e.g. http://127.0.0.1:8000/v1); default: the embedded model")
+	fs.StringVar(&cfg.Engine.APIKey, "engine-key", "", "API key for --engine-url")
+	fs.StringVar(&cfg.Engine.Model, "model", "", "GGUF file for the embedded engine (default: the built-in cocoon-tiny)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := newLogger(*verbose)
+	start := time.Now()
+	n, err := node.Up(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, `
+  Cocoon is up (%s): 1 proxy, %d workers, 1 client.
+  WARNING: workers run in a SIMULATED TEE — fine for development, no confidentiality guarantee.
+
+  OpenAI base URL:  %s
+  Try:  curl %s/chat/completions -H 'Content-Type: application/json' \
+          -d '{"model":"%s","messages":[{"role":"user","content":"Tell me about light"}]}'
+
+  Data directory:   %s
+  Press Ctrl-C to stop.
+
+`, time.Since(start).Round(time.Millisecond), len(n.Workers), n.BaseURL, n.BaseURL, firstModel(n), cfg.DataDir)
+	<-ctx.Done()
+	log.Info("stopping")
+	return n.Close()
+}
+
+func firstModel(n *node.Network) string {
+	for _, w := range n.Workers {
+		for _, m := range w.Models() {
+			return m
+		}
+	}
+	return "cocoon-tiny"
+}
+
+// trustFlags binds the flags that say which workers to accept.
+func trustFlags(fs *flag.FlagSet, t *node.Trust) {
+	fs.Var((*list)(&t.SimulatedRoots), "trust-simulated-root", "PEM file of a simulated-TEE vendor root to trust (development only; repeatable)")
+	fs.Var((*list)(&t.Measurements), "allow-measurement", "hex image hash a worker may run (repeatable)")
+	fs.Var((*list)(&t.Models), "allow-model", "hex model hash a worker may serve (repeatable; none: any)")
+	fs.StringVar(&t.MaxAge, "max-evidence-age", t.MaxAge, "oldest evidence accepted (e.g. 48h)")
+}
+
+func runProxy(ctx context.Context, args []string) error {
+	cfg := node.ProxyConfig{DataDir: defaultDir("proxy"), Listen: "127.0.0.1:10443", WorkerListen: "127.0.0.1:10444", Proxy: node.ProxyDefaults()}
+	if p := configPath(args); p != "" {
+		if err := node.LoadConfig(p, &cfg); err != nil {
+			return err
+		}
+	}
+	fs, verbose := newFlags("proxy", "Runs a proxy: workers dial --worker-listen and are admitted on their evidence;\nclients send sealed requests to --listen.")
+	fs.String("config", "", "JSON config file (flags override it)")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the TLS key and the ledger")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address for clients (TLS)")
+	fs.StringVar(&cfg.WorkerListen, "worker-listen", cfg.WorkerListen, "address workers dial (TLS)")
+	fs.Uint64Var(&cfg.Proxy.FeeBPS, "fee-bps", cfg.Proxy.FeeBPS, "proxy's share of each cost in 1/10000")
+	fs.Uint64Var(&cfg.Proxy.CreditLimit, "credit-limit", cfg.Proxy.CreditLimit, "nanoTON a client may owe before it is refused (0: none)")
+	trustFlags(fs, &cfg.Trust)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	p, err := node.StartProxy(cfg, newLogger(*verbose))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "proxy ready: clients https://%s, workers %s, pin %s\n", p.Addr, p.WorkerAddr, p.Pin)
+	<-ctx.Done()
+	return p.Close()
+}
+
+func runWorker(ctx context.Context, args []string) error {
+	cfg := node.WorkerConfig{DataDir: defaultDir("worker")}
+	cfg.Worker.Price = price.Default
+	cfg.Engine.Models = map[string]string{}
+	if p := configPath(args); p != "" {
+		if err := node.LoadConfig(p, &cfg); err != nil {
+			return err
+		}
+	}
+	if cfg.Engine.Models == nil {
+		cfg.Engine.Models = map[string]string{}
+	}
+	fs, verbose := newFlags("worker", "Runs a worker: dials --proxy, publishes its attested keys, opens sealed requests\nand runs them on the embedded model or an OpenAI-compatible engine (--engine-url).")
+	fs.String("config", "", "JSON config file (flags override it)")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the worker's keys")
+	fs.StringVar(&cfg.Worker.Name, "name", cfg.Worker.Name, "name shown in logs")
+	fs.StringVar(&cfg.Worker.Proxy, "proxy", cfg.Worker.Proxy, "proxy's worker address HOST:PORT (required)")
+	fs.StringVar(&cfg.Worker.ProxyPin, "proxy-pin", cfg.Worker.ProxyPin, "hex SHA-256 of the proxy's TLS key (printed by the proxy)")
+	fs.IntVar(&cfg.Worker.Capacity, "capacity", cfg.Worker.Capacity, "requests served at once (0: 4)")
+	fs.Uint64Var(&cfg.Worker.Price.PerToken, "price-per-token", cfg.Worker.Price.PerToken, "base price, nanoTON per token")
+	fs.Uint64Var(&cfg.Worker.Price.PromptMul, "prompt-mul", cfg.Worker.Price.PromptMul, "prompt token multiplier (10000 = 1x)")
+	fs.Uint64Var(&cfg.Worker.Price.CachedMul, "cached-mul", cfg.Worker.Price.CachedMul, "cached prompt token multiplier (10000 = 1x)")
+	fs.Uint64Var(&cfg.Worker.Price.CompletionMul, "completion-mul", cfg.Worker.Price.CompletionMul, "completion token multiplier (10000 = 1x)")
+	fs.StringVar(&cfg.Engine.URL, "engine-url", cfg.Engine.URL, "OpenAI-compatible engine (vLLM, SGLang, llama.cpp, Ollama), e.g. http://127.0.0.1:8000/v1")
+	fs.StringVar(&cfg.Engine.APIKey, "engine-key", cfg.Engine.APIKey, "API key for --engine-url")
+	fs.Var(mapFlag(cfg.Engine.Models), "engine-model", "NAME=UPSTREAM: serve the engine's UPSTREAM model as NAME (repeatable)")
+	fs.BoolVar(&cfg.Engine.CacheSalt, "cache-salt", cfg.Engine.CacheSalt, "send a per-client cache_salt (vLLM) so tenants cannot time each other's prefix cache")
+	fs.StringVar(&cfg.Engine.Model, "model", cfg.Engine.Model, "GGUF file for the embedded engine (default: the built-in cocoon-tiny)")
+	fs.StringVar(&cfg.SimulatedTEE, "simulated-tee", cfg.SimulatedTEE, "directory of a simulated-TEE vendor seed (development only)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if cfg.Worker.Proxy == "" {
+		return fmt.Errorf("--proxy is required")
+	}
+	log := newLogger(*verbose)
+	eng, err := node.OpenEngine(ctx, cfg.Engine, os.Stderr, log)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	w, err := node.NewWorker(cfg, eng, log)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}
+
+func runClient(ctx context.Context, args []string) error {
+	cfg := node.ClientConfig{DataDir: defaultDir("client"), Listen: "127.0.0.1:10000"}
+	cfg.Client.MaxPrice = client.DefaultMaxPrice
+	if p := configPath(args); p != "" {
+		if err := node.LoadConfig(p, &cfg); err != nil {
+			return err
+		}
+	}
+	fs, verbose := newFlags("client", "Runs a client: serves the OpenAI API on --addr and sends sealed requests through --proxy.")
+	fs.String("config", "", "JSON config file (flags override it)")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the client's key and receipts")
+	fs.StringVar(&cfg.Listen, "addr", cfg.Listen, "address of the OpenAI API")
+	fs.StringVar(&cfg.Client.Proxy, "proxy", cfg.Client.Proxy, "proxy URL, e.g. https://127.0.0.1:10443 (required)")
+	fs.StringVar(&cfg.Client.ProxyPin, "proxy-pin", cfg.Client.ProxyPin, "hex SHA-256 of the proxy's TLS key (printed by the proxy)")
+	fs.IntVar(&cfg.Client.Fanout, "fanout", cfg.Client.Fanout, "workers each request is sealed to (0: 3)")
+	fs.Uint64Var(&cfg.Client.MaxPrice.PerToken, "max-price-per-token", cfg.Client.MaxPrice.PerToken, "most nanoTON paid per token of any kind")
+	trustFlags(fs, &cfg.Trust)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if cfg.Client.Proxy == "" {
+		return fmt.Errorf("--proxy is required")
+	}
+	c, err := node.StartClient(cfg, newLogger(*verbose))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "client ready: OpenAI base URL %s\n", c.BaseURL)
+	<-ctx.Done()
+	return c.Close()
+}

@@ -1,0 +1,215 @@
+// Package node assembles Cocoon's roles from their configuration — keys in
+// a data directory, trust policy, engine, listeners — and runs them as
+// servers. cmd/cocoon is flag parsing around it; Up runs a whole network in
+// one process.
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cocoon-go/cocoon/accounts"
+	"github.com/cocoon-go/cocoon/attest"
+	"github.com/cocoon-go/cocoon/client"
+	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/proxy"
+)
+
+// Trust says which workers a client or proxy accepts.
+type Trust struct {
+	// SimulatedRoots are PEM files of simulated-TEE vendor roots to trust.
+	// Never set in production: anyone can make such evidence.
+	SimulatedRoots []string `json:"simulated_roots"`
+	Measurements   []string `json:"measurements"` // allowed image hashes, hex
+	Models         []string `json:"models"`       // allowed model hashes, hex; empty: any
+	MaxAge         string   `json:"max_age"`      // evidence freshness, e.g. "48h"; empty: 48h
+}
+
+// Checker builds the attestation checker (with its cache) for t.
+func (t Trust) Checker(log *slog.Logger) (*attest.Cache, error) {
+	p := attest.Policy{Models: t.Models, MaxAge: 48 * time.Hour}
+	if t.MaxAge != "" {
+		d, err := time.ParseDuration(t.MaxAge)
+		if err != nil {
+			return nil, fmt.Errorf("trust: max_age %q: %w", t.MaxAge, err)
+		}
+		p.MaxAge = d
+	}
+	for _, m := range t.Measurements {
+		b, err := hex.DecodeString(m)
+		if err != nil || len(b) != 32 {
+			return nil, fmt.Errorf("trust: measurement %q is not 32 bytes of hex", m)
+		}
+		p.Measurements = append(p.Measurements, [32]byte(b))
+	}
+	c := &attest.Checker{Policy: p, Now: time.Now}
+	for _, path := range t.SimulatedRoots {
+		roots, err := attest.LoadRoots(path)
+		if err != nil {
+			return nil, err
+		}
+		log.Warn("TRUSTING A SIMULATED TEE: evidence signed by this development vendor root is accepted; it proves nothing about confidentiality. Never do this in production.", "root", path)
+		c.Verifiers = append(c.Verifiers, attest.NewSimulatedVerifier(roots))
+	}
+	if len(c.Verifiers) == 0 {
+		return nil, errors.New("trust: no evidence kind is trusted: only the simulated TEE exists so far; pass a simulated vendor root")
+	}
+	if len(p.Measurements) == 0 {
+		return nil, errors.New("trust: no measurement is allowed, so no worker would be accepted")
+	}
+	return attest.NewCache(c), nil
+}
+
+// ProxyConfig configures a proxy node.
+type ProxyConfig struct {
+	DataDir      string       `json:"data_dir"`
+	Listen       string       `json:"listen"`        // clients connect here (TLS)
+	WorkerListen string       `json:"worker_listen"` // workers dial here (TLS)
+	Proxy        proxy.Config `json:"proxy"`
+	Trust        Trust        `json:"trust"`
+}
+
+// Proxy is a running proxy node.
+type Proxy struct {
+	*proxy.Proxy
+	Addr       string // clients' address
+	WorkerAddr string // workers' address
+	Pin        string // hex SHA-256 of the proxy's TLS key, for clients and workers to pin
+	srv        *http.Server
+	wln        net.Listener
+	ledger     *accounts.File
+}
+
+// StartProxy starts a proxy node.
+func StartProxy(cfg ProxyConfig, log *slog.Logger) (*Proxy, error) {
+	checker, err := cfg.Trust.Checker(log)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := identity.TLS(filepath.Join(cfg.DataDir, "tls.pem"), "cocoon-proxy")
+	if err != nil {
+		return nil, err
+	}
+	pin, _ := identity.CertKeyHash(cert)
+	ledger, err := accounts.OpenFile(filepath.Join(cfg.DataDir, "ledger.jsonl"), cfg.Proxy.CreditLimit)
+	if err != nil {
+		return nil, err
+	}
+	p := proxy.New(cfg.Proxy, cert, checker, ledger, log)
+	wln, err := net.Listen("tcp", cfg.WorkerListen)
+	if err != nil {
+		ledger.Close()
+		return nil, fmt.Errorf("proxy: worker listener: %w", err)
+	}
+	cln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		wln.Close()
+		ledger.Close()
+		return nil, fmt.Errorf("proxy: client listener: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           p.Handler(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, NextProtos: []string{"h2", "http/1.1"}},
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	go srv.ServeTLS(cln, "", "")
+	go p.ServeWorkers(wln)
+	n := &Proxy{Proxy: p, Addr: cln.Addr().String(), WorkerAddr: wln.Addr().String(), Pin: hex.EncodeToString(pin[:]), srv: srv, wln: wln, ledger: ledger}
+	log.Info("proxy listening", "clients", n.Addr, "workers", n.WorkerAddr, "pin", n.Pin)
+	return n, nil
+}
+
+// Close stops the proxy.
+func (n *Proxy) Close() error {
+	n.wln.Close()
+	n.Proxy.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	n.srv.Shutdown(ctx)
+	n.srv.Close()
+	return n.ledger.Close()
+}
+
+// ClientConfig configures a client node.
+type ClientConfig struct {
+	DataDir string        `json:"data_dir"`
+	Listen  string        `json:"listen"` // the OpenAI API, e.g. 127.0.0.1:10000
+	Client  client.Config `json:"client"`
+	Trust   Trust         `json:"trust"`
+}
+
+// Client is a running client node.
+type Client struct {
+	*client.Client
+	Addr    string
+	BaseURL string // the OpenAI base URL, http://ADDR/v1
+	srv     *http.Server
+	journal *accounts.File
+}
+
+// StartClient starts a client node.
+func StartClient(cfg ClientConfig, log *slog.Logger) (*Client, error) {
+	checker, err := cfg.Trust.Checker(log)
+	if err != nil {
+		return nil, err
+	}
+	key, err := identity.Ed25519(filepath.Join(cfg.DataDir, "client.key"))
+	if err != nil {
+		return nil, err
+	}
+	journal, err := accounts.OpenFile(filepath.Join(cfg.DataDir, "receipts.jsonl"), 0)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg.Client, key, checker, journal, log)
+	if err != nil {
+		journal.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		journal.Close()
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	n := &Client{Client: c, Addr: ln.Addr().String(), srv: srv, journal: journal}
+	n.BaseURL = "http://" + n.Addr + "/v1"
+	log.Info("client serving the OpenAI API", "base_url", n.BaseURL, "proxy", cfg.Client.Proxy)
+	return n, nil
+}
+
+// Close stops the client.
+func (n *Client) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	n.srv.Shutdown(ctx)
+	n.srv.Close()
+	return n.journal.Close()
+}
+
+// LoadConfig reads a JSON config file into v, refusing unknown fields.
+func LoadConfig(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}

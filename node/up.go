@@ -1,0 +1,133 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cocoon-go/cocoon/attest/simulated"
+	"github.com/cocoon-go/cocoon/client"
+	"github.com/cocoon-go/cocoon/engine"
+	"github.com/cocoon-go/cocoon/proxy"
+	"github.com/cocoon-go/cocoon/worker"
+)
+
+// UpConfig configures a whole network in one process.
+type UpConfig struct {
+	DataDir  string       // keys, vendor seed and books persist here
+	Addr     string       // the client's OpenAI API
+	Workers  int          // how many workers
+	Engine   EngineConfig // what the workers run
+	Progress io.Writer    // model loading progress, or nil
+}
+
+// Network is a running one-process network.
+type Network struct {
+	Proxy   *Proxy
+	Client  *Client
+	Workers []*worker.Worker
+	BaseURL string
+
+	engine engine.Engine
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Up starts a local chain-less network: a proxy, cfg.Workers workers sharing
+// one engine, and a client, all on loopback, with a simulated TEE whose
+// vendor root the proxy and client are told to trust.
+func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("up: %w", err)
+	}
+	vendorDir := filepath.Join(cfg.DataDir, "simulated-tee")
+	vendor, err := simulated.LoadVendor(vendorDir)
+	if err != nil {
+		return nil, err
+	}
+	rootPath := filepath.Join(cfg.DataDir, "simulated-tee", "vendor-root.pem")
+	if err := os.WriteFile(rootPath, vendor.RootPEM(), 0o644); err != nil {
+		return nil, fmt.Errorf("up: %w", err)
+	}
+	trust := Trust{SimulatedRoots: []string{rootPath}, Measurements: []string{hex.EncodeToString(simulated.Measurement[:])}}
+
+	n := &Network{}
+	ctx, n.cancel = context.WithCancel(ctx)
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	n.engine, err = OpenEngine(ctx, cfg.Engine, cfg.Progress, log)
+	if err != nil {
+		return nil, err
+	}
+	n.Proxy, err = StartProxy(ProxyConfig{
+		DataDir: filepath.Join(cfg.DataDir, "proxy"), Listen: "127.0.0.1:0", WorkerListen: "127.0.0.1:0", Trust: trust,
+		Proxy: ProxyDefaults(),
+	}, log.With("role", "proxy"))
+	if err != nil {
+		return nil, err
+	}
+	for i := range cfg.Workers {
+		name := fmt.Sprintf("worker-%d", i+1)
+		w, err := NewWorker(WorkerConfig{
+			DataDir:      filepath.Join(cfg.DataDir, name),
+			Worker:       worker.Config{Name: name, Proxy: n.Proxy.WorkerAddr, ProxyPin: n.Proxy.Pin},
+			SimulatedTEE: vendorDir,
+		}, n.engine, log.With("role", name))
+		if err != nil {
+			return nil, err
+		}
+		n.Workers = append(n.Workers, w)
+		n.wg.Go(func() { w.Run(ctx) })
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for n.Proxy.Workers() < cfg.Workers {
+		if time.Now().After(deadline) {
+			return nil, errors.New("up: workers did not connect to the proxy within 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n.Client, err = StartClient(ClientConfig{
+		DataDir: filepath.Join(cfg.DataDir, "client"), Listen: cfg.Addr, Trust: trust,
+		Client: client.Config{Proxy: "https://" + n.Proxy.Addr, ProxyPin: n.Proxy.Pin},
+	}, log.With("role", "client"))
+	if err != nil {
+		return nil, err
+	}
+	n.BaseURL = n.Client.BaseURL
+	return n, nil
+}
+
+// ProxyDefaults is the proxy configuration `cocoon up` uses: a 10% fee and a
+// credit limit of 1000 TON per client.
+func ProxyDefaults() proxy.Config {
+	return proxy.Config{FeeBPS: 1000, CreditLimit: 1000_000_000_000}
+}
+
+// Close stops everything Up started.
+func (n *Network) Close() error {
+	if n.Client != nil {
+		n.Client.Close()
+	}
+	n.cancel()
+	if n.Proxy != nil {
+		n.Proxy.Close()
+	}
+	n.wg.Wait()
+	if n.engine != nil {
+		n.engine.Close()
+	}
+	return nil
+}
