@@ -276,18 +276,17 @@ func TestAPIKey(t *testing.T) {
 
 func TestUpstreamErrors(t *testing.T) {
 	for _, tc := range []struct {
-		status  int
-		check   func(error) bool
-		what    string
-		message bool // the app sees the server's message
+		status int
+		check  func(error) bool
+		what   string
 	}{
-		{404, func(err error) bool { return errors.Is(err, engine.ErrUnknownModel) }, "ErrUnknownModel", true},
-		{400, func(err error) bool { var b *engine.BadRequestError; return errors.As(err, &b) && b.Msg == "upstream says no" }, "BadRequestError", true},
-		{422, func(err error) bool { var b *engine.BadRequestError; return errors.As(err, &b) }, "BadRequestError", true},
-		{429, isPlain, "a plain error", true},
-		{401, isPlain, "a plain error", true},
-		{500, isPlain, "a plain error", true},
-		{503, isPlain, "a plain error", true},
+		{404, isUnknown, "ErrUnknownModel"},
+		{400, isBadRequest, "BadRequestError"},
+		{422, isBadRequest, "BadRequestError"},
+		{429, isPlain, "a plain error"},
+		{401, isPlain, "a plain error"},
+		{500, isPlain, "a plain error"},
+		{503, isPlain, "a plain error"},
 	} {
 		for _, stream := range []bool{true, false} {
 			s := fakeServer(t, enginetest.FakeOptions{FailStatus: tc.status, FailMessage: "upstream says no"})
@@ -317,6 +316,13 @@ func TestUpstreamErrors(t *testing.T) {
 	if _, _, err := collect(t, e, request(engine.Chat, "m", true, "")); err == nil || !strings.Contains(err.Error(), s.URL) || !isPlain(err) {
 		t.Errorf("server down: err = %v, want a plain error naming %s", err, s.URL)
 	}
+}
+
+func isUnknown(err error) bool { return errors.Is(err, engine.ErrUnknownModel) }
+
+func isBadRequest(err error) bool {
+	var b *engine.BadRequestError
+	return errors.As(err, &b) && b.Msg == "upstream says no"
 }
 
 func isPlain(err error) bool {

@@ -163,26 +163,23 @@ func (r *relay) stream(body io.Reader) (price.Usage, error) {
 // chunk rewrites one streamed object, or returns nil for a usage-only chunk,
 // which the worker replaces with its own.
 func (r *relay) chunk(data []byte) ([]byte, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
+	out, o, ok := rewrite(data, r.id, r.model, r.created, true)
+	if !ok {
 		return nil, fmt.Errorf("engine at %s: stream event is not a JSON object: %.100q", r.where, data)
 	}
-	if err := r.failed(obj); err != nil {
+	if err := r.failed(o, data); err != nil {
 		return nil, err
 	}
-	raw, ok := obj["usage"]
-	delete(obj, "usage")
-	if ok {
-		counted, err := r.count(raw)
+	if o.usage != nil {
+		counted, err := r.count(o.usage)
 		if err != nil {
 			return nil, err
 		}
-		if counted && isEmptyArray(obj["choices"]) {
+		if counted && isEmptyArray(o.choices) {
 			return nil, nil
 		}
 	}
-	r.stamp(obj)
-	return json.Marshal(obj)
+	return out, nil
 }
 
 // whole relays a non-streamed answer, usage included.
@@ -197,23 +194,18 @@ func (r *relay) whole(resp *http.Response) (price.Usage, error) {
 	if int64(len(b)) > r.max {
 		return price.Usage{}, fmt.Errorf("engine at %s: answer exceeds the limit of %d bytes", r.where, r.max)
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(b, &obj); err != nil || obj == nil {
+	out, o, ok := rewrite(b, r.id, r.model, r.created, false)
+	if !ok {
 		return price.Usage{}, fmt.Errorf("engine at %s: answer is not a JSON object: %.100q", r.where, b)
 	}
-	if err := r.failed(obj); err != nil {
+	if err := r.failed(o, b); err != nil {
 		return price.Usage{}, err
 	}
-	if _, err := r.count(obj["usage"]); err != nil {
+	if _, err := r.count(o.usage); err != nil {
 		return price.Usage{}, err
 	}
 	if !r.counted {
 		return price.Usage{}, fmt.Errorf("engine at %s: %w in the answer", r.where, ErrNoUsage)
-	}
-	r.stamp(obj)
-	out, err := json.Marshal(obj)
-	if err != nil {
-		return price.Usage{}, fmt.Errorf("engine at %s: re-encoding answer: %w", r.where, err)
 	}
 	if err := r.emit(out); err != nil {
 		return price.Usage{}, err
@@ -223,10 +215,9 @@ func (r *relay) whole(resp *http.Response) (price.Usage, error) {
 
 // failed returns the error a server reported inside a 200 answer or stream
 // ({"error":{…}}, or vLLM's older {"object":"error",…}), or nil.
-func (r *relay) failed(obj map[string]json.RawMessage) error {
-	if raw, ok := obj["error"]; (ok && !isNull(raw)) || string(obj["object"]) == `"error"` {
-		b, _ := json.Marshal(obj)
-		return fmt.Errorf("engine at %s: failed mid-answer: %s", r.where, errorMessage(b))
+func (r *relay) failed(o object, data []byte) error {
+	if !isNull(o.error) || string(o.object) == `"error"` {
+		return fmt.Errorf("engine at %s: failed mid-answer: %s", r.where, errorMessage(data))
 	}
 	return nil
 }
@@ -257,15 +248,6 @@ func (r *relay) count(raw json.RawMessage) (bool, error) {
 	}
 	r.counted = true
 	return true, nil
-}
-
-// stamp puts the network's id, model name and time into obj.
-func (r *relay) stamp(obj map[string]json.RawMessage) {
-	obj["id"] = r.id
-	obj["model"] = r.model
-	if r.created != nil {
-		obj["created"] = r.created
-	}
 }
 
 func isNull(raw json.RawMessage) bool {
