@@ -120,6 +120,16 @@ func dot(a, b []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
+// int8f maps a Q8_0 weight byte to its value: a table lookup is cheaper than
+// converting the integer to float32 in the inner loop.
+var int8f [256]float32
+
+func init() {
+	for i := range int8f {
+		int8f[i] = float32(int8(uint8(i)))
+	}
+}
+
 // dotQ8 is the dot product of a row of Q8_0 blocks with x.
 func dotQ8(blocks []byte, x []float32) float32 {
 	var sum float32
@@ -130,10 +140,10 @@ func dotQ8(blocks []byte, x []float32) float32 {
 		var s0, s1, s2, s3 float32
 		for j := 0; j < q8Block; j += 8 {
 			qq, xb := q[j:j+8:j+8], xx[j:j+8:j+8]
-			s0 += float32(int8(qq[0]))*xb[0] + float32(int8(qq[4]))*xb[4]
-			s1 += float32(int8(qq[1]))*xb[1] + float32(int8(qq[5]))*xb[5]
-			s2 += float32(int8(qq[2]))*xb[2] + float32(int8(qq[6]))*xb[6]
-			s3 += float32(int8(qq[3]))*xb[3] + float32(int8(qq[7]))*xb[7]
+			s0 += int8f[qq[0]]*xb[0] + int8f[qq[4]]*xb[4]
+			s1 += int8f[qq[1]]*xb[1] + int8f[qq[5]]*xb[5]
+			s2 += int8f[qq[2]]*xb[2] + int8f[qq[6]]*xb[6]
+			s3 += int8f[qq[3]]*xb[3] + int8f[qq[7]]*xb[7]
 		}
 		sum += ((s0 + s1) + (s2 + s3)) * gguf.F16ToF32(uint16(blk[0])|uint16(blk[1])<<8)
 		blocks, x = blocks[q8Bytes:], x[q8Block:]
