@@ -450,7 +450,11 @@ func TestMissingUsage(t *testing.T) {
 func rawServer(t *testing.T, stream string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
+		if strings.HasPrefix(stream, "{") {
+			w.Header().Set("Content-Type", "application/json")
+		} else {
+			w.Header().Set("Content-Type", "text/event-stream")
+		}
 		io.WriteString(w, stream)
 	}))
 	t.Cleanup(srv.Close)
@@ -476,6 +480,7 @@ func TestSSE(t *testing.T) {
 		{"error mid-stream", "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"error\":{\"message\":\"out of memory\",\"code\":500}}\n\n", "a", "out of memory"},
 		{"vLLM's older error", "data: {\"object\":\"error\",\"message\":\"out of memory\"}\n\n", "", "out of memory"},
 		{"not JSON", "data: {\"choices\n\n", "", "not a JSON object"},
+		{"JSON instead of events", `{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}`, "", "not server-sent events"},
 		{"negative count", `data: {"choices":[],"usage":{"prompt_tokens":-1,"completion_tokens":2}}` + "\n\n", "", "usage"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

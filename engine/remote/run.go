@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/price"
@@ -59,6 +60,9 @@ func (e *Engine) Run(ctx context.Context, req *engine.Request, emit engine.Emit)
 		r.created, _ = json.Marshal(req.Created)
 	}
 	if req.Stream {
+		if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/json") {
+			return price.Usage{}, fmt.Errorf("engine at %s: answered a streaming request with %s, not server-sent events", where, ct)
+		}
 		return r.stream(resp.Body)
 	}
 	return r.whole(resp)
