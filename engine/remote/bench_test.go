@@ -84,3 +84,20 @@ func BenchmarkRelayHTTP(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "chunks/s")
 }
+
+// BenchmarkDirectHTTP is BenchmarkRelayHTTP's baseline: the same request
+// sent to the fake server by a plain HTTP client that reads the answer whole.
+func BenchmarkDirectHTTP(b *testing.B) {
+	s := enginetest.NewFakeServer(enginetest.FakeOptions{})
+	defer s.Close()
+	body := request(engine.Chat, enginetest.DefaultModel, true, `,"stream_options":{"include_usage":true}`).Body
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := http.Post(s.URL+"/chat/completions", "application/json", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}

@@ -18,7 +18,7 @@ type events struct {
 }
 
 func newEvents(r io.Reader, max int64) *events {
-	return &events{r: bufio.NewReaderSize(r, 32<<10), max: max}
+	return &events{r: bufio.NewReaderSize(r, 8<<10), max: max}
 }
 
 // next returns the data of the next event that has any, valid until the next
