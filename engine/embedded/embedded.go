@@ -238,6 +238,10 @@ func (e *Engine) prompt(req *engine.Request) ([]int, error) {
 	return ids, nil
 }
 
+// prefillChunk is how many prompt tokens run between checks for a cancelled
+// request.
+const prefillChunk = 64
+
 // generation is one answer being written.
 type generation struct {
 	e         *Engine
@@ -283,14 +287,16 @@ func (g *generation) run(ctx context.Context, out *responder) (price.Usage, erro
 	}
 	state := g.e.model.NewState()
 	var logits []float32
-	for i, tok := range g.prompt {
+	for rest := g.prompt; len(rest) > 0; {
 		if err := ctx.Err(); err != nil {
 			return usage, err
 		}
+		n := min(len(rest), prefillChunk)
 		var err error
-		if logits, err = state.Forward(tok, i == len(g.prompt)-1); err != nil {
+		if logits, err = state.Prefill(rest[:n]); err != nil {
 			return usage, fmt.Errorf("embedded: %w", err)
 		}
+		rest = rest[n:]
 	}
 
 	dec := g.e.tok.NewStreamDecoder()

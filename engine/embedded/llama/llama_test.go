@@ -125,7 +125,7 @@ func (r *reference) rope(v []float64, pos int) {
 	}
 }
 
-func add(a, b []float64) []float64 {
+func plus(a, b []float64) []float64 {
 	out := make([]float64, len(a))
 	for i := range a {
 		out[i] = a[i]
@@ -149,9 +149,9 @@ func (r *reference) logits(tokens []int) []float64 {
 		qs, ks, vs := make([][]float64, len(xs)), make([][]float64, len(xs)), make([][]float64, len(xs))
 		for t, x := range xs {
 			n := norm(x, w("attn_norm.weight"), r.eps)
-			qs[t] = add(mul(w("attn_q.weight"), n), w("attn_q.bias"))
-			ks[t] = add(mul(w("attn_k.weight"), n), w("attn_k.bias"))
-			vs[t] = add(mul(w("attn_v.weight"), n), w("attn_v.bias"))
+			qs[t] = plus(mul(w("attn_q.weight"), n), w("attn_q.bias"))
+			ks[t] = plus(mul(w("attn_k.weight"), n), w("attn_k.bias"))
+			vs[t] = plus(mul(w("attn_v.weight"), n), w("attn_v.bias"))
 			for h := range r.heads {
 				q := qs[t][h*r.hd : (h+1)*r.hd]
 				if qn := w("attn_q_norm.weight"); qn != nil {
@@ -187,13 +187,13 @@ func (r *reference) logits(tokens []int) []float64 {
 					}
 				}
 			}
-			hdn := add(xs[t], mul(w("attn_output.weight"), att))
+			hdn := plus(xs[t], mul(w("attn_output.weight"), att))
 			n := norm(hdn, w("ffn_norm.weight"), r.eps)
 			g, u := mul(w("ffn_gate.weight"), n), mul(w("ffn_up.weight"), n)
 			for i := range g {
 				g[i] = g[i] / (1 + math.Exp(-g[i])) * u[i]
 			}
-			xs[t] = add(hdn, mul(w("ffn_down.weight"), g))
+			xs[t] = plus(hdn, mul(w("ffn_down.weight"), g))
 		}
 	}
 	out := r.tensor("output.weight")
@@ -250,7 +250,8 @@ func TestForwardMatchesReference(t *testing.T) {
 }
 
 // TestCacheEqualsRecompute checks that incremental decoding gives exactly the
-// logits of feeding the whole prefix to a fresh State, whatever threads.
+// logits of prefilling the whole prefix, in batches, into a fresh State,
+// whatever the number of threads.
 func TestCacheEqualsRecompute(t *testing.T) {
 	f := build(t, testmodel.Config{Type: gguf.Q8_0, Context: 256})
 	long := make([]int, 150)
@@ -265,10 +266,9 @@ func TestCacheEqualsRecompute(t *testing.T) {
 		if p%49 != 0 && p != len(long)-1 {
 			continue
 		}
-		fresh := m1.NewState()
-		var want []float32
-		for _, tok := range long[:p+1] {
-			want, _ = fresh.Forward(tok, true)
+		want, err := m1.NewState().Prefill(long[:p+1])
+		if err != nil {
+			t.Fatal(err)
 		}
 		for i := range want {
 			if got[i] != want[i] {
@@ -278,6 +278,37 @@ func TestCacheEqualsRecompute(t *testing.T) {
 	}
 	if s.Pos() != len(long) {
 		t.Errorf("Pos = %d", s.Pos())
+	}
+}
+
+func TestPrefill(t *testing.T) {
+	f := build(t, testmodel.Config{Arch: "qwen2", Type: gguf.F16, Context: 64})
+	m, _ := Load(f, 2)
+	toks := make([]int, 40) // three batches, the last one partial
+	for i := range toks {
+		toks[i] = (i * 13) % 300
+	}
+	s := m.NewState()
+	var want []float32
+	for _, tok := range toks {
+		want, _ = s.Forward(tok, true)
+	}
+	s2 := m.NewState()
+	s2.Forward(toks[0], false)
+	got, err := s2.Prefill(toks[1:])
+	if err != nil || s2.Pos() != len(toks) {
+		t.Fatalf("Prefill: %v at position %d", err, s2.Pos())
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("logit %d: prefilled %v, fed one by one %v", i, got[i], want[i])
+		}
+	}
+	if _, err := s2.Prefill(make([]int, 25)); err == nil {
+		t.Error("prefilled past the context")
+	}
+	if _, err := m.NewState().Prefill([]int{1, -1}); err == nil {
+		t.Error("prefilled a negative token")
 	}
 }
 
@@ -366,4 +397,21 @@ func BenchmarkForward(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
 		})
 	}
+}
+
+// BenchmarkPrefill feeds a 64-token prompt in batches, the way the engine
+// does, on a 256-dimension, 6-layer model.
+func BenchmarkPrefill(b *testing.B) {
+	f := build(b, testmodel.Config{Dim: 256, Layers: 6, Heads: 8, KVHeads: 4, FFN: 768, Context: 1024, Type: gguf.F32})
+	m, err := Load(f, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	toks := make([]int, 64)
+	for b.Loop() {
+		if _, err := m.NewState().Prefill(toks); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(toks))/b.Elapsed().Seconds(), "tok/s")
 }

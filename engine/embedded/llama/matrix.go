@@ -87,17 +87,24 @@ func (m *matrix) row(i int, dst []float32) {
 	}
 }
 
-// mulRows sets out[r] = row r of m · x for rows lo to hi.
-func (m *matrix) mulRows(out, x []float32, lo, hi int) {
+// mulRows sets out[b][r] = row r of m · x[b] for rows lo to hi and every
+// vector b of the batch. A row is read from memory once for the whole batch.
+func (m *matrix) mulRows(out, x [][]float32, lo, hi int) {
 	if m.f32 != nil {
 		for r := lo; r < hi; r++ {
-			out[r] = dot(m.f32[r*m.cols:(r+1)*m.cols], x)
+			row := m.f32[r*m.cols : (r+1)*m.cols]
+			for b := range x {
+				out[b][r] = dot(row, x[b])
+			}
 		}
 		return
 	}
 	rowBytes := m.cols / q8Block * q8Bytes
 	for r := lo; r < hi; r++ {
-		out[r] = dotQ8(m.q8[r*rowBytes:(r+1)*rowBytes], x)
+		row := m.q8[r*rowBytes : (r+1)*rowBytes]
+		for b := range x {
+			out[b][r] = dotQ8(row, x[b])
+		}
 	}
 }
 
@@ -151,24 +158,25 @@ func dotQ8(blocks []byte, x []float32) float32 {
 	return sum
 }
 
-// matvec is one product out = w·x in a batch that runs in parallel.
+// matvec is one product out[b] = w·x[b] for a batch of vectors, in a set
+// of products that run in parallel.
 type matvec struct {
 	w   *matrix
-	out []float32
-	x   []float32
+	out [][]float32
+	x   [][]float32
 }
 
-// minParallelWork is the number of multiply-adds below which a batch of
+// minParallelWork is the number of multiply-adds below which a set of
 // products is not worth splitting across goroutines.
 const minParallelWork = 1 << 15
 
-// mulAll computes the products of a batch, splitting their rows evenly over
-// up to threads goroutines.
+// mulAll computes a set of products, splitting their rows evenly over up to
+// threads goroutines.
 func mulAll(threads int, batch ...matvec) {
 	rows, work := 0, 0
 	for _, mv := range batch {
 		rows += mv.w.rows
-		work += mv.w.rows * mv.w.cols
+		work += mv.w.rows * mv.w.cols * len(mv.x)
 	}
 	if threads <= 1 || work < minParallelWork {
 		for _, mv := range batch {
@@ -177,7 +185,7 @@ func mulAll(threads int, batch ...matvec) {
 		return
 	}
 	// Chunk k of threads covers global rows [k*rows/threads, (k+1)*rows/threads),
-	// mapped onto the products of the batch in order.
+	// mapped onto the products in order.
 	run := func(lo, hi int) {
 		base := 0
 		for _, mv := range batch {

@@ -2,7 +2,7 @@
 // Qwen2, Qwen3) from GGUF files on the CPU, in pure Go.
 //
 // A Model holds the weights, shared read-only; each State is one sequence
-// with its own KV cache, fed one token at a time.
+// with its own KV cache, fed a prompt in batches and then one token at a time.
 package llama
 
 import (
