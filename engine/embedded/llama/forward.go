@@ -25,7 +25,7 @@ type State struct {
 
 // slot holds the activations of one token in a batch.
 type slot struct {
-	pos                            int
+	pos                             int
 	x, xn, q, k, v, att, ffnA, ffnB []float32
 	cos, sin                        []float32
 	scores                          [][]float32 // per head, attention weights
