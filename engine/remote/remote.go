@@ -5,7 +5,8 @@
 // network's model name becomes the server's, a streaming request always asks
 // for usage (stream_options.include_usage), and, when Config.CacheSalt is set,
 // cache_salt carries the per-client salt so that tenants do not share a prefix
-// cache. Answers are relayed chunk by chunk with the network's model name and
+// cache (an app's own cache_salt is always removed: it could name another
+// tenant's). Answers are relayed chunk by chunk with the network's model name and
 // the worker's completion id; the token counts come only from the server's
 // usage report, and an answer without one is an error, because a worker must
 // not sign a receipt for counts it does not know.
