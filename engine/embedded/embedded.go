@@ -238,6 +238,13 @@ func (e *Engine) prompt(req *engine.Request) ([]int, error) {
 	return ids, nil
 }
 
+// Limits on stop strings, which are matched against the text after every
+// token.
+const (
+	MaxStops   = 16
+	MaxStopLen = 512
+)
+
 // prefillChunk is how many prompt tokens run between checks for a cancelled
 // request.
 const prefillChunk = 64
@@ -266,6 +273,13 @@ func (e *Engine) newGeneration(req *engine.Request, prompt []int) (*generation, 
 		return nil, &engine.BadRequestError{Msg: fmt.Sprintf("top_p %v is not in (0, 1]", topP)}
 	case req.MaxTokens < 0:
 		return nil, &engine.BadRequestError{Msg: fmt.Sprintf("max_tokens %d is negative", req.MaxTokens)}
+	case len(req.Stop) > MaxStops:
+		return nil, &engine.BadRequestError{Msg: fmt.Sprintf("%d stop strings, at most %d", len(req.Stop), MaxStops)}
+	}
+	for _, s := range req.Stop {
+		if len(s) > MaxStopLen {
+			return nil, &engine.BadRequestError{Msg: fmt.Sprintf("stop string of %d bytes, at most %d", len(s), MaxStopLen)}
+		}
 	}
 	seed := rand.Uint64()
 	if req.Seed != nil {
@@ -303,7 +317,8 @@ func (g *generation) run(ctx context.Context, out *responder) (price.Usage, erro
 	stop := newStopper(g.stops)
 	finish, stopped := "", false
 	for finish == "" {
-		tok := g.sampler.sample(logits)
+		// Files may pad the embeddings past the vocabulary; never pick those.
+		tok := g.sampler.sample(logits[:g.e.tok.Len()])
 		usage.CompletionTokens++
 		if g.e.tok.IsEnd(tok) {
 			finish = api.FinishStop

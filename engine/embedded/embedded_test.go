@@ -365,6 +365,8 @@ func TestBadRequests(t *testing.T) {
 		"no messages": func(r *engine.Request) { r.Messages = nil },
 		"kind":        func(r *engine.Request) { r.Kind = "embeddings" },
 		"empty":       func(r *engine.Request) { r.Kind, r.Prompt = engine.Completion, "" },
+		"stops":       func(r *engine.Request) { r.Stop = make([]string, MaxStops+1) },
+		"long stop":   func(r *engine.Request) { r.Stop = []string{strings.Repeat("x", MaxStopLen+1)} },
 	} {
 		req := chatReq(true, 4)
 		mutate(req)
@@ -426,6 +428,56 @@ func TestConcurrentRuns(t *testing.T) {
 	close(errs)
 	for got := range errs {
 		t.Errorf("concurrent answer %q, alone %q", got, want)
+	}
+}
+
+// TestPaddedVocabulary gives the model more embeddings than tokens, as many
+// files do, and makes a padding row the likeliest: it must never be picked.
+func TestPaddedVocabulary(t *testing.T) {
+	data := mustBuild(t, testmodel.Config{Template: testmodel.ChatML})
+	f, err := gguf.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w gguf.Writer
+	for _, kv := range f.KV {
+		w.AddKV(kv.Key, kv.Value)
+	}
+	for _, tn := range f.Tensors {
+		if tn.Name == "output.weight" || tn.Name == "token_embd.weight" {
+			v := make([]float32, tn.Elements())
+			gguf.Dequantize(v, tn.Type, tn.Data)
+			// Rows of ±1e4 alternating, half of them negated: some padding
+			// row gets a huge positive logit whatever the hidden state.
+			pad := make([]float32, 8*tn.Dims[0])
+			for i := range pad {
+				row, col := i/int(tn.Dims[0]), i%int(tn.Dims[0])
+				pad[i] = 1e4
+				if (row+col)%2 == 1 {
+					pad[i] = -1e4
+				}
+			}
+			v = append(v, pad...)
+			w.AddTensor(tn.Name, gguf.F32, []uint64{tn.Dims[0], tn.Dims[1] + 8}, gguf.EncodeF32(v))
+			continue
+		}
+		w.AddTensor(tn.Name, tn.Type, tn.Dims, tn.Data)
+	}
+	b, _ := w.Bytes()
+	e, err := Load(modelName, b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.model.Vocab != e.tok.Len()+8 {
+		t.Fatalf("vocabulary %d, embeddings %d", e.tok.Len(), e.model.Vocab)
+	}
+	req := chatReq(false, 30)
+	req.Temperature = f64(1.5)
+	for seed := range int64(5) {
+		req.Seed = &seed
+		if _, _, u := text(t, e, req); u.CompletionTokens == 0 {
+			t.Error("no answer")
+		}
 	}
 }
 
