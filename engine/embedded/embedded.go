@@ -29,7 +29,7 @@ import (
 // Options configure an Engine.
 type Options struct {
 	// Name is the model name apps ask for. LoadFile defaults it to the file's
-	// base name without ".gguf"; Load takes it as an argument.
+	// base name without ".gguf"; Load's name argument, if set, overrides it.
 	Name string
 	// MaxConcurrent bounds how many requests run at once; more wait their
 	// turn. 0 means DefaultMaxConcurrent.
@@ -64,9 +64,13 @@ type Engine struct {
 
 var _ engine.Engine = (*Engine)(nil)
 
-// Load makes an Engine that serves the GGUF file data under name. The engine
-// keeps data and reads weights from it in place, so data must not change.
+// Load makes an Engine that serves the GGUF file data under name, or under
+// opts.Name if name is empty. The engine keeps data and reads weights from it
+// in place, so data must not change.
 func Load(name string, data []byte, opts Options) (*Engine, error) {
+	if name == "" {
+		name = opts.Name
+	}
 	h := sha256.New()
 	total := int64(len(data))
 	for off := 0; off < len(data); {
