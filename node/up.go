@@ -51,15 +51,11 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 		return nil, fmt.Errorf("up: %w", err)
 	}
 	vendorDir := filepath.Join(cfg.DataDir, "simulated-tee")
-	vendor, err := simulated.LoadVendor(vendorDir)
+	rootPath, measurement, err := SimulatedVendor(vendorDir)
 	if err != nil {
 		return nil, err
 	}
-	rootPath := filepath.Join(cfg.DataDir, "simulated-tee", "vendor-root.pem")
-	if err := os.WriteFile(rootPath, vendor.RootPEM(), 0o644); err != nil {
-		return nil, fmt.Errorf("up: %w", err)
-	}
-	trust := Trust{SimulatedRoots: []string{rootPath}, Measurements: []string{hex.EncodeToString(simulated.Measurement[:])}}
+	trust := Trust{SimulatedRoots: []string{rootPath}, Measurements: []string{measurement}}
 
 	n := &Network{}
 	ctx, n.cancel = context.WithCancel(ctx)
@@ -130,4 +126,19 @@ func (n *Network) Close() error {
 		n.engine.Close()
 	}
 	return nil
+}
+
+// SimulatedVendor creates or loads the simulated-TEE vendor in dir, writes
+// its root certificate to dir/vendor-root.pem, and returns that path and the
+// hex measurement of the simulated image.
+func SimulatedVendor(dir string) (rootPath, measurement string, err error) {
+	vendor, err := simulated.LoadVendor(dir)
+	if err != nil {
+		return "", "", err
+	}
+	rootPath = filepath.Join(dir, "vendor-root.pem")
+	if err := os.WriteFile(rootPath, vendor.RootPEM(), 0o644); err != nil {
+		return "", "", fmt.Errorf("simulated TEE: %w", err)
+	}
+	return rootPath, hex.EncodeToString(simulated.Measurement[:]), nil
 }

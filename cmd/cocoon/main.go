@@ -24,6 +24,10 @@ Usage:
   cocoon proxy    run a proxy: workers dial in, clients send sealed requests
   cocoon worker   run a worker: opens sealed requests and runs them on an engine
   cocoon client   run a client: the OpenAI API on localhost
+  cocoon simulated-tee DIR
+                  create (or show) a development TEE vendor in DIR for separate
+                  processes: workers use --simulated-tee DIR, proxies and clients
+                  --trust-simulated-root DIR/vendor-root.pem
 
 Run 'cocoon COMMAND --help' for the flags of a command.
 `
@@ -34,7 +38,7 @@ func main() {
 		os.Exit(2)
 	}
 	cmds := map[string]func(context.Context, []string) error{
-		"up": runUp, "proxy": runProxy, "worker": runWorker, "client": runClient,
+		"up": runUp, "proxy": runProxy, "worker": runWorker, "client": runClient, "simulated-tee": runSimulatedTEE,
 	}
 	name := os.Args[1]
 	if name == "help" || name == "-h" || name == "--help" {

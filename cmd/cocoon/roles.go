@@ -170,3 +170,21 @@ func runClient(ctx context.Context, args []string) error {
 	<-ctx.Done()
 	return c.Close()
 }
+
+func runSimulatedTEE(ctx context.Context, args []string) error {
+	fs, _ := newFlags("simulated-tee DIR", "Creates a simulated-TEE vendor in DIR (or loads the one there) and writes its root\ncertificate to DIR/vendor-root.pem. DEVELOPMENT ONLY: whoever reads DIR can forge evidence.")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return fmt.Errorf("want exactly one directory")
+	}
+	root, m, err := node.SimulatedVendor(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("vendor root:  %s\nmeasurement:  %s\n\nworkers:          --simulated-tee %s\nproxies, clients: --trust-simulated-root %s --allow-measurement %s\n",
+		root, m, fs.Arg(0), root, m)
+	return nil
+}
