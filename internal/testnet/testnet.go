@@ -40,6 +40,9 @@ type Options struct {
 	Capacity    int             // each worker's capacity (0: 4)
 	WorkerPrice price.Price     // zero: price.Default
 	Log         *slog.Logger    // nil: discard
+	// DirectoryTTL is how long the client reuses the proxy's worker list;
+	// 0: 50ms, so tests see workers come and go quickly.
+	DirectoryTTL time.Duration
 	// Tamper, if set, may rewrite what the proxy writes back to a sealed request.
 	Tamper func(b []byte) []byte
 }
@@ -145,7 +148,10 @@ func Start(t testing.TB, opts Options) *Net {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Client, err = client.New(client.Config{Proxy: srv.URL, ProxyPin: pin, Fanout: opts.Fanout, DirectoryTTL: 50 * time.Millisecond},
+	if opts.DirectoryTTL == 0 {
+		opts.DirectoryTTL = 50 * time.Millisecond
+	}
+	n.Client, err = client.New(client.Config{Proxy: srv.URL, ProxyPin: pin, Fanout: opts.Fanout, DirectoryTTL: opts.DirectoryTTL},
 		key, checker(), n.Journal, log.With("role", "client"))
 	if err != nil {
 		t.Fatal(err)

@@ -18,69 +18,36 @@ import (
 
 	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/engine"
+	"github.com/cocoon-go/cocoon/engine/enginetest"
 	"github.com/cocoon-go/cocoon/price"
 )
 
-// fakeEngine answers every request with the same words, one chunk per word.
-type fakeEngine struct {
-	words       []string
-	failFirst   bool          // fail before emitting anything
-	blockAfter  int           // >0: emit this many chunks, then wait for ctx
-	calls       atomic.Int64  // requests run
-	lastPrompt  atomic.Value  // string: the last user message it saw
-	emittedSome chan struct{} // closed once blockAfter chunks are out
+func newFake(answer string) *enginetest.FakeEngine { return &enginetest.FakeEngine{Text: answer} }
+
+// signalling closes emitted once its engine has emitted n objects.
+type signalling struct {
+	*enginetest.FakeEngine
+	n       int
+	emitted chan struct{}
 }
 
-func newFake(answer string) *fakeEngine {
-	return &fakeEngine{words: strings.Fields(answer), emittedSome: make(chan struct{})}
+func (s *signalling) Run(ctx context.Context, req *engine.Request, emit engine.Emit) (price.Usage, error) {
+	count := 0
+	return s.FakeEngine.Run(ctx, req, func(b []byte) error {
+		err := emit(b)
+		if count++; count == s.n {
+			close(s.emitted)
+		}
+		return err
+	})
 }
 
-func (f *fakeEngine) Models() []engine.Model {
-	return []engine.Model{{ID: "fake-model", Hash: strings.Repeat("ab", 32)}}
-}
-func (f *fakeEngine) Close() error { return nil }
-
-func (f *fakeEngine) Run(ctx context.Context, req *engine.Request, emit engine.Emit) (price.Usage, error) {
-	f.calls.Add(1)
-	if req.Model != "fake-model" {
-		return price.Usage{}, engine.ErrUnknownModel
+func lastPrompt(f *enginetest.FakeEngine) string {
+	r := f.LastRequest()
+	if r == nil || len(r.Messages) == 0 {
+		return ""
 	}
-	if len(req.Messages) > 0 {
-		f.lastPrompt.Store(req.Messages[len(req.Messages)-1].Content)
-	}
-	if f.failFirst {
-		return price.Usage{}, errors.New("fake engine: GPU on fire")
-	}
-	words := f.words
-	if req.MaxTokens > 0 && req.MaxTokens < len(words) {
-		words = words[:req.MaxTokens]
-	}
-	u := price.Usage{PromptTokens: uint64(len(strings.Fields(fmt.Sprint(req.Messages, req.Prompt)))), CompletionTokens: uint64(len(words))}
-	stop := api.FinishStop
-	if !req.Stream {
-		b, _ := json.Marshal(api.ChatCompletion{ID: req.ID, Object: api.ObjectChatCompletion, Created: req.Created, Model: req.Model,
-			Choices: []api.ChatChoice{{Message: &api.ChatMessage{Role: "assistant", Content: strings.Join(words, " ")}, FinishReason: stop}},
-			Usage:   &api.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.PromptTokens + u.CompletionTokens}})
-		return u, emit(b)
-	}
-	for i, w := range words {
-		if f.blockAfter > 0 && i == f.blockAfter {
-			close(f.emittedSome)
-			<-ctx.Done()
-			return price.Usage{}, ctx.Err()
-		}
-		if i > 0 {
-			w = " " + w
-		}
-		b, _ := json.Marshal(api.ChatCompletionChunk{ID: req.ID, Object: api.ObjectChatCompletionChunk, Created: req.Created, Model: req.Model,
-			Choices: []api.ChatChunkChoice{{Delta: api.ChatDelta{Role: "assistant", Content: w}}}})
-		if err := emit(b); err != nil {
-			return price.Usage{}, err
-		}
-	}
-	b, _ := json.Marshal(api.ChatCompletionChunk{ID: req.ID, Object: api.ObjectChatCompletionChunk, Created: req.Created, Model: req.Model,
-		Choices: []api.ChatChunkChoice{{FinishReason: &stop}}})
-	return u, emit(b)
+	return r.Messages[len(r.Messages)-1].Content
 }
 
 func sdk(n *Net) *openai.Client {
@@ -134,7 +101,7 @@ func TestChatThroughNetworkWithSDK(t *testing.T) {
 	if p != want.Prompt || cpl != want.Completion || total != want.Total || total == 0 {
 		t.Errorf("costs = %d/%d/%d, want %+v", p, cpl, total, want)
 	}
-	if got := eng.lastPrompt.Load(); got != "say something" {
+	if got := lastPrompt(eng); got != "say something" {
 		t.Errorf("engine saw prompt %q", got)
 	}
 
@@ -214,8 +181,7 @@ func TestProxySeesNoPlaintext(t *testing.T) {
 }
 
 func TestRetryOnAnotherWorkerBeforeStreaming(t *testing.T) {
-	broken := newFake("never")
-	broken.failFirst = true
+	broken := &enginetest.FakeEngine{Text: "never", Fail: true}
 	good := newFake("fine thanks")
 	n := Start(t, Options{Engines: []engine.Engine{broken, good}, Fanout: 2})
 	c := sdk(n)
@@ -228,7 +194,7 @@ func TestRetryOnAnotherWorkerBeforeStreaming(t *testing.T) {
 			t.Fatalf("request %d: %q", i, resp.Choices[0].Message.Content)
 		}
 	}
-	if broken.calls.Load() == 0 {
+	if broken.Runs() == 0 {
 		t.Error("the broken worker was never tried, so failover was not exercised")
 	}
 	if got := n.Ledger.Worker(hexID(n.Workers[0].KeyID())).Requests; got != 0 {
@@ -240,13 +206,12 @@ func TestRetryOnAnotherWorkerBeforeStreaming(t *testing.T) {
 }
 
 func TestWorkerLostMidStreamIsAnErrorAndCostsNothing(t *testing.T) {
-	eng := newFake("one two three four five six")
-	eng.blockAfter = 2
+	eng := &signalling{FakeEngine: &enginetest.FakeEngine{Text: "one two three four five six", Block: true, BlockAfter: 2}, n: 2, emitted: make(chan struct{})}
 	n := Start(t, Options{Engines: []engine.Engine{eng}})
 	c := sdk(n)
 	stream := c.Chat.Completions.NewStreaming(context.Background(), chat("go"))
 	go func() {
-		<-eng.emittedSome
+		<-eng.emitted
 		n.StopWorker(0)
 	}()
 	var text strings.Builder
