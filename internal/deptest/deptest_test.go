@@ -1,0 +1,45 @@
+// Package deptest pins what may depend on what.
+package deptest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func deps(t *testing.T, env []string, format string, pkgs ...string) []string {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"list", "-deps", "-f", format}, pkgs...)...)
+	cmd.Env = append(cmd.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	return strings.Fields(string(out))
+}
+
+// The client and the proxy must not be able to reach the simulated TEE's
+// private keys: they verify evidence, they never produce it.
+func TestVerifiersCannotProduceSimulatedEvidence(t *testing.T) {
+	for _, pkg := range []string{"github.com/cocoon-go/cocoon/client", "github.com/cocoon-go/cocoon/proxy", "github.com/cocoon-go/cocoon/worker", "github.com/cocoon-go/cocoon/attest"} {
+		for _, d := range deps(t, nil, "{{.ImportPath}}", pkg) {
+			if d == "github.com/cocoon-go/cocoon/attest/simulated" {
+				t.Errorf("%s imports the simulated TEE", pkg)
+			}
+		}
+	}
+}
+
+// The default build needs no cgo: `go run ./cmd/cocoon up` works with only Go installed.
+func TestNoCgo(t *testing.T) {
+	for _, line := range deps(t, []string{"CGO_ENABLED=1"}, "{{if .CgoFiles}}{{if not .Standard}}{{.ImportPath}}{{end}}{{end}}", "github.com/cocoon-go/cocoon/cmd/cocoon") {
+		t.Errorf("%s uses cgo", line)
+	}
+	// And the whole binary builds without it.
+	cmd := exec.Command("go", "list", "-deps", "-e", "-f", "{{if .Error}}{{.ImportPath}}: {{.Error}}{{end}}", "github.com/cocoon-go/cocoon/cmd/cocoon")
+	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.Output()
+	if err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("CGO_ENABLED=0: %v %s", err, out)
+	}
+}
