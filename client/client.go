@@ -430,3 +430,8 @@ func (a *answer) flush() {
 		f.Flush()
 	}
 }
+
+// Account is this client's account id at proxies: its hex Ed25519 public key.
+func (c *Client) Account() string {
+	return hex.EncodeToString(c.key.Public().(ed25519.PublicKey))
+}

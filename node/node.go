@@ -213,3 +213,6 @@ func LoadConfig(path string, v any) error {
 	}
 	return nil
 }
+
+// Ledger is the proxy's books.
+func (n *Proxy) Ledger() accounts.Ledger { return n.ledger }
