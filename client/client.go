@@ -435,3 +435,17 @@ func (a *answer) flush() {
 func (c *Client) Account() string {
 	return hex.EncodeToString(c.key.Public().(ed25519.PublicKey))
 }
+
+// Directory returns the workers this client has verified, refreshing the
+// list from the proxy when it is stale.
+func (c *Client) Directory(ctx context.Context) ([]*attest.Verified, error) {
+	ws, err := c.directory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*attest.Verified, len(ws))
+	for i, w := range ws {
+		out[i] = w.v
+	}
+	return out, nil
+}

@@ -328,10 +328,6 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 		api.WriteError(rw, api.Errorf(http.StatusBadRequest, api.TypeInvalidRequest, "bad_envelope", "%v", err))
 		return
 	}
-	if err := env.VerifySignature(); err != nil {
-		api.WriteError(rw, api.Errorf(http.StatusUnauthorized, api.TypeInvalidRequest, "bad_signature", "%v", err))
-		return
-	}
 	if time.Now().Unix() > env.Header.Expires {
 		api.WriteError(rw, api.Errorf(http.StatusBadRequest, api.TypeInvalidRequest, "expired", "sealed request has expired"))
 		return
@@ -350,9 +346,13 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 		api.WriteError(rw, api.Errorf(http.StatusServiceUnavailable, api.TypeUnavailable, "no_worker", "%s", msg))
 		return
 	}
+	// The client's signature is checked while the first worker starts on
+	// the request; nothing reaches the client before it has passed.
+	q := &request{raw: raw, env: env, client: client, sig: make(chan error, 1)}
+	go func() { q.sig <- env.VerifySignature() }()
 	var last *wire.ErrorRecord
 	for _, w := range cands {
-		done, erec := p.try(rw, r, w, raw, env, client)
+		done, erec := p.try(rw, r, w, q)
 		if done {
 			return
 		}
@@ -362,12 +362,39 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 		}
 		p.log.Info("retrying on another worker", "from", w.name, "err", erec.Message)
 	}
+	if err := q.authorized(); err != nil {
+		api.WriteError(rw, unauthorized(err))
+		return
+	}
 	api.WriteError(rw, &last.Error)
+}
+
+// request is one sealed request being routed.
+type request struct {
+	raw    []byte
+	env    *seal.Envelope
+	client string // hex account key
+
+	sig     chan error // the signature check's result, once
+	sigDone bool
+	sigErr  error
+}
+
+// authorized waits for the check of the client's signature.
+func (q *request) authorized() error {
+	if !q.sigDone {
+		q.sigErr, q.sigDone = <-q.sig, true
+	}
+	return q.sigErr
+}
+
+func unauthorized(err error) *api.Error {
+	return api.Errorf(http.StatusUnauthorized, api.TypeInvalidRequest, "bad_signature", "%v", err)
 }
 
 // try sends the request to w. It returns done once it has answered the
 // client; otherwise the worker's error, which says whether to retry.
-func (p *Proxy) try(rw http.ResponseWriter, r *http.Request, w *workerConn, raw []byte, env *seal.Envelope, client string) (done bool, _ *wire.ErrorRecord) {
+func (p *Proxy) try(rw http.ResponseWriter, r *http.Request, w *workerConn, q *request) (done bool, _ *wire.ErrorRecord) {
 	lost := func(err error) *wire.ErrorRecord {
 		return &wire.ErrorRecord{Error: *api.Errorf(http.StatusBadGateway, api.TypeServer, "worker_lost", "worker %s failed: %v", w.name, err), Retry: true}
 	}
@@ -380,7 +407,7 @@ func (p *Proxy) try(rw http.ResponseWriter, r *http.Request, w *workerConn, raw 
 		w.mu.Unlock()
 	}()
 	start := time.Now()
-	req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, "https://worker"+wire.PathRun, bytes.NewReader(raw))
+	req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, "https://worker"+wire.PathRun, bytes.NewReader(q.raw))
 	req.Header.Set("Content-Type", wire.ContentEnvelope)
 	resp, err := w.cc.RoundTrip(req)
 	if err != nil {
@@ -403,6 +430,11 @@ func (p *Proxy) try(rw http.ResponseWriter, r *http.Request, w *workerConn, raw 
 		return false, erec
 	}
 
+	if err := q.authorized(); err != nil {
+		api.WriteError(rw, unauthorized(err))
+		return true, nil
+	}
+
 	// Committed to this worker: relay every record as it comes.
 	rw.Header().Set("Content-Type", wire.ContentRecords)
 	rw.WriteHeader(http.StatusOK)
@@ -412,12 +444,6 @@ func (p *Proxy) try(rw http.ResponseWriter, r *http.Request, w *workerConn, raw 
 		switch typ {
 		case seal.RecordChunk:
 			resHash.Add(payload)
-		case seal.RecordReceipt:
-			if err := p.book(payload, w, raw, env, resHash.Sum(), client); err != nil {
-				p.log.Error("refusing worker receipt", "worker", w.name, "err", err)
-				seal.WriteRecord(rw, seal.RecordError, wire.MarshalErrorRecord(http.StatusBadGateway, api.TypeServer, "bad_receipt", "worker sent an invalid receipt", false))
-				return true, nil
-			}
 		}
 		if seal.WriteRecord(rw, typ, payload) != nil {
 			return true, nil // the client went away
@@ -425,7 +451,15 @@ func (p *Proxy) try(rw http.ResponseWriter, r *http.Request, w *workerConn, raw 
 		if flusher != nil {
 			flusher.Flush()
 		}
-		if typ == seal.RecordReceipt || typ == seal.RecordError {
+		if typ == seal.RecordReceipt {
+			// The client checks the receipt itself; the proxy checks it
+			// after relaying it, off the answer's critical path.
+			if err := p.book(payload, w, q, resHash.Sum()); err != nil {
+				p.log.Error("refusing worker receipt", "worker", w.name, "err", err)
+			}
+			return true, nil
+		}
+		if typ == seal.RecordError {
 			return true, nil
 		}
 		typ, payload, err = rr.Next()
@@ -442,7 +476,8 @@ func (p *Proxy) try(rw http.ResponseWriter, r *http.Request, w *workerConn, raw 
 }
 
 // book checks a worker's receipt against what the proxy relayed and records it.
-func (p *Proxy) book(b []byte, w *workerConn, raw []byte, env *seal.Envelope, resHash [32]byte, client string) error {
+func (p *Proxy) book(b []byte, w *workerConn, q *request, resHash [32]byte) error {
+	env := q.env
 	rc, err := seal.ParseReceipt(b)
 	if err != nil {
 		return err
@@ -458,7 +493,7 @@ func (p *Proxy) book(b []byte, w *workerConn, raw []byte, env *seal.Envelope, re
 		return errors.New("receipt names another worker")
 	case rc.RequestID != env.Header.RequestID || rc.HeaderHash != env.Header.Hash():
 		return errors.New("receipt is for another request")
-	case rc.RequestHash != sha256.Sum256(raw):
+	case rc.RequestHash != sha256.Sum256(q.raw):
 		return errors.New("receipt's request hash does not match the relayed envelope")
 	case rc.ResponseHash != resHash:
 		return errors.New("receipt's response hash does not match the relayed answer")
@@ -470,7 +505,7 @@ func (p *Proxy) book(b []byte, w *workerConn, raw []byte, env *seal.Envelope, re
 	return p.ledger.Record(accounts.Entry{
 		Time:      rc.Time,
 		RequestID: hex.EncodeToString(rc.RequestID[:]),
-		Client:    client,
+		Client:    q.client,
 		Worker:    hex.EncodeToString(rc.Worker[:]),
 		Model:     rc.Model,
 		Usage:     rc.Usage,

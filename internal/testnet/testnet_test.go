@@ -3,6 +3,9 @@ package testnet
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,10 +19,13 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/cocoon-go/cocoon/accounts"
 	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/engine/enginetest"
 	"github.com/cocoon-go/cocoon/price"
+	"github.com/cocoon-go/cocoon/seal"
+	"github.com/cocoon-go/cocoon/wire"
 )
 
 func newFake(answer string) *enginetest.FakeEngine { return &enginetest.FakeEngine{Text: answer} }
@@ -132,8 +138,9 @@ func TestChatThroughNetworkWithSDK(t *testing.T) {
 		t.Errorf("stream usage = %s", usage.RawJSON())
 	}
 
-	// The proxy booked both answers to this client, and the client kept receipts.
-	acct := n.Ledger.Client(n.ClientKey)
+	// The proxy booked both answers to this client (it books a receipt just
+	// after relaying it), and the client kept the receipts.
+	acct := eventually(func() accounts.Account { return n.Ledger.Client(n.ClientKey) }, func(a accounts.Account) bool { return a.Requests == 2 })
 	if acct.Requests != 2 || acct.Amount != want.Total+mustCost(t, usage) {
 		t.Errorf("proxy books %+v", acct)
 	}
@@ -200,7 +207,8 @@ func TestRetryOnAnotherWorkerBeforeStreaming(t *testing.T) {
 	if got := n.Ledger.Worker(hexID(n.Workers[0].KeyID())).Requests; got != 0 {
 		t.Errorf("broken worker was paid for %d requests", got)
 	}
-	if got := n.Ledger.Worker(hexID(n.Workers[1].KeyID())).Requests; got != 4 {
+	good4 := eventually(func() accounts.Account { return n.Ledger.Worker(hexID(n.Workers[1].KeyID())) }, func(a accounts.Account) bool { return a.Requests == 4 })
+	if got := good4.Requests; got != 4 {
 		t.Errorf("good worker paid for %d requests, want 4", got)
 	}
 }
@@ -308,3 +316,56 @@ func TestErrorsUseOpenAIShapeAndStatus(t *testing.T) {
 }
 
 func hexID(id [32]byte) string { return fmt.Sprintf("%x", id) }
+
+// eventually polls get until ok holds or a second has passed, and returns the last value.
+func eventually[T any](get func() T, ok func(T) bool) T {
+	v := get()
+	for deadline := time.Now().Add(time.Second); !ok(v) && time.Now().Before(deadline); v = get() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return v
+}
+
+func TestProxyRefusesForgedClientSignature(t *testing.T) {
+	eng := newFake("should never be seen")
+	n := Start(t, Options{Engines: []engine.Engine{eng}})
+	_, priv, _ := ed25519.GenerateKey(nil)
+	v, err := n.Client.Directory(context.Background())
+	if err != nil || len(v) != 1 {
+		t.Fatalf("directory: %v %d", err, len(v))
+	}
+	h := seal.Header{RequestID: [16]byte{1}, Endpoint: api.EndpointChat, Model: "fake-model", PriceCap: price.Default,
+		Expires: time.Now().Add(time.Minute).Unix(), ClientKey: priv.Public().(ed25519.PublicKey)}
+	body := []byte(`{"model":"fake-model","messages":[{"role":"user","content":"hi"}]}`)
+	to := []seal.Recipient{{KeyID: v[0].KeyID, PublicKey: v[0].Bundle.HPKEKey}}
+	good, _, err := seal.Seal(h, body, to, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A forger claiming priv's account cannot produce its signature; a
+	// damaged one stands in for it (the signature ends the envelope).
+	forged := bytes.Clone(good)
+	forged[len(forged)-1] ^= 1
+	if _, err := seal.ParseEnvelope(forged); err != nil {
+		t.Fatalf("the forged envelope should parse: %v", err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	post := func(raw []byte) int {
+		resp, err := hc.Post(n.ProxyURL+wire.PathRequests, wire.ContentEnvelope, bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post(forged); got != http.StatusUnauthorized {
+		t.Errorf("forged signature: status %d, want 401", got)
+	}
+	if got := post(good); got != http.StatusOK {
+		t.Errorf("genuine envelope: status %d, want 200", got)
+	}
+	if a := eventually(func() accounts.Account { return n.Ledger.Client(hex.EncodeToString(h.ClientKey)) }, func(a accounts.Account) bool { return a.Requests == 1 }); a.Requests != 1 {
+		t.Errorf("books for the account: %+v, want only the genuine request", a)
+	}
+}
