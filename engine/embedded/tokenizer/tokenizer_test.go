@@ -1,8 +1,10 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -330,6 +332,39 @@ func TestMergeOrder(t *testing.T) {
 	} {
 		if got := merge(in, score); !reflect.DeepEqual(got, want) {
 			t.Errorf("merge(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestPreTokenizersMatchRegexps compares the hand-written scanners with the
+// regular expressions they stand for, as V8 runs them: testdata/pretokenize.js
+// wrote testdata/pretokenize.json.
+func TestPreTokenizersMatchRegexps(t *testing.T) {
+	b, err := os.ReadFile("testdata/pretokenize.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []map[string]any
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		text := c["text"].(string)
+		for pre, want := range c {
+			if pre == "text" {
+				continue
+			}
+			passes, err := preTokenizer(pre)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var w []string
+			for _, p := range want.([]any) {
+				w = append(w, p.(string))
+			}
+			if got := pretokenize(text, passes); len(got)+len(w) > 0 && !reflect.DeepEqual(got, w) {
+				t.Errorf("%s %q:\n got %q\nwant %q", pre, text, got, w)
+			}
 		}
 	}
 }
