@@ -24,6 +24,7 @@ const (
 
 var valueTypeNames = [...]string{"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "bool", "string", "array", "uint64", "int64", "float64"}
 
+// String is the type's name in the GGUF specification.
 func (t ValueType) String() string {
 	if int(t) < len(valueTypeNames) {
 		return valueTypeNames[t]
@@ -105,6 +106,7 @@ var layouts = map[TensorType]layout{
 	IQ4_XS: {"IQ4_XS", 256, 136}, IQ1_M: {"IQ1_M", 256, 56}, TQ1_0: {"TQ1_0", 256, 54}, TQ2_0: {"TQ2_0", 256, 66},
 }
 
+// String is the type's name as ggml spells it, such as "Q8_0".
 func (t TensorType) String() string {
 	if l, ok := layouts[t]; ok {
 		return l.name

@@ -172,7 +172,8 @@ type pair struct {
 	size        int
 }
 
-// pairs is a max-heap by score, then leftmost.
+// pairs is a max-heap by score, then leftmost; its methods are
+// container/heap's.
 type pairs []pair
 
 func (q pairs) Len() int { return len(q) }
