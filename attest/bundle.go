@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/cocoon-go/cocoon/internal/binenc"
 )
 
 // Limits on a key bundle. An HPKE public key is a KEM id and the KEM's
@@ -57,21 +59,19 @@ type Bundle struct {
 // (int64), model count (uint16), then per model its name and hash (each
 // uint32 length ‖ bytes). Integers are big-endian.
 func (b *Bundle) Marshal() []byte {
-	var w writer
-	w.raw([]byte(bundleMagic))
-	w.u8(bundleVersion)
-	w.bytes(b.HPKEKey)
-	w.bytes(b.SigningKey)
-	w.raw(b.TLSKeyHash[:])
-	w.u64(uint64(b.Created))
-	w.u64(uint64(b.Expires))
+	w := binenc.AppendMagic(nil, bundleMagic, bundleVersion)
+	w = binenc.AppendBytes(w, b.HPKEKey)
+	w = binenc.AppendBytes(w, b.SigningKey)
+	w = append(w, b.TLSKeyHash[:]...)
+	w = binenc.AppendU64(w, uint64(b.Created))
+	w = binenc.AppendU64(w, uint64(b.Expires))
 	models := sortedModels(b.Models)
-	w.u16(uint16(len(models)))
+	w = binenc.AppendU16(w, uint16(len(models)))
 	for _, m := range models {
-		w.bytes([]byte(m.Name))
-		w.bytes([]byte(m.Hash))
+		w = binenc.AppendBytes(w, []byte(m.Name))
+		w = binenc.AppendBytes(w, []byte(m.Hash))
 	}
-	return w.b
+	return w
 }
 
 func sortedModels(ms []Model) []Model {
@@ -139,25 +139,25 @@ func ParseBundle(p []byte) (*Bundle, error) {
 	if len(p) > MaxBundleSize {
 		return nil, malformed("bundle: %d bytes (at most %d)", len(p), MaxBundleSize)
 	}
-	r := reader{b: p}
-	r.magic(bundleMagic, bundleVersion, "key bundle")
+	r := binenc.NewDecoder(p)
+	r.Magic(bundleMagic, bundleVersion)
 	b := &Bundle{
-		HPKEKey:    r.bytes(1, maxHPKEKey, "HPKE key"),
-		SigningKey: r.bytes(ed25519.PublicKeySize, ed25519.PublicKeySize, "signing key"),
+		HPKEKey:    r.Bytes("HPKE key", 1, maxHPKEKey),
+		SigningKey: r.Bytes("signing key", ed25519.PublicKeySize, ed25519.PublicKeySize),
 	}
-	copy(b.TLSKeyHash[:], r.raw(32, "TLS key hash"))
-	b.Created = int64(r.u64("created"))
-	b.Expires = int64(r.u64("expires"))
-	n := int(r.u16("model count"))
+	r.Fixed("TLS key hash", b.TLSKeyHash[:])
+	b.Created = int64(r.U64("created"))
+	b.Expires = int64(r.U64("expires"))
+	n := int(r.U16("model count"))
 	if n > maxModels {
-		r.fail("%d models (at most %d)", n, maxModels)
+		r.Failf("%d models (at most %d)", n, maxModels)
 	}
-	for i := 0; i < n && r.err == nil; i++ {
-		name := r.bytes(1, maxModelName, "model name")
-		hash := r.bytes(0, modelHashChars, "model hash")
+	for i := 0; i < n && r.Err() == nil; i++ {
+		name := r.BytesNoCopy("model name", 1, maxModelName)
+		hash := r.BytesNoCopy("model hash", 0, modelHashChars)
 		b.Models = append(b.Models, Model{Name: string(name), Hash: string(hash)})
 	}
-	if err := r.end(); err != nil {
+	if err := r.Finish(); err != nil {
 		return nil, malformed("bundle: %v", err)
 	}
 	if err := b.Validate(); err != nil {

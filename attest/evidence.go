@@ -3,6 +3,8 @@ package attest
 import (
 	"crypto/sha256"
 	"fmt"
+
+	"github.com/cocoon-go/cocoon/internal/binenc"
 )
 
 // Evidence kinds.
@@ -54,15 +56,12 @@ type Evidence struct {
 // Layout (version 1): "CCNE" 0x01, then kind, bundle, CPU, collateral and
 // GPU, each as uint32 big-endian length ‖ bytes; the last two may be empty.
 func (e *Evidence) Marshal() []byte {
-	var w writer
-	w.raw([]byte(evidenceMagic))
-	w.u8(evidenceVersion)
-	w.bytes([]byte(e.Kind))
-	w.bytes(e.Bundle)
-	w.bytes(e.CPU)
-	w.bytes(e.Collateral)
-	w.bytes(e.GPU)
-	return w.b
+	w := binenc.AppendMagic(nil, evidenceMagic, evidenceVersion)
+	w = binenc.AppendBytes(w, []byte(e.Kind))
+	w = binenc.AppendBytes(w, e.Bundle)
+	w = binenc.AppendBytes(w, e.CPU)
+	w = binenc.AppendBytes(w, e.Collateral)
+	return binenc.AppendBytes(w, e.GPU)
 }
 
 // ParseEvidence decodes evidence encoded by [Evidence.Marshal]. It checks
@@ -73,27 +72,21 @@ func ParseEvidence(p []byte) (*Evidence, error) {
 	if len(p) > MaxEvidenceSize {
 		return nil, malformed("evidence: %d bytes (at most %d)", len(p), MaxEvidenceSize)
 	}
-	r := reader{b: p}
-	r.magic(evidenceMagic, evidenceVersion, "evidence")
-	kind := r.bytes(1, maxKind, "kind")
-	if r.err == nil && !validKind(kind) {
-		r.fail("kind %q: want a-z, 0-9 and '-'", kind)
+	r := binenc.NewDecoder(p)
+	r.Magic(evidenceMagic, evidenceVersion)
+	kind := r.BytesNoCopy("kind", 1, maxKind)
+	if r.Err() == nil && !validKind(kind) {
+		r.Failf("kind %q: want a-z, 0-9 and '-'", kind)
 	}
-	e := &Evidence{
+	e := &Evidence{ // Bytes gives nil for the empty optional fields
 		Kind:       string(kind),
-		Bundle:     r.bytes(1, MaxBundleSize, "bundle"),
-		CPU:        r.bytes(1, maxCPU, "cpu evidence"),
-		Collateral: r.bytes(0, maxCollateral, "collateral"),
-		GPU:        r.bytes(0, maxGPU, "gpu evidence"),
+		Bundle:     r.Bytes("bundle", 1, MaxBundleSize),
+		CPU:        r.Bytes("cpu evidence", 1, maxCPU),
+		Collateral: r.Bytes("collateral", 0, maxCollateral),
+		GPU:        r.Bytes("gpu evidence", 0, maxGPU),
 	}
-	if err := r.end(); err != nil {
+	if err := r.Finish(); err != nil {
 		return nil, malformed("evidence: %v", err)
-	}
-	if len(e.Collateral) == 0 {
-		e.Collateral = nil
-	}
-	if len(e.GPU) == 0 {
-		e.GPU = nil
 	}
 	return e, nil
 }

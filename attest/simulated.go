@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"time"
+
+	"github.com/cocoon-go/cocoon/internal/binenc"
 )
 
 // SimulatedWarning is the warning every node using the simulated TEE should
@@ -46,30 +48,27 @@ type SimulatedReport struct {
 
 // SignedBytes returns the header and body: the bytes the attestation key signs.
 func (r *SimulatedReport) SignedBytes() []byte {
-	var w writer
-	w.u16(SimulatedReportVersion)
-	w.u16(simKeyTypeEd25519)
-	w.raw([]byte(simTEEType))
-	w.raw(r.Measurement[:])
-	w.raw(r.ReportData[:])
+	w := binenc.AppendU16(nil, SimulatedReportVersion)
+	w = binenc.AppendU16(w, simKeyTypeEd25519)
+	w = append(w, simTEEType...)
+	w = append(w, r.Measurement[:]...)
+	w = append(w, r.ReportData[:]...)
 	var attr uint64
 	if r.Debug {
 		attr |= simAttrDebug
 	}
-	w.u64(attr)
-	w.u64(uint64(r.Issued))
-	return w.b
+	w = binenc.AppendU64(w, attr)
+	return binenc.AppendU64(w, uint64(r.Issued))
 }
 
 // Marshal returns the wire form of r.
 func (r *SimulatedReport) Marshal() []byte {
-	w := writer{b: r.SignedBytes()}
-	w.bytes(r.Signature)
-	w.u8(uint8(len(r.Certificates)))
+	w := binenc.AppendBytes(r.SignedBytes(), r.Signature)
+	w = append(w, uint8(len(r.Certificates)))
 	for _, c := range r.Certificates {
-		w.bytes(c)
+		w = binenc.AppendBytes(w, c)
 	}
-	return w.b
+	return w
 }
 
 // ParseSimulatedReport decodes a report encoded by [SimulatedReport.Marshal].
@@ -78,34 +77,34 @@ func ParseSimulatedReport(p []byte) (*SimulatedReport, error) {
 	if len(p) > maxCPU {
 		return nil, malformed("simulated report: %d bytes (at most %d)", len(p), maxCPU)
 	}
-	r := reader{b: p}
-	if v := r.u16("version"); r.err == nil && v != SimulatedReportVersion {
-		r.fail("version %d not supported (want %d)", v, SimulatedReportVersion)
+	r := binenc.NewDecoder(p)
+	if v := r.U16("version"); r.Err() == nil && v != SimulatedReportVersion {
+		r.Failf("version %d not supported (want %d)", v, SimulatedReportVersion)
 	}
-	if t := r.u16("attestation key type"); r.err == nil && t != simKeyTypeEd25519 {
-		r.fail("attestation key type %d not supported", t)
+	if t := r.U16("attestation key type"); r.Err() == nil && t != simKeyTypeEd25519 {
+		r.Failf("attestation key type %d not supported", t)
 	}
-	if t := r.raw(4, "TEE type"); r.err == nil && string(t) != simTEEType {
-		r.fail("TEE type %q is not %q", t, simTEEType)
+	if t := r.FixedNoCopy("TEE type", len(simTEEType)); r.Err() == nil && string(t) != simTEEType {
+		r.Failf("TEE type %q is not %q", t, simTEEType)
 	}
 	rep := &SimulatedReport{}
-	copy(rep.Measurement[:], r.raw(32, "measurement"))
-	copy(rep.ReportData[:], r.raw(64, "report_data"))
-	attr := r.u64("attributes")
+	r.Fixed("measurement", rep.Measurement[:])
+	r.Fixed("report_data", rep.ReportData[:])
+	attr := r.U64("attributes")
 	if attr&^simAttrDebug != 0 {
-		r.fail("unknown attribute bits %#x", attr&^simAttrDebug)
+		r.Failf("unknown attribute bits %#x", attr&^simAttrDebug)
 	}
 	rep.Debug = attr&simAttrDebug != 0
-	rep.Issued = int64(r.u64("issued"))
-	rep.Signature = r.bytes(ed25519.SignatureSize, ed25519.SignatureSize, "signature")
-	n := int(r.u8("certificate count"))
-	if r.err == nil && (n < 1 || n > simMaxCerts) {
-		r.fail("%d certificates (want 1 to %d)", n, simMaxCerts)
+	rep.Issued = int64(r.U64("issued"))
+	rep.Signature = r.Bytes("signature", ed25519.SignatureSize, ed25519.SignatureSize)
+	n := int(r.U8("certificate count"))
+	if r.Err() == nil && (n < 1 || n > simMaxCerts) {
+		r.Failf("%d certificates (want 1 to %d)", n, simMaxCerts)
 	}
-	for i := 0; i < n && r.err == nil; i++ {
-		rep.Certificates = append(rep.Certificates, r.bytes(1, simMaxCert, "certificate"))
+	for i := 0; i < n && r.Err() == nil; i++ {
+		rep.Certificates = append(rep.Certificates, r.Bytes("certificate", 1, simMaxCert))
 	}
-	if err := r.end(); err != nil {
+	if err := r.Finish(); err != nil {
 		return nil, malformed("simulated report: %v", err)
 	}
 	return rep, nil

@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
+
+	"github.com/cocoon-go/cocoon/internal/binenc"
 )
 
 const (
@@ -130,16 +132,15 @@ func checkKeyIDs(n int, id func(int) [32]byte, kind error) error {
 // appendHead appends everything the envelope encodes before the body bytes,
 // with bodyLen as the body's length.
 func (e *Envelope) appendHead(b []byte, bodyLen int) []byte {
-	b = append(b, envelopeMagic...)
-	b = append(b, envelopeVersion)
+	b = binenc.AppendMagic(b, envelopeMagic, envelopeVersion)
 	b = e.Header.append(b)
 	b = append(b, byte(len(e.Keys)))
 	for _, k := range e.Keys {
 		b = append(b, k.KeyID[:]...)
-		b = appendVar(b, k.Enc)
-		b = appendVar(b, k.Sealed)
+		b = binenc.AppendBytes(b, k.Enc)
+		b = binenc.AppendBytes(b, k.Sealed)
 	}
-	return appendU32(b, uint32(bodyLen))
+	return binenc.AppendU32(b, uint32(bodyLen))
 }
 
 // ParseEnvelope parses a sealed request and checks its structure and limits.
@@ -149,21 +150,21 @@ func ParseEnvelope(raw []byte) (*Envelope, error) {
 	if len(raw) > MaxEnvelope {
 		return nil, fmt.Errorf("seal: envelope of %d bytes: %w, limit %d", len(raw), ErrTooLarge, MaxEnvelope)
 	}
-	d := decoder{b: raw, what: "envelope"}
-	d.magic(envelopeMagic, envelopeVersion)
-	e := &Envelope{Header: d.header()}
-	n := d.u8("key count")
-	for i := 0; i < int(n) && d.err == nil; i++ {
+	d := binenc.NewDecoder(raw)
+	d.Magic(envelopeMagic, envelopeVersion)
+	e := &Envelope{Header: readHeader(d)}
+	n := d.U8("key count")
+	for i := 0; i < int(n) && d.Err() == nil; i++ {
 		var k WrappedKey
-		d.fixed(k.KeyID[:], "key ID")
-		k.Enc = d.bytes("encapsulated key", 0, maxEncSize)
-		k.Sealed = d.bytes("wrapped key", 0, wrappedSize)
+		d.Fixed("key ID", k.KeyID[:])
+		k.Enc = d.BytesNoCopy("encapsulated key", 0, maxEncSize)
+		k.Sealed = d.BytesNoCopy("wrapped key", 0, wrappedSize)
 		e.Keys = append(e.Keys, k)
 	}
-	e.Body = d.bytes("body", 0, MaxEnvelope)
-	e.Signature = d.take(sigSize, "signature")
-	if err := d.finish(); err != nil {
-		return nil, err
+	e.Body = d.BytesNoCopy("body", 0, MaxEnvelope)
+	e.Signature = d.FixedNoCopy("signature", sigSize)
+	if err := d.Finish(); err != nil {
+		return nil, parseError("envelope", err)
 	}
 	if err := e.validate(); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/cocoon-go/cocoon/internal/binenc"
 	"github.com/cocoon-go/cocoon/price"
 )
 
@@ -53,43 +54,41 @@ func (h *Header) Hash() [32]byte {
 // append appends the canonical encoding of h, valid or not.
 func (h *Header) append(b []byte) []byte {
 	b = append(b, h.RequestID[:]...)
-	b = appendVar(b, []byte(h.Endpoint))
-	b = appendVar(b, []byte(h.Model))
-	b = appendU32(b, h.MaxTokens)
-	b = appendBool(b, h.Stream)
+	b = binenc.AppendBytes(b, []byte(h.Endpoint))
+	b = binenc.AppendBytes(b, []byte(h.Model))
+	b = binenc.AppendU32(b, h.MaxTokens)
+	b = binenc.AppendBool(b, h.Stream)
 	b = appendPrice(b, h.PriceCap)
-	b = appendU64(b, uint64(h.Expires))
-	return appendVar(b, h.ClientKey)
+	b = binenc.AppendU64(b, uint64(h.Expires))
+	return binenc.AppendBytes(b, h.ClientKey)
 }
 
-// header reads a header; Envelope.validate checks it.
-func (d *decoder) header() Header {
+// readHeader reads a header; Envelope.validate checks it.
+func readHeader(d *binenc.Decoder) Header {
 	var h Header
-	d.fixed(h.RequestID[:], "request id")
-	h.Endpoint = string(d.bytes("endpoint", 0, len(EndpointChat)))
-	h.Model = string(d.bytes("model", 0, MaxModel))
-	h.MaxTokens = d.u32("max tokens")
-	h.Stream = d.bool("stream")
-	h.PriceCap = d.price("price cap")
-	h.Expires = int64(d.u64("expires"))
-	if k := d.bytes("client key", 0, ed25519.PublicKeySize); k != nil {
-		h.ClientKey = ed25519.PublicKey(append([]byte(nil), k...))
-	}
+	d.Fixed("request id", h.RequestID[:])
+	h.Endpoint = string(d.BytesNoCopy("endpoint", 0, len(EndpointChat)))
+	h.Model = string(d.BytesNoCopy("model", 0, MaxModel))
+	h.MaxTokens = d.U32("max tokens")
+	h.Stream = d.Bool("stream")
+	h.PriceCap = readPrice(d, "price cap")
+	h.Expires = int64(d.U64("expires"))
+	h.ClientKey = d.Bytes("client key", 0, ed25519.PublicKeySize)
 	return h
 }
 
 func appendPrice(b []byte, p price.Price) []byte {
-	b = appendU64(b, p.PerToken)
-	b = appendU64(b, p.PromptMul)
-	b = appendU64(b, p.CachedMul)
-	return appendU64(b, p.CompletionMul)
+	b = binenc.AppendU64(b, p.PerToken)
+	b = binenc.AppendU64(b, p.PromptMul)
+	b = binenc.AppendU64(b, p.CachedMul)
+	return binenc.AppendU64(b, p.CompletionMul)
 }
 
-func (d *decoder) price(field string) price.Price {
+func readPrice(d *binenc.Decoder, field string) price.Price {
 	return price.Price{
-		PerToken:      d.u64(field),
-		PromptMul:     d.u64(field),
-		CachedMul:     d.u64(field),
-		CompletionMul: d.u64(field),
+		PerToken:      d.U64(field),
+		PromptMul:     d.U64(field),
+		CachedMul:     d.U64(field),
+		CompletionMul: d.U64(field),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ type testWorker struct {
 func newTestWorker(t testing.TB, kem uint16, n byte) testWorker {
 	t.Helper()
 	seed := bytes.Repeat([]byte{n}, 32)
-	key, err := ParsePrivateKey(append(appendU16(nil, kem), seed...))
+	key, err := ParsePrivateKey(append(binary.BigEndian.AppendUint16(nil, kem), seed...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func newPrivateKey(sk hpke.PrivateKey) (*PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal: serialize private key: %w", err)
 	}
-	return &PrivateKey{sk: sk, raw: append(appendU16(nil, sk.KEM().ID()), b...)}, nil
+	return &PrivateKey{sk: sk, raw: append(binary.BigEndian.AppendUint16(nil, sk.KEM().ID()), b...)}, nil
 }
 
 // ParsePrivateKey parses the output of PrivateKey.Bytes.
@@ -84,7 +84,7 @@ func (k *PrivateKey) KEM() uint16 { return k.sk.KEM().ID() }
 // big-endian) followed by the RFC 9180 serialization of the public key.
 // This is what goes into the worker's key bundle.
 func (k *PrivateKey) PublicKey() []byte {
-	return append(appendU16(nil, k.KEM()), k.sk.PublicKey().Bytes()...)
+	return append(binary.BigEndian.AppendUint16(nil, k.KEM()), k.sk.PublicKey().Bytes()...)
 }
 
 // CheckPublicKey reports whether b is an encoded public key of a supported KEM.

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 
+	"github.com/cocoon-go/cocoon/internal/binenc"
 	"github.com/cocoon-go/cocoon/price"
 )
 
@@ -32,54 +33,51 @@ type Receipt struct {
 
 // appendUnsigned appends the encoding of r without the signature field.
 func (r *Receipt) appendUnsigned(b []byte) []byte {
-	b = append(b, receiptMagic...)
-	b = append(b, receiptVersion)
+	b = binenc.AppendMagic(b, receiptMagic, receiptVersion)
 	b = append(b, r.RequestID[:]...)
 	b = append(b, r.HeaderHash[:]...)
 	b = append(b, r.RequestHash[:]...)
 	b = append(b, r.ResponseHash[:]...)
 	b = append(b, r.Worker[:]...)
-	b = appendVar(b, []byte(r.Model))
-	b = appendU64(b, r.Usage.PromptTokens)
-	b = appendU64(b, r.Usage.CachedTokens)
-	b = appendU64(b, r.Usage.CompletionTokens)
+	b = binenc.AppendBytes(b, []byte(r.Model))
+	b = binenc.AppendU64(b, r.Usage.PromptTokens)
+	b = binenc.AppendU64(b, r.Usage.CachedTokens)
+	b = binenc.AppendU64(b, r.Usage.CompletionTokens)
 	b = appendPrice(b, r.Price)
-	b = appendU64(b, r.Cost.Prompt)
-	b = appendU64(b, r.Cost.Completion)
-	b = appendU64(b, r.Cost.Total)
-	return appendU64(b, uint64(r.Time))
+	b = binenc.AppendU64(b, r.Cost.Prompt)
+	b = binenc.AppendU64(b, r.Cost.Completion)
+	b = binenc.AppendU64(b, r.Cost.Total)
+	return binenc.AppendU64(b, uint64(r.Time))
 }
 
 // Marshal encodes r, signature included: a magic, a version byte, the fields
 // in order, then the signature with a u32 length (0 or 64 bytes).
 func (r *Receipt) Marshal() []byte {
-	return appendVar(r.appendUnsigned(nil), r.Signature)
+	return binenc.AppendBytes(r.appendUnsigned(nil), r.Signature)
 }
 
 // ParseReceipt parses the output of Marshal. It checks structure only; see
 // Verify and ClientSession.CheckReceipt.
 func ParseReceipt(b []byte) (*Receipt, error) {
-	d := decoder{b: b, what: "receipt"}
-	d.magic(receiptMagic, receiptVersion)
+	d := binenc.NewDecoder(b)
+	d.Magic(receiptMagic, receiptVersion)
 	r := new(Receipt)
-	d.fixed(r.RequestID[:], "request id")
-	d.fixed(r.HeaderHash[:], "header hash")
-	d.fixed(r.RequestHash[:], "request hash")
-	d.fixed(r.ResponseHash[:], "response hash")
-	d.fixed(r.Worker[:], "worker")
-	r.Model = string(d.bytes("model", 1, MaxModel))
-	r.Usage = price.Usage{PromptTokens: d.u64("usage"), CachedTokens: d.u64("usage"), CompletionTokens: d.u64("usage")}
-	r.Price = d.price("price")
-	r.Cost = price.Cost{Prompt: d.u64("cost"), Completion: d.u64("cost"), Total: d.u64("cost")}
-	r.Time = int64(d.u64("time"))
-	if sig := d.bytes("signature", 0, sigSize); len(sig) != 0 {
-		if len(sig) != sigSize {
-			d.fail(ErrMalformed, "signature of %d bytes", len(sig))
-		}
-		r.Signature = append([]byte(nil), sig...)
+	d.Fixed("request id", r.RequestID[:])
+	d.Fixed("header hash", r.HeaderHash[:])
+	d.Fixed("request hash", r.RequestHash[:])
+	d.Fixed("response hash", r.ResponseHash[:])
+	d.Fixed("worker", r.Worker[:])
+	r.Model = string(d.BytesNoCopy("model", 1, MaxModel))
+	r.Usage = price.Usage{PromptTokens: d.U64("usage"), CachedTokens: d.U64("usage"), CompletionTokens: d.U64("usage")}
+	r.Price = readPrice(d, "price")
+	r.Cost = price.Cost{Prompt: d.U64("cost"), Completion: d.U64("cost"), Total: d.U64("cost")}
+	r.Time = int64(d.U64("time"))
+	r.Signature = d.Bytes("signature", 0, sigSize) // nil when unsigned
+	if n := len(r.Signature); n != 0 && n != sigSize {
+		d.Failf("signature of %d bytes", n)
 	}
-	if err := d.finish(); err != nil {
-		return nil, err
+	if err := d.Finish(); err != nil {
+		return nil, parseError("receipt", err)
 	}
 	return r, nil
 }

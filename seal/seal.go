@@ -76,6 +76,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+
+	"github.com/cocoon-go/cocoon/internal/binenc"
 )
 
 // KEM identifiers (RFC 9180 and draft-ietf-hpke-pq).
@@ -120,6 +122,20 @@ var (
 	ErrExpired        = errors.New("request expired")
 	ErrReplay         = errors.New("request replayed")
 )
+
+// parseError reports a failure to parse what: it reads "seal: what: ...",
+// wraps ErrTooLarge, ErrVersion or ErrMalformed by the kind of failure, and
+// keeps the binenc error under it.
+func parseError(what string, err error) error {
+	kind := ErrMalformed
+	switch {
+	case errors.Is(err, binenc.ErrTooLarge):
+		kind = ErrTooLarge
+	case errors.Is(err, binenc.ErrVersion):
+		kind = ErrVersion
+	}
+	return fmt.Errorf("seal: %s: %w: %w", what, kind, err)
+}
 
 // Domain tags, one per use of a key or a hash, each ending in a zero byte so
 // that none is a prefix of another.
@@ -166,4 +182,16 @@ func extract(contentKey []byte, headerHash [32]byte) ([]byte, error) {
 		return nil, fmt.Errorf("seal: extract content key: %w", err)
 	}
 	return prk, nil
+}
+
+// signedMessage is what an Ed25519 signature in this package signs: a domain
+// tag and the SHA-256 of the signed bytes. Signing a digest rather than the
+// bytes themselves keeps an 8 MiB envelope from being copied to prepend the
+// tag, and any plain Ed25519 implementation can produce it.
+func signedMessage(tag string, parts ...[]byte) []byte {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write(p)
+	}
+	return h.Sum([]byte(tag))
 }

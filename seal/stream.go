@@ -57,7 +57,7 @@ func chunkParams(hh [32]byte, i uint64, final bool) (nonce [12]byte, aad []byte)
 	binary.BigEndian.PutUint64(nonce[4:], i)
 	aad = make([]byte, 0, len(tagChunk)+32+8+1)
 	aad = append(append(aad, tagChunk...), hh[:]...)
-	return nonce, append(appendU64(aad, i), flag)
+	return nonce, append(binary.BigEndian.AppendUint64(aad, i), flag)
 }
 
 // SealChunk seals the next chunk of the answer. The last chunk must be sealed
@@ -72,7 +72,7 @@ func (s *WorkerSession) SealChunk(plaintext []byte, final bool) ([]byte, error) 
 	}
 	nonce, aad := chunkParams(s.headerHash, s.next, final)
 	out := make([]byte, 0, chunkHeaderSize+saltSize+len(plaintext)+tagSize)
-	out = appendU64(append(out, nonce[0]), s.next)
+	out = binary.BigEndian.AppendUint64(append(out, nonce[0]), s.next)
 	if s.next == 0 {
 		out = append(out, s.salt[:]...)
 	}
