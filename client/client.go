@@ -59,6 +59,8 @@ type Client struct {
 	workers []*worker
 	fetched time.Time
 	refused map[[32]byte]bool
+
+	encaps encapPool
 }
 
 // worker is a verified entry of the proxy's directory.
@@ -145,7 +147,82 @@ func (c *Client) directory(ctx context.Context) ([]*worker, error) {
 		list = append(list, &worker{v: v, info: info})
 	}
 	c.workers, c.fetched = list, time.Now()
+	c.encaps.keep(list)
 	return list, nil
+}
+
+// encapPool keeps a few HPKE encapsulations ready for each worker this
+// client has sealed to, made in the background between requests, so that the
+// KEM (most of the cost of sealing) is off a request's critical path.
+type encapPool struct {
+	mu      sync.Mutex
+	ready   map[[32]byte][]*seal.Prepared
+	filling map[[32]byte]bool
+}
+
+// encapDepth is how many encapsulations are kept ready per worker.
+const encapDepth = 4
+
+// take returns a prepared encapsulation to r, making one now if none is
+// ready, and starts refilling the pool for r.
+func (p *encapPool) take(r seal.Recipient) (*seal.Prepared, error) {
+	p.mu.Lock()
+	if p.ready == nil {
+		p.ready, p.filling = map[[32]byte][]*seal.Prepared{}, map[[32]byte]bool{}
+	}
+	var got *seal.Prepared
+	if list := p.ready[r.KeyID]; len(list) > 0 {
+		got, p.ready[r.KeyID] = list[len(list)-1], list[:len(list)-1]
+	}
+	if !p.filling[r.KeyID] {
+		p.filling[r.KeyID] = true
+		go p.fill(r)
+	}
+	p.mu.Unlock()
+	if got != nil {
+		return got, nil
+	}
+	return seal.Prepare(r)
+}
+
+func (p *encapPool) fill(r seal.Recipient) {
+	for {
+		p.mu.Lock()
+		_, wanted := p.filling[r.KeyID]
+		if !wanted || len(p.ready[r.KeyID]) >= encapDepth {
+			delete(p.filling, r.KeyID)
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		prep, err := seal.Prepare(r)
+		p.mu.Lock()
+		if err != nil {
+			delete(p.filling, r.KeyID)
+			p.mu.Unlock()
+			return
+		}
+		if _, wanted := p.filling[r.KeyID]; wanted {
+			p.ready[r.KeyID] = append(p.ready[r.KeyID], prep)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// keep drops what is ready for workers no longer in the directory.
+func (p *encapPool) keep(list []*worker) {
+	live := map[[32]byte]bool{}
+	for _, w := range list {
+		live[w.v.KeyID] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id := range p.ready {
+		if !live[id] {
+			delete(p.ready, id)
+			delete(p.filling, id)
+		}
+	}
 }
 
 func (c *Client) serveModels(w http.ResponseWriter, r *http.Request) {
@@ -241,11 +318,15 @@ func (c *Client) forward(w http.ResponseWriter, ctx context.Context, req *api.Re
 		ClientKey: c.key.Public().(ed25519.PublicKey),
 	}
 	crand.Read(h.RequestID[:])
-	to := make([]seal.Recipient, len(chosen))
+	to := make([]*seal.Prepared, len(chosen))
 	for i, wk := range chosen {
-		to[i] = seal.Recipient{KeyID: wk.v.KeyID, PublicKey: wk.v.Bundle.HPKEKey}
+		p, err := c.encaps.take(seal.Recipient{KeyID: wk.v.KeyID, PublicKey: wk.v.Bundle.HPKEKey})
+		if err != nil {
+			return api.Errorf(http.StatusInternalServerError, api.TypeServer, "seal_failed", "sealing request: %v", err)
+		}
+		to[i] = p
 	}
-	raw, sess, err := seal.Seal(h, body, to, c.key)
+	raw, sess, err := seal.SealPrepared(h, body, to, c.key)
 	if err != nil {
 		return api.Errorf(http.StatusInternalServerError, api.TypeServer, "seal_failed", "sealing request: %v", err)
 	}

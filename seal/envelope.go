@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"github.com/cocoon-go/cocoon/internal/binenc"
 )
@@ -47,6 +48,52 @@ type Envelope struct {
 // When h.ClientKey is nil it is set to the public half of client; otherwise
 // it must be that key. The session opens the answer.
 func Seal(h Header, body []byte, to []Recipient, client ed25519.PrivateKey) (raw []byte, s *ClientSession, err error) {
+	prepared := make([]*Prepared, len(to))
+	for i, r := range to {
+		if prepared[i], err = Prepare(r); err != nil {
+			return nil, nil, err
+		}
+	}
+	return SealPrepared(h, body, prepared, client)
+}
+
+// Prepared is an HPKE encapsulation to one recipient, made before the
+// request it will carry exists. The encapsulation (an ML-KEM and an X25519
+// operation for the default KEM) is most of the cost of sealing, so a client
+// can keep a few per worker ready and take them off a request's critical
+// path. The header is bound when the content key is sealed, as additional
+// data. A Prepared seals exactly one request.
+type Prepared struct {
+	keyID  [32]byte
+	enc    []byte
+	sender *hpke.Sender
+	used   atomic.Bool
+}
+
+// Prepare encapsulates a fresh HPKE context to r.
+func Prepare(r Recipient) (*Prepared, error) {
+	pk, err := parsePublicKey(r.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("seal: recipient %x: %w: %v", r.KeyID, ErrRecipients, err)
+	}
+	enc, sender, err := hpke.NewSender(pk, hpkeKDF, hpkeAEAD, wrapInfo(r.KeyID))
+	if err != nil {
+		return nil, fmt.Errorf("seal: recipient %x: %w: %w", r.KeyID, ErrRecipients, err)
+	}
+	return &Prepared{keyID: r.KeyID, enc: enc, sender: sender}, nil
+}
+
+// KeyID is the key ID of the recipient p was prepared for.
+func (p *Prepared) KeyID() [32]byte { return p.keyID }
+
+// SealPrepared is Seal with encapsulations made ahead by Prepare. Each
+// Prepared is used up, even when SealPrepared fails.
+func SealPrepared(h Header, body []byte, to []*Prepared, client ed25519.PrivateKey) (raw []byte, s *ClientSession, err error) {
+	for _, p := range to {
+		if p == nil || p.used.Swap(true) {
+			return nil, nil, fmt.Errorf("seal: a prepared encapsulation is missing or was used before: %w", ErrRecipients)
+		}
+	}
 	if len(client) != ed25519.PrivateKeySize {
 		return nil, nil, fmt.Errorf("seal: client private key of %d bytes: %w", len(client), ErrMalformed)
 	}
@@ -59,20 +106,16 @@ func Seal(h Header, body []byte, to []Recipient, client ed25519.PrivateKey) (raw
 	if err := h.Validate(); err != nil {
 		return nil, nil, err
 	}
-	if err := checkKeyIDs(len(to), func(i int) [32]byte { return to[i].KeyID }, ErrRecipients); err != nil {
+	if err := checkKeyIDs(len(to), func(i int) [32]byte { return to[i].keyID }, ErrRecipients); err != nil {
 		return nil, nil, err
 	}
-	pks := make([]hpke.PublicKey, len(to))
 	ids := make([][32]byte, len(to))
 	env := Envelope{Header: h, Keys: make([]WrappedKey, len(to))}
-	for i, r := range to {
-		if pks[i], err = parsePublicKey(r.PublicKey); err != nil {
-			return nil, nil, fmt.Errorf("seal: recipient %x: %w: %v", r.KeyID, ErrRecipients, err)
-		}
-		ids[i] = r.KeyID
-		// Placeholders of the right size, so the envelope can be measured
+	for i, p := range to {
+		ids[i] = p.keyID
+		// A placeholder of the right size, so the envelope can be measured
 		// before any work is done.
-		env.Keys[i] = WrappedKey{KeyID: r.KeyID, Enc: make([]byte, encSize(pks[i].KEM().ID())), Sealed: make([]byte, wrappedSize)}
+		env.Keys[i] = WrappedKey{KeyID: p.keyID, Enc: p.enc, Sealed: make([]byte, wrappedSize)}
 	}
 	size := len(env.appendHead(nil, 0)) + len(body) + tagSize + sigSize
 	if size > MaxEnvelope {
@@ -82,13 +125,12 @@ func Seal(h Header, body []byte, to []Recipient, client ed25519.PrivateKey) (raw
 	hh := h.Hash()
 	contentKey := make([]byte, keySize)
 	rand.Read(contentKey)
-	for i, r := range to {
-		ct, err := hpke.Seal(pks[i], hpkeKDF, hpkeAEAD, wrapInfo(hh, r.KeyID), contentKey)
+	for i, p := range to {
+		ct, err := p.sender.Seal(hh[:], contentKey)
 		if err != nil {
-			return nil, nil, fmt.Errorf("seal: wrap key for recipient %x: %w: %w", r.KeyID, ErrRecipients, err)
+			return nil, nil, fmt.Errorf("seal: wrap key for recipient %x: %w: %w", p.keyID, ErrRecipients, err)
 		}
-		n := len(ct) - wrappedSize
-		env.Keys[i].Enc, env.Keys[i].Sealed = ct[:n:n], ct[n:]
+		env.Keys[i].Sealed = ct
 	}
 	prk, err := extract(contentKey, hh)
 	if err != nil {
@@ -109,8 +151,11 @@ var bodyNonce [12]byte // the body key seals exactly one message
 
 func bodyAAD(hh [32]byte) []byte { return append([]byte(tagBody), hh[:]...) }
 
-func wrapInfo(hh, keyID [32]byte) []byte {
-	return append(append([]byte(tagWrap), hh[:]...), keyID[:]...)
+// wrapInfo is the HPKE info of the context that wraps the content key for
+// keyID. The header is bound as the additional data of that seal, so the
+// context itself can be set up before the header exists (see Prepare).
+func wrapInfo(keyID [32]byte) []byte {
+	return append([]byte(tagWrap), keyID[:]...)
 }
 
 // checkKeyIDs checks the number of recipients and that their key IDs are
@@ -234,7 +279,11 @@ func Open(raw []byte, keyID [32]byte, k *PrivateKey) (env *Envelope, body []byte
 	}
 	w := env.Keys[i]
 	hh := env.Header.Hash()
-	contentKey, err := hpke.Open(k.sk, hpkeKDF, hpkeAEAD, wrapInfo(hh, keyID), slices.Concat(w.Enc, w.Sealed))
+	var contentKey []byte
+	rcpt, err := hpke.NewRecipient(w.Enc, k.sk, hpkeKDF, hpkeAEAD, wrapInfo(keyID))
+	if err == nil {
+		contentKey, err = rcpt.Open(hh[:], w.Sealed)
+	}
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("seal: envelope %x: unwrap key for %x: %w: %w", env.Header.RequestID, keyID, ErrDecrypt, err)
 	}

@@ -4,12 +4,14 @@
 // # Request
 //
 // The client picks a fresh random 32-byte content key per request and wraps
-// it with single-shot HPKE (RFC 9180, crypto/hpke) to each of the k workers it
-// trusts to serve the request (1 ≤ k ≤ MaxRecipients, key IDs unique), so the
-// proxy can pick the least loaded worker and fail over without asking the
-// client again. The HPKE info is a domain tag, the header hash and the
-// recipient's key ID, so a wrapped key opens only under the header the client
-// wrote. The body is sealed with AES-256-GCM under a key derived with HKDF
+// it with HPKE (RFC 9180, crypto/hpke) to each of the k workers it trusts to
+// serve the request (1 ≤ k ≤ MaxRecipients, key IDs unique), so the proxy can
+// pick the least loaded worker and fail over without asking the client again.
+// The HPKE info is a domain tag and the recipient's key ID; the header hash is
+// the additional data of the seal that wraps the content key, so a wrapped key
+// opens only under the header the client wrote. Keeping the header out of the
+// info lets a client encapsulate to a worker before it has a request
+// (Prepare), which takes the KEM off the request's critical path. The body is sealed with AES-256-GCM under a key derived with HKDF
 // from the content key (salt: the header hash) and with the header hash as
 // additional data. The header travels in the clear so that the proxy can
 // route and meter; the client's Ed25519 account key (Header.ClientKey) signs
