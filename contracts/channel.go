@@ -98,8 +98,8 @@ func (c ChannelConfig) Data() (*cell.Cell, error) {
 		MustStoreUInt(0, 32). // closing since
 		MustStoreUInt(uint64(delay), 32).
 		MustStoreUInt(c.Nonce, 64).
-		MustStoreCoins(0). // deposit
-		MustStoreCoins(0). // claimed
+		MustStoreCoins(0).    // deposit
+		MustStoreCoins(0).    // claimed
 		MustStoreUInt(0, 64). // seqno
 		MustStoreSlice(c.PayerKey, 256).
 		MustStoreRef(parties).

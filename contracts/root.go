@@ -50,8 +50,8 @@ type Params struct {
 	PromptMultiplier     uint32
 	CachedMultiplier     uint32
 	CompletionMultiplier uint32
-	MinProxyStake        uint64 // nanoTON
-	MinWorkerStake       uint64 // nanoTON
+	MinProxyStake        uint64        // nanoTON
+	MinWorkerStake       uint64        // nanoTON
 	ClientCloseDelay     time.Duration // close delay of client→proxy channels; whole seconds
 	WorkerCloseDelay     time.Duration // close delay of proxy→worker channels; whole seconds
 }
