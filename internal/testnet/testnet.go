@@ -59,6 +59,7 @@ type Net struct {
 	Vendor     *simulated.Vendor
 	ClientKey  string // hex
 	Recorder   *Recorder
+	Links      *Relay // between workers and the proxy
 	workerStop []context.CancelFunc
 }
 
@@ -99,6 +100,12 @@ func Start(t testing.TB, opts Options) *Net {
 		t.Fatal(err)
 	}
 	go n.Proxy.ServeWorkers(wln)
+	// Workers reach the proxy through a relay the test can cut, as a flaky
+	// network between a worker behind NAT and its proxy would.
+	n.Links, err = newRelay(wln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewUnstartedServer(n.Recorder.wrap(n.Proxy.Handler()))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
 	srv.EnableHTTP2 = true
@@ -110,6 +117,7 @@ func Start(t testing.TB, opts Options) *Net {
 		}
 		srv.Close()
 		wln.Close()
+		n.Links.close()
 		n.Proxy.Close()
 		n.Ledger.Close()
 	})
@@ -120,7 +128,7 @@ func Start(t testing.TB, opts Options) *Net {
 			t.Fatal(err)
 		}
 		name := "worker-" + string(rune('a'+i))
-		w, err := worker.New(worker.Config{Name: name, Proxy: wln.Addr().String(), ProxyPin: pin, Capacity: opts.Capacity, Price: opts.WorkerPrice},
+		w, err := worker.New(worker.Config{Name: name, Proxy: n.Links.addr, ProxyPin: pin, Capacity: opts.Capacity, Price: opts.WorkerPrice},
 			id, eng, vendor.Device(simulated.Measurement), log.With("role", name))
 		if err != nil {
 			t.Fatal(err)
@@ -217,4 +225,63 @@ func (w *recordingWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// Relay forwards TCP connections from workers to the proxy, and can cut them.
+type Relay struct {
+	ln       net.Listener
+	addr     string
+	mu       sync.Mutex
+	conns    map[net.Conn]bool
+	accepted int
+}
+
+// Accepted counts the connections relayed so far.
+func (r *Relay) Accepted() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.accepted
+}
+
+func newRelay(target string) (*Relay, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r := &Relay{ln: ln, addr: ln.Addr().String(), conns: map[net.Conn]bool{}}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			r.mu.Lock()
+			r.conns[c], r.conns[up] = true, true
+			r.accepted++
+			r.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return r, nil
+}
+
+// Cut closes every connection relayed so far; new ones still go through.
+func (r *Relay) Cut() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c := range r.conns {
+		c.Close()
+	}
+	clear(r.conns)
+}
+
+func (r *Relay) close() {
+	r.ln.Close()
+	r.Cut()
 }

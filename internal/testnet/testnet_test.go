@@ -369,3 +369,29 @@ func TestProxyRefusesForgedClientSignature(t *testing.T) {
 		t.Errorf("books for the account: %+v, want only the genuine request", a)
 	}
 }
+
+func TestWorkersReconnectAfterTheLinkDrops(t *testing.T) {
+	n := Start(t, Options{Engines: []engine.Engine{newFake("still here"), newFake("still here")}})
+	c := sdk(n)
+	if _, err := c.Chat.Completions.New(context.Background(), chat("before")); err != nil {
+		t.Fatal(err)
+	}
+	before := n.Links.Accepted()
+	n.Links.Cut()
+	// Both workers dial again (after their backoff) and are admitted anew.
+	back := time.Now()
+	for n.Links.Accepted() < before+2 || n.Proxy.Workers() < 2 {
+		if time.Since(back) > 10*time.Second {
+			t.Fatalf("after the cut: %d new connections, %d workers admitted", n.Links.Accepted()-before, n.Proxy.Workers())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the client's directory cache
+	resp, err := c.Chat.Completions.New(context.Background(), chat("after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Choices[0].Message.Content != "still here" {
+		t.Errorf("after reconnecting: %q", resp.Choices[0].Message.Content)
+	}
+}
