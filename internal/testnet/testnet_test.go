@@ -284,7 +284,7 @@ func TestErrorsUseOpenAIShapeAndStatus(t *testing.T) {
 		{"bad field", "/chat/completions", `{"model":"fake-model","messages":[{"role":"user","content":"hi"}],"temperature":"hot"}`, 400, ""},
 		{"too large", "/chat/completions", `{"model":"fake-model","messages":[{"role":"user","content":"` + strings.Repeat("x", api.MaxBodyBytes) + `"}]}`, 413, "request_too_large"},
 		{"unknown path", "/embeddings", msg, 404, "unknown_url"},
-		{"first request within credit", "/chat/completions", msg, 200, ""},
+		{"first request within credit (streamed)", "/chat/completions", `{"model":"fake-model","stream":true,"messages":[{"role":"user","content":"hi"}]}`, 200, ""},
 		{"credit exhausted", "/chat/completions", msg, 402, "credit_limit"},
 	} {
 		status, e, h := post(tc.path, tc.body)
@@ -292,12 +292,21 @@ func TestErrorsUseOpenAIShapeAndStatus(t *testing.T) {
 			t.Errorf("%s: status %d (%s), want %d", tc.name, status, e.Message, tc.status)
 			continue
 		}
-		if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		wantCT := "application/json"
+		if strings.Contains(tc.body, `"stream":true`) {
+			wantCT = "text/event-stream"
+		}
+		if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, wantCT) {
 			t.Errorf("%s: Content-Type %q", tc.name, ct)
 		}
 		if status != 200 && (e.Message == "" || (tc.code != "" && e.Code != tc.code)) {
 			t.Errorf("%s: error %+v, want code %q", tc.name, e, tc.code)
 		}
+	}
+	if status, _, h := post("/models", ""); status != http.StatusMethodNotAllowed && status != http.StatusNotFound {
+		t.Errorf("POST /models: %d", status)
+	} else if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") && status != http.StatusMethodNotAllowed {
+		t.Errorf("POST /models: Content-Type %q", ct)
 	}
 	if _, e, _ := post("/chat/completions", `{"model":"fake-model","messages":[{"role":"user","content":"hi"}],"temperature":"hot"}`); e.Param != "temperature" {
 		t.Errorf("bad field error does not name it: %+v", e)
