@@ -287,6 +287,9 @@ func TestErrorsUseOpenAIShapeAndStatus(t *testing.T) {
 		{"first request within credit (streamed)", "/chat/completions", `{"model":"fake-model","stream":true,"messages":[{"role":"user","content":"hi"}]}`, 200, ""},
 		{"credit exhausted", "/chat/completions", msg, 402, "credit_limit"},
 	} {
+		if tc.code == "credit_limit" { // the proxy books just after relaying the receipt
+			eventually(func() accounts.Account { return n.Ledger.Client(n.ClientKey) }, func(a accounts.Account) bool { return a.Requests == 1 })
+		}
 		status, e, h := post(tc.path, tc.body)
 		if status != tc.status {
 			t.Errorf("%s: status %d (%s), want %d", tc.name, status, e.Message, tc.status)
