@@ -70,7 +70,7 @@ func (f *channelFixture) claim(sv SignedVoucher) *txResult {
 	return f.send(f.payee.addr, f.addr, ClaimValue, ClaimBody(7, sv), nil)
 }
 
-func mustExit(t *testing.T, what string, r *txResult, want int64) {
+func mustExit(t testing.TB, what string, r *txResult, want int64) {
 	t.Helper()
 	if r.exit != want {
 		t.Fatalf("%s: exit code %d, want %d", what, r.exit, want)
