@@ -213,6 +213,8 @@ func TestChannelClaimRefusals(t *testing.T) {
 	badBody := header(OpClaim, 9).MustStoreSlice(bad.Sign(f.payer.key), 512).MustStoreRef(bad).EndCell()
 	f.mustRefuse("a cell with another tag", f.payee, ClaimValue, badBody, ExitBadVoucherTag)
 
+	f.mustRefuse("a truncated claim", f.payee, ClaimValue, header(OpClaim, 9).MustStoreUInt(0, 100).EndCell(), 9)
+
 	if st := f.state(); st.Claimed != 2*ton || st.Seqno != 2 {
 		t.Fatalf("after refusals: %+v", st)
 	}

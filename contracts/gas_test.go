@@ -49,7 +49,11 @@ func TestGas(t *testing.T) {
 	for _, op := range ops {
 		r := op.run()
 		mustExit(t, op.name, r, 0)
-		t.Logf("%-22s gas %5d  fees %7d nanoTON (incl. storage %d)", op.name, r.gas, r.fees, r.storage)
+		var fwd uint64
+		for _, m := range r.out {
+			fwd += m.FwdFee.Nano().Uint64()
+		}
+		t.Logf("%-22s gas %5d  fees %7d nanoTON (incl. storage %d), forwarding %d", op.name, r.gas, r.fees, r.storage, fwd)
 		if r.gas > op.bound {
 			t.Errorf("%s used %d gas, bound %d", op.name, r.gas, op.bound)
 		}
