@@ -367,3 +367,32 @@ func TestChannelConservation(t *testing.T) {
 	}
 	t.Logf("deposit %d, paid %d, returned %d; payee fees %v, payer fees %v", final.Deposit, claimed, returned, payeeFees, payerFees)
 }
+
+func TestChannelConfigRejectsBadInput(t *testing.T) {
+	payer, payee := newParty("payer"), newParty("payee")
+	good := ChannelConfig{Payer: payer.addr, Payee: payee.addr, PayerKey: payer.pub(), PayeeKey: payee.pub(), CloseDelay: time.Minute}
+	if _, err := good.Data(); err != nil {
+		t.Fatal(err)
+	}
+	for name, mutate := range map[string]func(*ChannelConfig){
+		"no payer":              func(c *ChannelConfig) { c.Payer = nil },
+		"payee addr_none":       func(c *ChannelConfig) { c.Payee = address.NewAddressNone() },
+		"short payer key":       func(c *ChannelConfig) { c.PayerKey = c.PayerKey[:31] },
+		"no payee key":          func(c *ChannelConfig) { c.PayeeKey = nil },
+		"negative delay":        func(c *ChannelConfig) { c.CloseDelay = -time.Second },
+		"fractional delay":      func(c *ChannelConfig) { c.CloseDelay = 1500 * time.Millisecond },
+		"delay beyond uint32 s": func(c *ChannelConfig) { c.CloseDelay = (1 << 32) * time.Second },
+	} {
+		c := good
+		mutate(&c)
+		if _, err := c.Address(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := ParseChannelState([]any{}); err == nil {
+		t.Error("ParseChannelState of an empty result")
+	}
+	if _, err := ParseChannelData(cell.BeginCell().EndCell()); err == nil {
+		t.Error("ParseChannelData of an empty cell")
+	}
+}
