@@ -154,6 +154,7 @@ type RootConfig struct {
 func hashSet(hashes [][32]byte) *cell.Dictionary {
 	d := cell.NewDict(256)
 	for _, h := range hashes {
+		// A 32-byte key in a 256-bit dictionary with a one-bit value cannot fail to store.
 		_ = d.SetBuilderByBytesKey(h[:], cell.BeginCell().MustStoreBoolBit(true))
 	}
 	return d
