@@ -23,10 +23,19 @@ func MarshalStack(vals []any) (*cell.Cell, error) {
 	return c, nil
 }
 
+// MaxStackCells bounds how many cells a stack given to UnmarshalStack may unfold into, counting a cell
+// once for every path that reaches it: a BoC shares cells, and a few hundred bytes can otherwise unfold
+// into billions of nested tuple entries.
+const MaxStackCells = 1 << 16
+
 // UnmarshalStack parses a TL-B VmStack into values, deepest first, so that
 // UnmarshalStack(MarshalStack(v)) is v with integers as *big.Int, addresses as *cell.Slice and
 // tuples as []any.
 func UnmarshalStack(c *cell.Cell) (vals []any, err error) {
+	budget := MaxStackCells
+	if !fitsTree(c, &budget) {
+		return nil, fmt.Errorf("chain: unmarshal stack: unfolds into more than %d cells", MaxStackCells)
+	}
 	// tonutils-go's parser trusts its input in places; a peer's bytes must not take the process down.
 	defer func() {
 		if r := recover(); r != nil {
@@ -45,4 +54,18 @@ func UnmarshalStack(c *cell.Cell) (vals []any, err error) {
 		vals = append(vals, v)
 	}
 	return vals, nil
+}
+
+// fitsTree reports whether c, unfolded into a tree, has at most *budget cells.
+func fitsTree(c *cell.Cell, budget *int) bool {
+	if *budget--; *budget < 0 {
+		return false
+	}
+	for i := range int(c.RefsNum()) {
+		r, err := c.PeekRef(i)
+		if err != nil || !fitsTree(r, budget) {
+			return false
+		}
+	}
+	return true
 }
