@@ -76,12 +76,11 @@ func (a *Account) Active() bool { return a.Status == tlb.AccountStatusActive }
 var (
 	// ErrNotActive is returned for a get-method on an account that has no code (uninit, frozen or nonexistent).
 	ErrNotActive = errors.New("chain: account is not active")
-	// ErrRejected is returned for an external message that the destination contract did not accept.
+	// ErrRejected is returned for an external message that the chain refused: malformed, or not accepted
+	// by the destination contract.
 	ErrRejected = errors.New("chain: external message rejected")
 	// ErrAborted is wrapped by Wallet.Send when the wallet's own transaction was aborted.
 	ErrAborted = errors.New("chain: transaction aborted")
-	// ErrNotFound is returned when a transaction or message that should exist cannot be found.
-	ErrNotFound = errors.New("chain: not found")
 )
 
 // ExitError is a get-method that ended with an exit code other than 0 or 1.

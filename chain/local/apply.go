@@ -115,6 +115,9 @@ func (c *Chain) run(seq uint64, in input) (*outcome, error) {
 		}
 
 		res, err := c.vm.EmulateTransaction(block, acc, pm, tvm.TransactionOptions{LogicalTime: int64(o.st.LT)})
+		if err != nil && pm.Message().MsgType == tlb.MsgTypeExternalIn {
+			return nil, fmt.Errorf("%w: %s: %w", chain.ErrRejected, key, err) // as a liteserver would
+		}
 		if err != nil {
 			return nil, fmt.Errorf("local: transaction of %s: %w", key, err)
 		}

@@ -270,10 +270,13 @@ func (c *Chain) WaitTransaction(ctx context.Context, addr *address.Address, afte
 func (c *Chain) SendExternal(_ context.Context, msg *cell.Cell) error {
 	m, err := tvm.PrepareMessage(msg)
 	if err != nil {
-		return fmt.Errorf("local: external message: %w", err)
+		return fmt.Errorf("%w: %w", chain.ErrRejected, err)
 	}
 	if m.Message().MsgType != tlb.MsgTypeExternalIn {
-		return fmt.Errorf("local: not an external inbound message: %s", m.Message().MsgType)
+		return fmt.Errorf("%w: not an external inbound message: %s", chain.ErrRejected, m.Message().MsgType)
+	}
+	if _, err := destination(m.Message()); err != nil {
+		return fmt.Errorf("%w: %w", chain.ErrRejected, err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -380,6 +380,14 @@ func TestRejectedAndTimeout(t *testing.T) {
 			t.Fatalf("expired message: %v", err)
 		}
 
+		internal, err := faucetMessage(w.Address(), ton, 1, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SendExternal(ctx, internal); !errors.Is(err, chain.ErrRejected) {
+			t.Fatalf("internal message sent as external: %v", err)
+		}
+
 		tctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		defer cancel()
 		acc, _ := c.Account(ctx, w.Address())
