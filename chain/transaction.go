@@ -12,11 +12,12 @@ import (
 // Transaction is one transaction of one account, with the facts callers branch on pulled out of the
 // TL-B structure. Cell is the transaction itself, byte for byte as the chain stores it.
 type Transaction struct {
-	Address *address.Address
-	LT      uint64 // logical time
-	Hash    []byte
-	PrevLT  uint64 // logical time of the account's previous transaction, 0 if none
-	Now     uint32 // unix time the transaction was executed at
+	Address  *address.Address
+	LT       uint64 // logical time
+	Hash     []byte
+	PrevLT   uint64 // logical time of the account's previous transaction, 0 if none
+	PrevHash []byte // hash of the account's previous transaction
+	Now      uint32 // unix time the transaction was executed at
 
 	In  *Message   // the inbound message, nil for none
 	Out []*Message // outbound messages in creation order, a bounce included
@@ -68,6 +69,7 @@ func ParseTransaction(wc int32, c *cell.Cell) (*Transaction, error) {
 		LT:        tx.LT,
 		Hash:      c.Hash(),
 		PrevLT:    tx.PrevTxLT,
+		PrevHash:  tx.PrevTxHash,
 		Now:       tx.Now,
 		Fees:      fees,
 		EndStatus: tx.EndStatus,

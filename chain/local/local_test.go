@@ -496,3 +496,10 @@ func TestConfigPrices(t *testing.T) {
 }
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+
+var (
+	_ chain.Chain  = (*Chain)(nil)
+	_ chain.Faucet = (*Chain)(nil)
+	_ chain.Chain  = (*Client)(nil)
+	_ chain.Faucet = (*Client)(nil)
+)
