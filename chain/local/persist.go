@@ -155,6 +155,7 @@ func (c *Chain) recover() error {
 				}
 			}
 			c.st, pending = r.Done.State, nil
+			c.sinceSnap++ // the journal holds it until the next snapshot
 		default:
 			return fmt.Errorf("local: journal record %d out of order", r.Seq)
 		}
