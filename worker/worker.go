@@ -158,11 +158,10 @@ func (w *Worker) refreshEvidence() error {
 		Created:    now.Unix(),
 		Expires:    now.Add(w.cfg.BundleTTL).Unix(),
 	}
-	cpu, err := w.tee.Produce(attest.ReportData(b.Hash()))
+	ev, err := attest.Attest(w.tee, b)
 	if err != nil {
-		return fmt.Errorf("worker: producing %s evidence: %w", w.tee.Kind(), err)
+		return fmt.Errorf("worker: %w", err)
 	}
-	ev := &attest.Evidence{Kind: w.tee.Kind(), Bundle: b.Marshal(), CPU: cpu}
 	w.mu.Lock()
 	w.keyID, w.evidence, w.expires = b.Hash(), ev.Marshal(), time.Unix(b.Expires, 0)
 	w.mu.Unlock()
