@@ -1,14 +1,21 @@
 package local
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/xssnick/tonutils-go/tlb"
 
 	"github.com/cocoon-go/cocoon/chain"
 )
@@ -217,5 +224,97 @@ func TestOneOwner(t *testing.T) {
 	openTest(t, dir, nil)
 	if _, err := Open(dir, &Options{Logger: quiet()}); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second open: %v", err)
+	}
+}
+
+// TestKillProcess kills -9 a process that is sending transfers as fast as it can, then reopens its chain:
+// every acknowledged transfer is there, at most the one in flight besides, and no transfer is half
+// applied (each wallet's external transactions match the other wallet's receipts).
+func TestKillProcess(t *testing.T) {
+	if dir := os.Getenv("LOCAL_CHAIN_KILL_DIR"); dir != "" {
+		killChild(t, dir)
+		return
+	}
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKillProcess$")
+	cmd.Env = append(os.Environ(), "LOCAL_CHAIN_KILL_DIR="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	acked := 0
+	sc := bufio.NewScanner(out)
+	for acked < 30 && sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "paid ") {
+			acked++
+		}
+	}
+	time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond) // land anywhere in the next transfer
+	cmd.Process.Kill()
+	for sc.Scan() { // a line written before the kill is an acknowledgement too
+		if strings.HasPrefix(sc.Text(), "paid ") {
+			acked++
+		}
+	}
+	cmd.Wait()
+	if acked < 30 {
+		t.Fatalf("the child acknowledged %d transfers", acked)
+	}
+
+	c := openTest(t, dir, nil)
+	checkConserved(t, c)
+	ctx := context.Background()
+	alice, _ := chain.NewWallet(c, testKey("alice"))
+	bob, _ := chain.NewWallet(c, testKey("bob"))
+	external := func(w *chain.Wallet) (n int) {
+		txs, err := c.Transactions(ctx, w.Address(), 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tx := range txs {
+			if tx.In.Type == tlb.MsgTypeExternalIn {
+				n++
+			}
+		}
+		return n
+	}
+	received := func(w, from *chain.Wallet) (n int) {
+		txs, _ := c.Transactions(ctx, w.Address(), 0, 1000)
+		for _, tx := range txs {
+			if tx.In.Src != nil && tx.In.Src.Equals(from.Address()) {
+				n++
+			}
+		}
+		return n
+	}
+	// One external message deploys each wallet; the others pay.
+	sent := external(alice) + external(bob) - 2
+	if sent < acked || sent > acked+1 {
+		t.Fatalf("%d transfers on the chain, %d acknowledged", sent, acked)
+	}
+	if external(alice)-1 != received(bob, alice) || external(bob)-1 != received(alice, bob) {
+		t.Fatal("a transfer is half applied")
+	}
+	t.Logf("killed after %d acknowledged transfers; %d on the chain", acked, sent)
+}
+
+func killChild(t *testing.T, dir string) {
+	c, err := Open(dir, &Options{Logger: quiet(), SnapshotEvery: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorkload(t, c)
+	for i := 0; ; i++ {
+		if err := w.pay(i % 2); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("paid %d\n", i)
 	}
 }
