@@ -85,7 +85,6 @@ type Options struct {
 // temporary file, fsynced, renamed over the snapshot, and the journal is emptied; records a snapshot
 // already holds are skipped by sequence number, so a kill between those steps is harmless too.
 type Chain struct {
-	dir  string
 	log  *slog.Logger
 	now  func() time.Time
 	opts Options
@@ -123,7 +122,7 @@ type account struct {
 
 // Open opens (creating if needed) the local chain stored in dir.
 func Open(dir string, opts *Options) (*Chain, error) {
-	c := &Chain{dir: dir, accounts: map[string]*account{}, changed: make(chan struct{}), vm: tvm.NewTVM()}
+	c := &Chain{accounts: map[string]*account{}, changed: make(chan struct{}), vm: tvm.NewTVM()}
 	if opts != nil {
 		c.opts = *opts
 	}
