@@ -13,10 +13,13 @@ import (
 	"time"
 
 	"github.com/cocoon-go/cocoon/attest/simulated"
+	"github.com/cocoon-go/cocoon/chain/local"
 	"github.com/cocoon-go/cocoon/client"
 	"github.com/cocoon-go/cocoon/engine"
+	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/proxy"
 	"github.com/cocoon-go/cocoon/worker"
+	"github.com/xssnick/tonutils-go/address"
 )
 
 // UpConfig configures a whole network in one process.
@@ -35,14 +38,20 @@ type Network struct {
 	Workers []*worker.Worker
 	BaseURL string
 
+	// Chain is the local chain the network settles on, and Root its root contract.
+	Chain *local.Chain
+	Root  *address.Address
+
 	engine engine.Engine
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// Up starts a local chain-less network: a proxy, cfg.Workers workers sharing
+// Up starts a whole network on this machine: a local chain with the root
+// contract and a funded wallet per role, a proxy, cfg.Workers workers sharing
 // one engine, and a client, all on loopback, with a simulated TEE whose
-// vendor root the proxy and client are told to trust.
+// vendor root the proxy and client are told to trust. Which measurements and
+// models they accept is read from the root contract.
 func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 2
@@ -51,11 +60,10 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 		return nil, fmt.Errorf("up: %w", err)
 	}
 	vendorDir := filepath.Join(cfg.DataDir, "simulated-tee")
-	rootPath, measurement, err := SimulatedVendor(vendorDir)
+	rootPath, _, err := SimulatedVendor(vendorDir)
 	if err != nil {
 		return nil, err
 	}
-	trust := Trust{SimulatedRoots: []string{rootPath}, Measurements: []string{measurement}}
 
 	n := &Network{}
 	ctx, n.cancel = context.WithCancel(ctx)
@@ -68,6 +76,32 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 	if err != nil {
 		return nil, err
 	}
+	accounts := []ManifestAccount{{Name: "owner", Role: "owner"}, {Name: "client", Role: "client"}, {Name: "proxy", Role: "proxy"}}
+	for i := range cfg.Workers {
+		accounts = append(accounts, ManifestAccount{Name: fmt.Sprintf("worker-%d", i+1), Role: "worker"})
+	}
+	for i := range accounts {
+		accounts[i].Key = filepath.Join("wallets", accounts[i].Name+".key")
+	}
+	var models [][32]byte
+	for _, m := range n.engine.Models() {
+		if h, err := hex.DecodeString(m.Hash); err == nil && len(h) == 32 {
+			models = append(models, [32]byte(h))
+		}
+	}
+	mon, err := setUpMoney(ctx, cfg.DataDir, accounts, simulated.Measurement, models, price.Default, log)
+	if err != nil {
+		return nil, err
+	}
+	n.Chain, n.Root = mon.chain, mon.root
+	if err := mon.writeManifest(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	measurements, allowedModels, err := RootPolicy(ctx, n.Chain, n.Root)
+	if err != nil {
+		return nil, err
+	}
+	trust := Trust{SimulatedRoots: []string{rootPath}, Measurements: measurements, Models: allowedModels}
 	n.Proxy, err = StartProxy(ProxyConfig{
 		DataDir: filepath.Join(cfg.DataDir, "proxy"), Listen: "127.0.0.1:0", WorkerListen: "127.0.0.1:0", Trust: trust,
 		Proxy: ProxyDefaults(),
@@ -124,6 +158,9 @@ func (n *Network) Close() error {
 	n.wg.Wait()
 	if n.engine != nil {
 		n.engine.Close()
+	}
+	if n.Chain != nil {
+		n.Chain.Close()
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/hex"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/cocoon-go/cocoon/attest/simulated"
 	"github.com/cocoon-go/cocoon/models"
 )
 
@@ -50,6 +52,22 @@ func TestUpServesTheEmbeddedModel(t *testing.T) {
 	if first.Choices[0].Message.Content != second.Choices[0].Message.Content {
 		t.Errorf("greedy answers differ: %q vs %q", first.Choices[0].Message.Content, second.Choices[0].Message.Content)
 	}
+	// The network settles on a local chain whose root contract allows the
+	// simulated image and the embedded model; the manifest names its accounts.
+	man, err := ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if man.Chain != "local" || man.Root != n.Root.String() || len(man.Accounts) != 5 {
+		t.Errorf("manifest %+v", man)
+	}
+	meas, allowed, err := RootPolicy(ctx, n.Chain, n.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(meas) != 1 || meas[0] != hex.EncodeToString(simulated.Measurement[:]) || len(allowed) != 1 || allowed[0] != n.engine.Models()[0].Hash {
+		t.Errorf("root allows measurements %v and models %v", meas, allowed)
+	}
 	pin := n.Proxy.Pin
 	key, _ := os.ReadFile(filepath.Join(dir, "worker-1", "keys", "signing.key"))
 	n.Close()
@@ -59,6 +77,9 @@ func TestUpServesTheEmbeddedModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
+	if man2, _ := ReadManifest(dir); man2 == nil || man2.Root != man.Root || man2.Accounts[1].Address != man.Accounts[1].Address {
+		t.Error("the root or the client's wallet changed across restarts")
+	}
 	if n.Proxy.Pin != pin {
 		t.Error("the proxy's TLS key changed across restarts")
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 func runUp(ctx context.Context, args []string) error {
-	fs, verbose := newFlags("up", "Runs a whole Cocoon network in one process: a proxy, workers running the embedded\nmodel (or --engine-url) in a SIMULATED TEE, and a client serving the OpenAI API.")
+	fs, verbose := newFlags("up", "Runs a whole Cocoon network in one process: a local chain with the root contract,\na proxy, workers running the embedded model (or --engine-url) in a SIMULATED TEE,\nand a client serving the OpenAI API.")
 	cfg := node.UpConfig{Progress: os.Stderr}
 	fs.StringVar(&cfg.DataDir, "data-dir", defaultDir("up"), "directory for keys and accounts (kept across starts)")
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:10000", "address of the client's OpenAI API")
@@ -38,10 +38,11 @@ func runUp(ctx context.Context, args []string) error {
   Try:  curl %s/chat/completions -H 'Content-Type: application/json' \
           -d '{"model":"%s","messages":[{"role":"user","content":"Tell me about light"}]}'
 
+  Chain:            local (simulated on this machine, not TON), root contract %s
   Data directory:   %s
   Press Ctrl-C to stop.
 
-`, time.Since(start).Round(time.Millisecond), len(n.Workers), n.BaseURL, n.BaseURL, firstModel(n), cfg.DataDir)
+`, time.Since(start).Round(time.Millisecond), len(n.Workers), n.BaseURL, n.BaseURL, firstModel(n), n.Root, cfg.DataDir)
 	<-ctx.Done()
 	log.Info("stopping")
 	return n.Close()

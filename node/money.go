@@ -1,0 +1,175 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/xssnick/tonutils-go/address"
+
+	"github.com/cocoon-go/cocoon/chain"
+	"github.com/cocoon-go/cocoon/chain/local"
+	"github.com/cocoon-go/cocoon/contracts"
+	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/price"
+)
+
+// Manifest names the on-chain accounts of a `cocoon up` network, so that
+// `cocoon status` and later starts find them. It lives in DATA/network.json.
+type Manifest struct {
+	Chain    string            `json:"chain"` // "local"
+	Root     string            `json:"root"`  // root contract address
+	Accounts []ManifestAccount `json:"accounts"`
+	Channels []ManifestChannel `json:"channels"`
+}
+
+// ManifestAccount is one wallet of the network.
+type ManifestAccount struct {
+	Name    string `json:"name"`
+	Role    string `json:"role"` // "owner", "client", "proxy" or "worker"
+	Address string `json:"address"`
+	Key     string `json:"key"` // key file, relative to the data directory
+}
+
+// ManifestChannel is one payment channel of the network.
+type ManifestChannel struct {
+	Address string `json:"address"`
+	Payer   string `json:"payer"` // account names
+	Payee   string `json:"payee"`
+	Nonce   uint64 `json:"nonce"`
+}
+
+// Amounts `cocoon up` moves on its local chain, in nanoTON.
+const (
+	upFunding    = 1_000 * 1_000_000_000 // each wallet, from the faucet
+	upRootValue  = 1_000_000_000         // sent with the root's deployment, for its storage
+	upCloseDelay = time.Hour
+)
+
+// money is the on-chain side of a `cocoon up` network.
+type money struct {
+	chain    *local.Chain
+	root     *address.Address
+	wallets  map[string]*chain.Wallet
+	manifest Manifest
+}
+
+// setUpMoney opens the local chain under dataDir, funds a wallet per account
+// from the faucet and deploys the root contract allowing the given worker
+// measurement and model hashes. A second start finds everything in place.
+func setUpMoney(ctx context.Context, dataDir string, names []ManifestAccount, measurement [32]byte, models [][32]byte, p price.Price, log *slog.Logger) (*money, error) {
+	c, err := local.Open(filepath.Join(dataDir, "chain"), &local.Options{Logger: log.With("role", "chain")})
+	if err != nil {
+		return nil, err
+	}
+	m := &money{chain: c, wallets: map[string]*chain.Wallet{}, manifest: Manifest{Chain: local.Name}}
+	fail := func(err error) (*money, error) {
+		c.Close()
+		return nil, err
+	}
+	for _, a := range names {
+		key, err := identity.Ed25519(filepath.Join(dataDir, a.Key))
+		if err != nil {
+			return fail(err)
+		}
+		w, err := chain.NewWallet(c, key)
+		if err != nil {
+			return fail(err)
+		}
+		acct, err := c.Account(ctx, w.Address())
+		if err != nil {
+			return fail(err)
+		}
+		if acct.Balance == 0 {
+			if _, err := c.Fund(ctx, w.Address(), upFunding); err != nil {
+				return fail(fmt.Errorf("funding %s: %w", a.Name, err))
+			}
+		}
+		a.Address = w.Address().String()
+		m.wallets[a.Name] = w
+		m.manifest.Accounts = append(m.manifest.Accounts, a)
+	}
+
+	owner := m.wallets["owner"]
+	rc := contracts.RootConfig{
+		Owner: owner.Address(),
+		Params: contracts.Params{
+			BasePrice: p.PerToken, WorkerFee: p.PerToken * 9 / 10,
+			PromptMultiplier: uint32(p.PromptMul), CachedMultiplier: uint32(p.CachedMul), CompletionMultiplier: uint32(p.CompletionMul),
+			ClientCloseDelay: upCloseDelay, WorkerCloseDelay: upCloseDelay,
+		},
+		WorkerMeasurements: [][32]byte{measurement},
+		Models:             models,
+	}
+	init, err := rc.StateInit()
+	if err != nil {
+		return fail(err)
+	}
+	if m.root, err = rc.Address(); err != nil {
+		return fail(err)
+	}
+	if acct, err := c.Account(ctx, m.root); err != nil {
+		return fail(err)
+	} else if acct.Code == nil {
+		if _, err := owner.Send(ctx, chain.Transfer{To: m.root, Amount: upRootValue, StateInit: init}); err != nil {
+			return fail(fmt.Errorf("deploying the root contract: %w", err))
+		}
+		log.Info("root contract deployed", "address", m.root.String())
+	}
+	m.manifest.Root = m.root.String()
+	return m, nil
+}
+
+// writeManifest saves m's manifest in dataDir.
+func (m *money) writeManifest(dataDir string) error {
+	b, err := json.MarshalIndent(m.manifest, "", "  ")
+	if err != nil {
+		return err
+	}
+	return identity.WriteFile(filepath.Join(dataDir, "network.json"), append(b, '\n'))
+}
+
+// ReadManifest reads DATA/network.json.
+func ReadManifest(dataDir string) (*Manifest, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "network.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s has no network.json: is it the data directory of `cocoon up`?", dataDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dataDir, "network.json"), err)
+	}
+	return &m, nil
+}
+
+// RootPolicy reads the allow-lists of the root contract at root: worker
+// measurements and model hashes, as hex.
+func RootPolicy(ctx context.Context, c chain.Chain, root *address.Address) (measurements, models []string, err error) {
+	for _, q := range []struct {
+		method string
+		out    *[]string
+	}{{"get_worker_measurements", &measurements}, {"get_models", &models}} {
+		vals, err := c.RunGetMethod(ctx, root, q.method)
+		if err != nil {
+			return nil, nil, fmt.Errorf("root %s: %s: %w", root, q.method, err)
+		}
+		hashes, err := contracts.ParseHashList(vals)
+		if err != nil {
+			return nil, nil, fmt.Errorf("root %s: %s: %w", root, q.method, err)
+		}
+		for _, h := range hashes {
+			*q.out = append(*q.out, hex.EncodeToString(h[:]))
+		}
+	}
+	return measurements, models, nil
+}
