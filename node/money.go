@@ -24,8 +24,9 @@ import (
 // Manifest names the on-chain accounts of a `cocoon up` network, so that
 // `cocoon status` and later starts find them. It lives in DATA/network.json.
 type Manifest struct {
-	Chain    string            `json:"chain"` // "local"
-	Root     string            `json:"root"`  // root contract address
+	Chain    string            `json:"chain"`     // "local"
+	ChainURL string            `json:"chain_url"` // where the running network serves its chain
+	Root     string            `json:"root"`      // root contract address
 	Accounts []ManifestAccount `json:"accounts"`
 	Channels []ManifestChannel `json:"channels"`
 }

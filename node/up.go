@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -42,9 +43,10 @@ type Network struct {
 	Chain *local.Chain
 	Root  *address.Address
 
-	engine engine.Engine
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	chainLn net.Listener
+	engine  engine.Engine
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 // Up starts a whole network on this machine: a local chain with the root
@@ -94,6 +96,15 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 		return nil, err
 	}
 	n.Chain, n.Root = mon.chain, mon.root
+	// Serve the chain on loopback, so `cocoon status` and the money commands
+	// can read it while this process holds it.
+	cln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("up: chain listener: %w", err)
+	}
+	n.chainLn = cln
+	go local.Serve(cln, n.Chain)
+	mon.manifest.ChainURL = "http://" + cln.Addr().String()
 	if err := mon.writeManifest(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -158,6 +169,9 @@ func (n *Network) Close() error {
 	n.wg.Wait()
 	if n.engine != nil {
 		n.engine.Close()
+	}
+	if n.chainLn != nil {
+		n.chainLn.Close()
 	}
 	if n.Chain != nil {
 		n.Chain.Close()

@@ -24,6 +24,7 @@ Usage:
   cocoon proxy    run a proxy: workers dial in, clients send sealed requests
   cocoon worker   run a worker: opens sealed requests and runs them on an engine
   cocoon client   run a client: the OpenAI API on localhost
+  cocoon status   show a 'cocoon up' network's accounts and channels, read from its chain
   cocoon simulated-tee DIR
                   create (or show) a development TEE vendor in DIR for separate
                   processes: workers use --simulated-tee DIR, proxies and clients
@@ -38,7 +39,7 @@ func main() {
 		os.Exit(2)
 	}
 	cmds := map[string]func(context.Context, []string) error{
-		"up": runUp, "proxy": runProxy, "worker": runWorker, "client": runClient, "simulated-tee": runSimulatedTEE,
+		"up": runUp, "proxy": runProxy, "worker": runWorker, "client": runClient, "simulated-tee": runSimulatedTEE, "status": runStatus,
 	}
 	name := os.Args[1]
 	if name == "help" || name == "-h" || name == "--help" {

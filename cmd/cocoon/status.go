@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/cocoon-go/cocoon/node"
+)
+
+func runStatus(ctx context.Context, args []string) error {
+	fs, _ := newFlags("status", "Prints the state of a `cocoon up` network read from its chain: accounts and their\nbalances, payment channels with their deposits, claims and newest vouchers. Amounts in nanoTON.")
+	dir := fs.String("data-dir", defaultDir("up"), "data directory of the network")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	st, err := node.ReadStatus(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	fmt.Printf("chain:  %s (%s)\nroot:   %s\n\naccounts:\n", st.Chain, st.Note, st.Root)
+	for _, a := range st.Accounts {
+		fmt.Printf("  %-10s %-7s %s  %s TON\n", a.Name, a.Role, a.Address, tonString(a.Balance))
+	}
+	fmt.Println("\nchannels:")
+	if len(st.Channels) == 0 {
+		fmt.Println("  none")
+	}
+	for _, c := range st.Channels {
+		fmt.Printf("  %s → %s  %s  deposit %s  claimed %s  newest voucher %s  (%s)\n",
+			c.Payer, c.Payee, c.Address, tonString(c.Deposit), tonString(c.Claimed), tonString(c.VoucherTotal), c.State)
+	}
+	return nil
+}
+
+// tonString formats nanoTON as TON with nine decimals, in integers.
+func tonString(nano uint64) string {
+	return fmt.Sprintf("%d.%09d", nano/1_000_000_000, nano%1_000_000_000)
+}
