@@ -1,0 +1,268 @@
+package payments
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/xssnick/tonutils-go/address"
+
+	"github.com/cocoon-go/cocoon/chain"
+	"github.com/cocoon-go/cocoon/contracts"
+)
+
+// Payee is the paid end of a channel: it keeps the newest voucher and claims it on chain.
+type Payee struct {
+	ch   contracts.ChannelConfig
+	addr *address.Address
+	id   [32]byte
+
+	claimMu sync.Mutex // one Claim at a time; held across chain calls, unlike mu
+
+	mu     sync.Mutex
+	store  *store
+	st     state
+	closed bool
+	// crashed lets tests stop Claim after the claim is on chain, before it is recorded.
+	crashed func(point string) bool
+}
+
+// OpenPayee opens (creating if needed) the payee's state of channel ch under dir (in ChannelDir(dir,
+// address of ch)). A fresh state knows no deposit: call SetDeposit or Refresh before Accept.
+func OpenPayee(dir string, ch contracts.ChannelConfig) (*Payee, error) {
+	addr, err := ch.Address()
+	if err != nil {
+		return nil, fmt.Errorf("payments: payee: %w", err)
+	}
+	id, _ := ch.ID()
+	s, st, err := openStore(dir, rolePayee, addr)
+	if err != nil {
+		return nil, err
+	}
+	p := &Payee{ch: ch, addr: addr, id: id, store: s, st: *st, crashed: func(string) bool { return false }}
+	if sv, ok := p.newest(); ok && !sv.Verify(ch.PayerKey) {
+		s.close()
+		return nil, fmt.Errorf("%w: %s: the newest voucher's signature is not the payer's", ErrCorrupt, s.path)
+	}
+	return p, nil
+}
+
+// Address is the channel's address.
+func (p *Payee) Address() *address.Address { return p.addr }
+
+// Accept checks a voucher from the payer and, if it is newer than the one kept, records it durably before
+// returning. A voucher equal to the one kept is a harmless repeat (nil); anything else not newer is
+// ErrStale, as is a total below the kept one or below what the chain has paid. It also refuses
+// ErrWrongChannel, ErrBadSignature, and ErrInsufficientDeposit for a total above the deposit as last
+// known (Refresh, then try again, if the payer may have topped up).
+func (p *Payee) Accept(v contracts.SignedVoucher) error {
+	if v.ChannelID != p.id {
+		return fmt.Errorf("%w: voucher for %x, this is channel %s", ErrWrongChannel, v.ChannelID, p.addr)
+	}
+	if !v.Verify(p.ch.PayerKey) {
+		return fmt.Errorf("%w: channel %s, voucher seqno %d, total %d", ErrBadSignature, p.addr, v.Seqno, v.Total)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return fmt.Errorf("%w: payee of channel %s", ErrClosed, p.addr)
+	}
+	if kept, ok := p.newest(); ok && v.Seqno <= kept.Seqno {
+		if v == kept {
+			return nil
+		}
+		return fmt.Errorf("%w: channel %s: seqno %d, newest kept is %d", ErrStale, p.addr, v.Seqno, kept.Seqno)
+	}
+	switch {
+	case v.Seqno <= p.st.ClaimedSeqno:
+		return fmt.Errorf("%w: channel %s: seqno %d, the chain has claimed %d", ErrStale, p.addr, v.Seqno, p.st.ClaimedSeqno)
+	case v.Total < p.st.Total:
+		return fmt.Errorf("%w: channel %s: seqno %d goes back to total %d from %d", ErrStale, p.addr, v.Seqno, v.Total, p.st.Total)
+	case v.Total < p.st.Claimed:
+		return fmt.Errorf("%w: channel %s: total %d, the chain has paid %d", ErrStale, p.addr, v.Total, p.st.Claimed)
+	case v.Total > p.st.Deposit:
+		return fmt.Errorf("%w: channel %s: total %d > deposit %d", ErrInsufficientDeposit, p.addr, v.Total, p.st.Deposit)
+	}
+	next := p.st
+	next.Seqno, next.Total, next.Signature = v.Seqno, v.Total, v.Signature[:]
+	if err := p.store.save(&next); err != nil {
+		return fmt.Errorf("payments: accept seqno %d on channel %s: %w", v.Seqno, p.addr, err)
+	}
+	p.st = next
+	return nil
+}
+
+// newest is the kept voucher; p.mu held.
+func (p *Payee) newest() (contracts.SignedVoucher, bool) {
+	if p.st.Seqno == 0 {
+		return contracts.SignedVoucher{}, false
+	}
+	sv := contracts.SignedVoucher{Voucher: contracts.Voucher{ChannelID: p.id, Seqno: p.st.Seqno, Total: p.st.Total}}
+	copy(sv.Signature[:], p.st.Signature)
+	return sv, true
+}
+
+// Newest returns the newest voucher accepted; false before the first.
+func (p *Payee) Newest() (contracts.SignedVoucher, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.newest()
+}
+
+// Total is the newest voucher's total, in nanoTON.
+func (p *Payee) Total() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.st.Total
+}
+
+// Claimed is what the channel has paid out, as last read from the chain, in nanoTON.
+func (p *Payee) Claimed() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.st.Claimed
+}
+
+// Unclaimed is what the newest voucher would still get from the channel: Total − Claimed.
+func (p *Payee) Unclaimed() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.unclaimed()
+}
+
+func (p *Payee) unclaimed() uint64 {
+	if p.st.Total <= p.st.Claimed {
+		return 0
+	}
+	return p.st.Total - p.st.Claimed
+}
+
+// ShouldClaim reports whether there is something to claim and it amounts to at least threshold nanoTON.
+func (p *Payee) ShouldClaim(threshold uint64) bool {
+	u := p.Unclaimed()
+	return u > 0 && u >= threshold
+}
+
+// Deposit is the channel's deposit as last known, in nanoTON.
+func (p *Payee) Deposit() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.st.Deposit
+}
+
+// SetDeposit records the channel's deposit, for instance as the payer announced it; Refresh reads it
+// from the chain.
+func (p *Payee) SetDeposit(deposit uint64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return fmt.Errorf("%w: payee of channel %s", ErrClosed, p.addr)
+	}
+	next := p.st
+	next.Deposit = deposit
+	return p.save(&next, "set deposit")
+}
+
+// save records next if it differs from the state; p.mu held.
+func (p *Payee) save(next *state, op string) error {
+	if next.Deposit == p.st.Deposit && next.Claimed == p.st.Claimed && next.ClaimedSeqno == p.st.ClaimedSeqno &&
+		next.Seqno == p.st.Seqno && next.Total == p.st.Total {
+		return nil
+	}
+	if err := p.store.save(next); err != nil {
+		return fmt.Errorf("payments: %s on channel %s: %w", op, p.addr, err)
+	}
+	p.st = *next
+	return nil
+}
+
+// Refresh reads the channel's state from c and records its deposit and what it has paid out.
+func (p *Payee) Refresh(ctx context.Context, c chain.Chain) (*contracts.ChannelState, error) {
+	st, err := State(ctx, c, p.addr)
+	if err != nil {
+		return nil, err
+	}
+	return st, p.record(st)
+}
+
+// record takes what the chain says: claimed and its seqno only go up.
+func (p *Payee) record(st *contracts.ChannelState) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return fmt.Errorf("%w: payee of channel %s", ErrClosed, p.addr)
+	}
+	next := p.st
+	next.Deposit = st.Deposit
+	next.Claimed = max(next.Claimed, st.Claimed)
+	next.ClaimedSeqno = max(next.ClaimedSeqno, st.Seqno)
+	return p.save(&next, "record chain state")
+}
+
+// Claim claims the newest voucher through the payee's wallet w: it sends the claim (with
+// contracts.ClaimValue for the gas; what is left comes back with the payout), waits for the channel's
+// transaction and the payout, reads the channel's state back and records what it has paid out. With
+// nothing new to claim it sends nothing; so does a claim the chain already holds (sent before a crash).
+func (p *Payee) Claim(ctx context.Context, w *chain.Wallet) error {
+	if err := checkWallet(w, p.ch.Payee, "payee", p.addr); err != nil {
+		return err
+	}
+	p.claimMu.Lock()
+	defer p.claimMu.Unlock()
+	p.mu.Lock()
+	sv, ok := p.newest()
+	todo, closed := p.unclaimed(), p.closed
+	p.mu.Unlock()
+	if closed {
+		return fmt.Errorf("%w: payee of channel %s", ErrClosed, p.addr)
+	}
+	if !ok || todo == 0 {
+		return nil
+	}
+
+	st, err := State(ctx, w.Chain(), p.addr)
+	if err != nil {
+		return err
+	}
+	if err := p.record(st); err != nil {
+		return err
+	}
+	switch {
+	case st.Claimed >= sv.Total:
+		return nil
+	case st.Status == contracts.ChannelClosed:
+		return fmt.Errorf("%w: %s; voucher seqno %d, total %d unclaimed", ErrChannelClosed, p.addr, sv.Seqno, sv.Total)
+	case sv.Seqno <= st.Seqno:
+		return fmt.Errorf("%w: channel %s has claimed seqno %d, the newest voucher is %d", ErrStale, p.addr, st.Seqno, sv.Seqno)
+	case sv.Total > st.Deposit:
+		return fmt.Errorf("%w: channel %s: voucher total %d > deposit %d", ErrInsufficientDeposit, p.addr, sv.Total, st.Deposit)
+	}
+
+	if _, err := send(ctx, w, p.addr, "claim", contracts.ClaimValue, contracts.ClaimBody(sv.Seqno, sv), nil); err != nil {
+		return err
+	}
+	if p.crashed("claim sent") {
+		return errSimulatedCrash
+	}
+	if st, err = State(ctx, w.Chain(), p.addr); err != nil {
+		return err
+	}
+	if err := p.record(st); err != nil {
+		return err
+	}
+	if st.Claimed < sv.Total {
+		return fmt.Errorf("payments: claim of seqno %d, total %d on channel %s left claimed at %d", sv.Seqno, sv.Total, p.addr, st.Claimed)
+	}
+	return nil
+}
+
+// Close releases the state. The Payee cannot be used after it.
+func (p *Payee) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	return p.store.close()
+}
