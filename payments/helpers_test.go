@@ -88,8 +88,8 @@ func newWorld(t *testing.T) *world {
 	w.payeeW = w.wallet("payee wallet", 1*ton)
 	w.cfg = contracts.ChannelConfig{
 		Payer: w.payerW.Address(), Payee: w.payeeW.Address(),
-		PayerKey: w.voucherKey.Public().(ed25519.PublicKey),
-		PayeeKey: testKey("payee id").Public().(ed25519.PublicKey),
+		PayerKey:   w.voucherKey.Public().(ed25519.PublicKey),
+		PayeeKey:   testKey("payee id").Public().(ed25519.PublicKey),
 		CloseDelay: closeDelay,
 	}
 	return w
