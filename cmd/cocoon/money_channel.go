@@ -1,0 +1,387 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/xssnick/tonutils-go/address"
+
+	"github.com/cocoon-go/cocoon/chain"
+	"github.com/cocoon-go/cocoon/contracts"
+	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/node"
+)
+
+const channelHelp = `Usage: cocoon channel COMMAND [flags]
+
+  open      deploy a channel from the wallet of --key (the payer) to a payee, with a deposit
+  top-up    add to a channel's deposit (payer)
+  show      print a channel's payer, payee, deposit, claimed, seqno and state
+  voucher   sign a cumulative voucher with the payer's voucher key (prints it in base64)
+  claim     claim with a signed voucher (payee)
+  close     start the close (payer); 'close --finish' takes back what is left after the delay
+
+A payment channel locks the payer's deposit; the payee claims with payer-signed cumulative vouchers;
+the payer can close and, after a delay during which the payee can still claim, takes back the rest.
+Vouchers are signed by a voucher key, not the wallet key (--voucher-key, by default FILE.voucher.pem
+beside the --key FILE.pem). Every command takes --chain and --json; run 'cocoon channel COMMAND --help'.
+`
+
+func runChannel(ctx context.Context, args []string) error {
+	return runSub(ctx, "channel", channelHelp, map[string]func(context.Context, []string) error{
+		"open": runChannelOpen, "top-up": runChannelTopUp, "show": runChannelShow, "voucher": runChannelVoucher,
+		"claim": runChannelClaim, "close": runChannelClose,
+	}, args)
+}
+
+// voucherKeyFlag declares --voucher-key; voucherKey resolves its default from --key.
+func voucherKeyFlag(m *moneyCmd) *string {
+	return m.fs.String("voucher-key", "", "Ed25519 key file that signs the payer's vouchers (default: the --key file with .voucher before its extension)")
+}
+
+func (m *moneyCmd) voucherKeyPath(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	ext := filepath.Ext(m.key)
+	return strings.TrimSuffix(m.key, ext) + ".voucher" + ext
+}
+
+// channelJSON is a channel's state: amounts in nanoTON, times in unix seconds (0: none).
+type channelJSON struct {
+	Chain        string `json:"chain"`
+	Address      string `json:"address"`
+	ID           string `json:"channel_id"`
+	State        string `json:"state"`
+	Payer        string `json:"payer"`
+	Payee        string `json:"payee"`
+	PayerKey     string `json:"payer_key"`
+	PayeeKey     string `json:"payee_key"`
+	Nonce        uint64 `json:"nonce"`
+	Deposit      uint64 `json:"deposit"`
+	Claimed      uint64 `json:"claimed"`
+	Locked       uint64 `json:"locked"` // deposit − claimed while not closed
+	Seqno        uint64 `json:"seqno"`
+	Balance      uint64 `json:"balance"`
+	CloseDelay   int64  `json:"close_delay_s"`
+	ClosingSince int64  `json:"closing_since"`
+	ClosableAt   int64  `json:"closable_at"`
+}
+
+// readChannel reads the channel at addr from its data.
+func (m *moneyCmd) readChannel(addr *address.Address) (*contracts.ChannelState, channelJSON, error) {
+	acc, err := node.ActiveAccount(m.ctx, m.chain, "channel", addr)
+	if err != nil {
+		return nil, channelJSON{}, err
+	}
+	st, err := contracts.ParseChannelData(acc.Data)
+	if err != nil {
+		return nil, channelJSON{}, fmt.Errorf("channel %s: %w", m.addr(addr), err)
+	}
+	out := channelJSON{
+		Chain: m.chain.Name(), Address: m.addr(addr), ID: hex.EncodeToString(addr.Data()), State: st.Status.String(),
+		Payer: m.addr(st.Payer), Payee: m.addr(st.Payee),
+		PayerKey: hex.EncodeToString(st.PayerKey), PayeeKey: hex.EncodeToString(st.PayeeKey),
+		Nonce: st.Nonce, Deposit: st.Deposit, Claimed: st.Claimed, Locked: st.Locked(), Seqno: st.Seqno,
+		Balance: acc.Balance, CloseDelay: int64(st.CloseDelay / time.Second),
+	}
+	if st.Status == contracts.ChannelClosed {
+		out.Locked = 0 // the refund took it
+	}
+	if st.Status != contracts.ChannelOpen {
+		out.ClosingSince, out.ClosableAt = st.ClosingSince.Unix(), st.ClosableAt().Unix()
+	}
+	return st, out, nil
+}
+
+func (c channelJSON) human() string {
+	s := fmt.Sprintf("channel:  %s (%s)\nstate:    %s\npayer:    %s\npayee:    %s\ndeposit:  %s TON\nclaimed:  %s TON\nlocked:   %s TON\nseqno:    %d\nbalance:  %s TON\nclose delay: %v\n",
+		c.Address, c.Chain, c.State, c.Payer, c.Payee, node.FormatTON(c.Deposit), node.FormatTON(c.Claimed), node.FormatTON(c.Locked),
+		c.Seqno, node.FormatTON(c.Balance), time.Duration(c.CloseDelay)*time.Second)
+	if c.ClosableAt != 0 {
+		s += fmt.Sprintf("closing since %s; closable at %s\n", time.Unix(c.ClosingSince, 0).UTC().Format(time.RFC3339), time.Unix(c.ClosableAt, 0).UTC().Format(time.RFC3339))
+	}
+	return s
+}
+
+func runChannelOpen(ctx context.Context, args []string) error {
+	m := newMoneyCmd("channel open", "Deploys a payment channel from the wallet of --key (the payer) to --payee, whose public key\nis --payee-key, and deposits --deposit in it. Prints the channel's address. "+amountHelp, true)
+	payee := m.fs.String("payee", "", "payee's wallet address (required)")
+	payeeKey := m.fs.String("payee-key", "", "payee's Ed25519 public key, 64 hex digits (required)")
+	var deposit uint64
+	m.fs.Var(amountFlag{&deposit}, "deposit", "AMOUNT to lock in the channel (required)")
+	delay := m.fs.Duration("close-delay", time.Hour, "how long the payee may still claim after a close starts (whole seconds)")
+	nonce := m.fs.Int64("nonce", -1, "channel nonce, to open several channels between the same parties (default: the first unused)")
+	vkey := voucherKeyFlag(m)
+	if _, err := m.parse(args, 0, 0); err != nil {
+		return err
+	}
+	if *payee == "" || *payeeKey == "" || deposit == 0 {
+		m.fs.Usage()
+		return fmt.Errorf("--payee, --payee-key and --deposit are required")
+	}
+	to, err := node.ParseAddress(*payee)
+	if err != nil {
+		return err
+	}
+	pk, err := hex.DecodeString(*payeeKey)
+	if err != nil || len(pk) != ed25519.PublicKeySize {
+		return fmt.Errorf("--payee-key %q: want 64 hex digits", *payeeKey)
+	}
+	if err := m.start(ctx); err != nil {
+		return err
+	}
+	defer m.stop()
+	w, err := m.wallet()
+	if err != nil {
+		return err
+	}
+	vk, err := identity.Ed25519(m.voucherKeyPath(*vkey))
+	if err != nil {
+		return err
+	}
+	cfg := contracts.ChannelConfig{Payer: w.Address(), Payee: to, PayerKey: vk.Public().(ed25519.PublicKey), PayeeKey: pk, CloseDelay: *delay}
+	addr, err := m.freeChannel(&cfg, *nonce)
+	if err != nil {
+		return err
+	}
+	si, err := cfg.StateInit()
+	if err != nil {
+		return err
+	}
+	sent, err := node.Send(m.ctx, w, chain.Transfer{To: addr, Amount: deposit + contracts.TopUpReserve, Bounce: true, StateInit: si, Body: contracts.TopUpBody(queryID(), deposit)})
+	if err != nil {
+		return err
+	}
+	_, out, err := m.readChannel(addr)
+	if err != nil {
+		return err
+	}
+	return m.print(struct {
+		channelJSON
+		VoucherKey string `json:"voucher_key_file"`
+		Fees       uint64 `json:"fees"`
+		Tx         txJSON `json:"transaction"`
+	}{out, m.voucherKeyPath(*vkey), sent.Fees(), txOf(sent.Wallet)},
+		fmt.Sprintf("opened channel %s\ndeposit %s TON from %s to %s; vouchers signed by %s\n",
+			out.Address, node.FormatTON(out.Deposit), out.Payer, out.Payee, m.voucherKeyPath(*vkey)))
+}
+
+// freeChannel sets cfg.Nonce to nonce, or (nonce < 0) to the first nonce whose channel is not deployed,
+// and returns the channel's address.
+func (m *moneyCmd) freeChannel(cfg *contracts.ChannelConfig, nonce int64) (*address.Address, error) {
+	for n := max(nonce, 0); ; n++ {
+		cfg.Nonce = uint64(n)
+		addr, err := cfg.Address()
+		if err != nil {
+			return nil, err
+		}
+		acc, err := m.chain.Account(m.ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		if !acc.Active() {
+			return addr, nil
+		}
+		if nonce >= 0 {
+			return nil, fmt.Errorf("channel %s with nonce %d already exists; top it up, or pick another --nonce", m.addr(addr), n)
+		}
+	}
+}
+
+// channelOp parses ADDR (pos[0]), opens the chain, and reads the channel and the wallet of --key, which
+// must be its payer (payer true) or payee.
+func (m *moneyCmd) channelOp(ctx context.Context, pos string, payer bool) (*address.Address, *contracts.ChannelState, *chain.Wallet, error) {
+	addr, err := node.ParseAddress(pos)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := m.start(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	w, err := m.wallet()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, _, err := m.readChannel(addr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	role, want := "payee", st.Payee
+	if payer {
+		role, want = "payer", st.Payer
+	}
+	if !want.Equals(w.Address()) {
+		return nil, nil, nil, fmt.Errorf("wallet %s is not the %s of channel %s (the %s is %s)", m.addr(w.Address()), role, m.addr(addr), role, m.addr(want))
+	}
+	return addr, st, w, nil
+}
+
+// report prints the channel's state after an operation.
+func (m *moneyCmd) report(addr *address.Address, sent *node.Sent, done string) error {
+	_, out, err := m.readChannel(addr)
+	if err != nil {
+		return err
+	}
+	return m.print(struct {
+		channelJSON
+		Done string `json:"done"`
+		Fees uint64 `json:"fees"`
+		Tx   txJSON `json:"transaction"`
+	}{out, done, sent.Fees(), txOf(sent.Wallet)}, done+"\n"+out.human())
+}
+
+func runChannelTopUp(ctx context.Context, args []string) error {
+	m := newMoneyCmd("channel top-up ADDR AMOUNT", "Adds AMOUNT to the deposit of channel ADDR, from its payer's wallet (--key); the message\ncarries 0.01 TON more for gas and the channel's storage reserve. "+amountHelp, true)
+	pos, err := m.parse(args, 2, 2)
+	if err != nil {
+		return err
+	}
+	amount, err := node.ParseAmount(pos[1])
+	if err != nil {
+		return err
+	}
+	addr, _, w, err := m.channelOp(ctx, pos[0], true)
+	defer m.stop()
+	if err != nil {
+		return err
+	}
+	sent, err := node.Send(m.ctx, w, chain.Transfer{To: addr, Amount: amount + contracts.TopUpReserve, Bounce: true, Body: contracts.TopUpBody(queryID(), amount)})
+	if err != nil {
+		return err
+	}
+	return m.report(addr, sent, fmt.Sprintf("topped up %s TON", node.FormatTON(amount)))
+}
+
+func runChannelShow(ctx context.Context, args []string) error {
+	m := newMoneyCmd("channel show ADDR", "Prints the payer, payee, deposit, claimed amount, newest claimed seqno and state of channel ADDR.", false)
+	pos, err := m.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	addr, err := node.ParseAddress(pos[0])
+	if err != nil {
+		return err
+	}
+	if err := m.start(ctx); err != nil {
+		return err
+	}
+	defer m.stop()
+	_, out, err := m.readChannel(addr)
+	if err != nil {
+		return err
+	}
+	return m.print(out, out.human())
+}
+
+func runChannelVoucher(ctx context.Context, args []string) error {
+	m := newMoneyCmd("channel voucher ADDR", "Signs a voucher promising the payee of channel ADDR --total in all, with --seqno above every\nvoucher before it, and prints it in base64 (what 'channel claim' takes). "+amountHelp, true)
+	vkey := voucherKeyFlag(m)
+	seqno := m.fs.Uint64("seqno", 0, "voucher seqno, above the last (required)")
+	var total uint64
+	m.fs.Var(amountFlag{&total}, "total", "AMOUNT the payee may have taken out of the channel in all (required)")
+	pos, err := m.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *seqno == 0 {
+		return fmt.Errorf("--seqno is required")
+	}
+	addr, err := node.ParseAddress(pos[0])
+	if err != nil {
+		return err
+	}
+	if err := m.start(ctx); err != nil {
+		return err
+	}
+	defer m.stop()
+	st, _, err := m.readChannel(addr)
+	if err != nil {
+		return err
+	}
+	vk, err := node.LoadWalletKey(m.voucherKeyPath(*vkey))
+	if err != nil {
+		return err
+	}
+	if !vk.Public().(ed25519.PublicKey).Equal(st.PayerKey) {
+		return fmt.Errorf("%s is not the voucher key of channel %s", m.voucherKeyPath(*vkey), m.addr(addr))
+	}
+	sv := contracts.Voucher{ChannelID: [32]byte(addr.Data()), Seqno: *seqno, Total: total}.Sign(vk)
+	text, _ := sv.MarshalText()
+	return m.print(struct {
+		Channel string `json:"channel"`
+		Seqno   uint64 `json:"seqno"`
+		Total   uint64 `json:"total"`
+		Voucher string `json:"voucher"`
+	}{m.addr(addr), sv.Seqno, sv.Total, string(text)}, string(text)+"\n")
+}
+
+func runChannelClaim(ctx context.Context, args []string) error {
+	m := newMoneyCmd("channel claim ADDR VOUCHER", "Claims from channel ADDR with VOUCHER, a payer-signed voucher in base64, from the payee's\nwallet (--key): the channel pays the voucher's total less what it has paid already. The contract\nrefuses stale, replayed and forged vouchers.", true)
+	pos, err := m.parse(args, 2, 2)
+	if err != nil {
+		return err
+	}
+	var sv contracts.SignedVoucher
+	if err := sv.UnmarshalText([]byte(pos[1])); err != nil {
+		return fmt.Errorf("voucher: %w", err)
+	}
+	addr, st, w, err := m.channelOp(ctx, pos[0], false)
+	defer m.stop()
+	if err != nil {
+		return err
+	}
+	sent, err := node.Send(m.ctx, w, chain.Transfer{To: addr, Amount: contracts.ClaimValue, Bounce: true, Body: contracts.ClaimBody(queryID(), sv)})
+	if err != nil {
+		return fmt.Errorf("claim with voucher seqno %d, total %s TON: %w", sv.Seqno, node.FormatTON(sv.Total), err)
+	}
+	paid := uint64(0)
+	if sv.Total > st.Claimed {
+		paid = sv.Total - st.Claimed
+	}
+	return m.report(addr, sent, fmt.Sprintf("claimed %s TON (voucher seqno %d, total %s TON)", node.FormatTON(paid), sv.Seqno, node.FormatTON(sv.Total)))
+}
+
+func runChannelClose(ctx context.Context, args []string) error {
+	m := newMoneyCmd("channel close ADDR", "Starts closing channel ADDR from its payer's wallet (--key): the payee may still claim during\nthe close delay. With --finish, after the delay, ends it and sends the payer everything left.", true)
+	finish := m.fs.Bool("finish", false, "finish a close whose delay has passed")
+	pos, err := m.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	addr, st, w, err := m.channelOp(ctx, pos[0], true)
+	defer m.stop()
+	if err != nil {
+		return err
+	}
+	body, done := contracts.StartCloseBody(queryID()), "close started"
+	if *finish {
+		now, err := m.chain.Now(m.ctx)
+		if err != nil {
+			return err
+		}
+		switch {
+		case st.Status == contracts.ChannelOpen:
+			return fmt.Errorf("channel %s is open: start the close first (cocoon channel close without --finish)", m.addr(addr))
+		case st.Status == contracts.ChannelClosing && now.Before(st.ClosableAt()):
+			return fmt.Errorf("too early: channel %s may be finished at %s, in %v (chain time %s)", m.addr(addr),
+				st.ClosableAt().UTC().Format(time.RFC3339), st.ClosableAt().Sub(now), now.UTC().Format(time.RFC3339))
+		}
+		acc, err := m.chain.Account(m.ctx, addr)
+		if err != nil {
+			return err
+		}
+		body, done = contracts.FinishCloseBody(queryID()), fmt.Sprintf("closed: the channel's %s TON (%s unclaimed, the rest reserve) went back to the payer",
+			node.FormatTON(acc.Balance), node.FormatTON(st.Locked()))
+	}
+	sent, err := node.Send(m.ctx, w, chain.Transfer{To: addr, Amount: opValue, Bounce: true, Body: body})
+	if err != nil {
+		return err
+	}
+	return m.report(addr, sent, done)
+}
