@@ -29,6 +29,10 @@ Usage:
                   create (or show) a development TEE vendor in DIR for separate
                   processes: workers use --simulated-tee DIR, proxies and clients
                   --trust-simulated-root DIR/vendor-root.pem
+  cocoon chain    serve a local chain to other processes; its faucet
+  cocoon wallet   new | show | balance | send: wallets on a local chain or TON
+  cocoon root     deploy | show | allow-measurement | allow-model | set-prices
+  cocoon channel  open | top-up | show | voucher | claim | close: payment channels
 
 Run 'cocoon COMMAND --help' for the flags of a command.
 `
@@ -40,6 +44,7 @@ func main() {
 	}
 	cmds := map[string]func(context.Context, []string) error{
 		"up": runUp, "proxy": runProxy, "worker": runWorker, "client": runClient, "simulated-tee": runSimulatedTEE, "status": runStatus,
+		"chain": runChain, "wallet": runWallet, "root": runRoot, "channel": runChannel,
 	}
 	name := os.Args[1]
 	if name == "help" || name == "-h" || name == "--help" {
