@@ -78,9 +78,9 @@ func newMoneyCmd(name, summary string, withKey bool) *moneyCmd {
 	return m
 }
 
-// parse parses args, flags and positional arguments in any order, and wants between min and max
+// parse parses args, flags and positional arguments in any order, and wants between lo and hi
 // positional ones.
-func (m *moneyCmd) parse(args []string, min, max int) ([]string, error) {
+func (m *moneyCmd) parse(args []string, lo, hi int) ([]string, error) {
 	var pos []string
 	for {
 		if err := m.fs.Parse(args); err != nil {
@@ -89,15 +89,19 @@ func (m *moneyCmd) parse(args []string, min, max int) ([]string, error) {
 		if m.fs.NArg() == 0 {
 			break
 		}
+		if i := len(args) - m.fs.NArg() - 1; i >= 0 && args[i] == "--" { // everything after -- is positional
+			pos = append(pos, m.fs.Args()...)
+			break
+		}
 		pos = append(pos, m.fs.Arg(0))
 		args = m.fs.Args()[1:]
 	}
-	if len(pos) < min || len(pos) > max {
+	if len(pos) < lo || len(pos) > hi {
 		m.fs.Usage()
-		if min == max {
-			return nil, fmt.Errorf("want %d arguments, got %d", min, len(pos))
+		if lo == hi {
+			return nil, fmt.Errorf("want %d arguments, got %d", lo, len(pos))
 		}
-		return nil, fmt.Errorf("want %d to %d arguments, got %d", min, max, len(pos))
+		return nil, fmt.Errorf("want %d to %d arguments, got %d", lo, hi, len(pos))
 	}
 	return pos, nil
 }

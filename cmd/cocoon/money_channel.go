@@ -110,7 +110,7 @@ func (c channelJSON) human() string {
 }
 
 func runChannelOpen(ctx context.Context, args []string) error {
-	m := newMoneyCmd("channel open", "Deploys a payment channel from the wallet of --key (the payer) to --payee, whose public key\nis --payee-key, and deposits --deposit in it. Prints the channel's address. "+amountHelp, true)
+	m := newMoneyCmd("channel open", "Deploys a payment channel from the wallet of --key (the payer) to --payee, whose public key\nis --payee-key, and deposits --deposit in it. Prints the channel's address.\n"+amountHelp, true)
 	payee := m.fs.String("payee", "", "payee's wallet address (required)")
 	payeeKey := m.fs.String("payee-key", "", "payee's Ed25519 public key, 64 hex digits (required)")
 	var deposit uint64
@@ -237,7 +237,7 @@ func (m *moneyCmd) report(addr *address.Address, sent *node.Sent, done string) e
 }
 
 func runChannelTopUp(ctx context.Context, args []string) error {
-	m := newMoneyCmd("channel top-up ADDR AMOUNT", "Adds AMOUNT to the deposit of channel ADDR, from its payer's wallet (--key); the message\ncarries 0.01 TON more for gas and the channel's storage reserve. "+amountHelp, true)
+	m := newMoneyCmd("channel top-up ADDR AMOUNT", "Adds AMOUNT to the deposit of channel ADDR, from its payer's wallet (--key); the message\ncarries 0.01 TON more for gas and the channel's storage reserve.\n"+amountHelp, true)
 	pos, err := m.parse(args, 2, 2)
 	if err != nil {
 		return err
@@ -280,7 +280,7 @@ func runChannelShow(ctx context.Context, args []string) error {
 }
 
 func runChannelVoucher(ctx context.Context, args []string) error {
-	m := newMoneyCmd("channel voucher ADDR", "Signs a voucher promising the payee of channel ADDR --total in all, with --seqno above every\nvoucher before it, and prints it in base64 (what 'channel claim' takes). "+amountHelp, true)
+	m := newMoneyCmd("channel voucher ADDR", "Signs a voucher promising the payee of channel ADDR --total in all, with --seqno above every\nvoucher before it, and prints it in base64 (what 'channel claim' takes).\n"+amountHelp, true)
 	vkey := voucherKeyFlag(m)
 	seqno := m.fs.Uint64("seqno", 0, "voucher seqno, above the last (required)")
 	var total uint64

@@ -332,10 +332,14 @@ func allowed(what, hash string, allow bool) string {
 }
 
 func runRootSetPrices(ctx context.Context, args []string) error {
-	m := newMoneyCmd("root set-prices", "Changes the root's prices, stakes and close delays: the flags given replace those values,\nthe others keep theirs. Sent from the owner's wallet (--key). "+amountHelp, true)
+	m := newMoneyCmd("root set-prices", "Changes the root's prices, stakes and close delays: the flags given replace those values,\nthe others keep theirs. Sent from the owner's wallet (--key).\n"+amountHelp, true)
 	root := rootFlag(m)
 	var given contracts.Params
 	paramFlags(m.fs, &given)
+	// Their zero values are not defaults here: a flag not given keeps the root's value.
+	onlyParams := flag.NewFlagSet("", flag.ContinueOnError)
+	paramFlags(onlyParams, &contracts.Params{})
+	onlyParams.VisitAll(func(f *flag.Flag) { m.fs.Lookup(f.Name).DefValue = "" })
 	if _, err := m.parse(args, 0, 0); err != nil {
 		return err
 	}
