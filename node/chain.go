@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/xssnick/tonutils-go/address"
 	"github.com/xssnick/tonutils-go/tlb"
@@ -22,6 +23,7 @@ import (
 	"github.com/cocoon-go/cocoon/chain/ton"
 	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/price"
 )
 
 // ChainSpecs says which --chain specs OpenChain takes, for help texts.
@@ -156,6 +158,20 @@ func ParseAddress(s string) (*address.Address, error) {
 		return nil, fmt.Errorf("address %q: %w", s, err)
 	}
 	return a, nil
+}
+
+// RootParams are the root parameters for prices p: workers get 90% of the base price (the proxy keeps
+// a 10% fee, as ProxyDefaults), no minimum stakes, and an hour for payees to claim after a close starts.
+func RootParams(p price.Price) contracts.Params {
+	return contracts.Params{
+		BasePrice:            p.PerToken,
+		WorkerFee:            p.PerToken * 9 / 10,
+		PromptMultiplier:     uint32(p.PromptMul),
+		CachedMultiplier:     uint32(p.CachedMul),
+		CompletionMultiplier: uint32(p.CompletionMul),
+		ClientCloseDelay:     time.Hour,
+		WorkerCloseDelay:     time.Hour,
+	}
 }
 
 // FeeReserve is what Send wants a wallet to hold on top of the amounts it sends, for its fees: a V5R1

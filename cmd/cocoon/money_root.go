@@ -41,19 +41,6 @@ func runRoot(ctx context.Context, args []string) error {
 	}, args)
 }
 
-// defaultParams are the parameters a root is deployed with unless flags say otherwise: price.Default,
-// workers paid 90% of the base price (a 10% proxy fee, as `cocoon up` runs proxies), no stakes, and an
-// hour for payees to claim after a close starts.
-var defaultParams = contracts.Params{
-	BasePrice:            price.Default.PerToken,
-	WorkerFee:            price.Default.PerToken * 9 / 10,
-	PromptMultiplier:     uint32(price.Default.PromptMul),
-	CachedMultiplier:     uint32(price.Default.CachedMul),
-	CompletionMultiplier: uint32(price.Default.CompletionMul),
-	ClientCloseDelay:     time.Hour,
-	WorkerCloseDelay:     time.Hour,
-}
-
 // paramFlags binds the flags of each root parameter to p.
 func paramFlags(fs *flag.FlagSet, p *contracts.Params) {
 	fs.Uint64Var(&p.BasePrice, "price-per-token", p.BasePrice, "base price, integer nanoTON per token")
@@ -86,7 +73,7 @@ func (v *uint32Value) Set(s string) error {
 
 func runRootDeploy(ctx context.Context, args []string) error {
 	m := newMoneyCmd("root deploy", "Deploys a root contract owned by the wallet of --key, with the parameters of the flags, and\nprints its address. The address follows from the owner and the parameters, so deploying the same twice\nis refused. Allow measurements and models afterwards with allow-measurement and allow-model.", true)
-	p := defaultParams
+	p := node.RootParams(price.Default)
 	paramFlags(m.fs, &p)
 	value := contracts.ClaimValue * 2
 	m.fs.Var(amountFlag{&value}, "value", "AMOUNT sent with the deploy, kept by the root for its storage fees")
