@@ -193,6 +193,7 @@ type RefusedError struct {
 	ActionCode int32
 }
 
+// Error names the contract and says in words why it refused.
 func (e *RefusedError) Error() string {
 	if e.ExitCode == 0 || e.ExitCode == 1 {
 		return fmt.Sprintf("%s refused the message: action phase failed with result code %d", e.Address, e.ActionCode)
