@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cocoon-go/cocoon/contracts"
@@ -440,5 +441,57 @@ func TestSeedCorpus(t *testing.T) {
 		if got, err := os.ReadFile(path); err != nil || string(got) != want {
 			t.Errorf("%s is not the encoding of seed %d (PAYMENTS_WRITE_CORPUS=1 go test -run TestSeedCorpus): %v", path, i, err)
 		}
+	}
+}
+
+// Concurrent payments get distinct seqnos and add up; vouchers that reach the payee out of order are
+// refused as stale, and the newest one, which covers them, is what it keeps.
+func TestConcurrentPayAccept(t *testing.T) {
+	ch := offChain(0)
+	p := openPayer(t, t.TempDir(), ch)
+	q := openPayee(t, t.TempDir(), ch)
+	p.SetDeposit(1 << 30)
+	q.SetDeposit(1 << 30)
+	const workers, each = 4, 25
+	vouchers := make(chan contracts.SignedVoucher, workers*each)
+	errs := make(chan error, workers*each)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				v, err := p.Pay(10)
+				if err != nil {
+					errs <- err
+					return
+				}
+				vouchers <- v
+				if err := q.Accept(v); err != nil && !errors.Is(err, ErrStale) {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(vouchers)
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := map[uint64]bool{}
+	for v := range vouchers {
+		if seen[v.Seqno] || v.Total != 10*v.Seqno {
+			t.Fatalf("voucher seqno %d, total %d (seen before: %v)", v.Seqno, v.Total, seen[v.Seqno])
+		}
+		seen[v.Seqno] = true
+	}
+	last, _ := p.Last()
+	if p.Seqno() != workers*each || p.Total() != 10*workers*each {
+		t.Fatalf("payer at seqno %d, total %d", p.Seqno(), p.Total())
+	}
+	if err := q.Accept(last); err != nil { // the newest, re-sent, is kept whatever order the rest came in
+		t.Fatal(err)
+	}
+	if newest, _ := q.Newest(); newest != last {
+		t.Fatalf("payee keeps %d, newest is %d", newest.Seqno, last.Seqno)
 	}
 }

@@ -14,7 +14,7 @@ import (
 // N payments cost one open and one claim on chain, whatever N is; the payee gets the total less its
 // claim's fees, and a second claim with nothing new sends nothing.
 func TestPayManyClaimOnce(t *testing.T) {
-	const n = 200
+	const n = 1000
 	w := newWorld(t)
 	txs0 := w.txs()
 	p, q := w.open(1 * ton)
@@ -26,7 +26,7 @@ func TestPayManyClaimOnce(t *testing.T) {
 	var want uint64
 	txs1 := w.txs()
 	for i := range uint64(n) {
-		amount := 1_000_000 + i*1_000
+		amount := 100_000 + i*100
 		v, err := p.Pay(amount)
 		if err != nil {
 			t.Fatal(err)
@@ -68,12 +68,21 @@ func TestPayManyClaimOnce(t *testing.T) {
 	if claimFees == 0 || claimFees > contracts.ClaimValue {
 		t.Fatalf("claim fees %d", claimFees)
 	}
-	txs, err := w.c.Transactions(w.ctx, w.addr(), 0, 1)
+	chTxs, err := w.c.Transactions(w.ctx, w.addr(), 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d payments of %d nanoTON in all: open %d transactions, claim %d transactions, %d gas in the channel, %d nanoTON of fees (%.6f TON)",
-		n, want, openTxs, claimTxs, gasUsed(t, txs[0]), claimFees, float64(claimFees)/ton)
+	wTxs, err := w.c.Transactions(w.ctx, w.payeeW.Address(), 0, 2) // the payout landing, the claim leaving
+	if err != nil {
+		t.Fatal(err)
+	}
+	send, channel, land := wTxs[1], chTxs[0], wTxs[0]
+	if sum := send.Fees + send.Out[0].FwdFee + channel.Fees + channel.Out[0].FwdFee + land.Fees; sum != claimFees {
+		t.Fatalf("claim fees %d != the sum of its transactions' %d", claimFees, sum)
+	}
+	t.Logf("%d payments, %d nanoTON in all: open %d transactions, payments 0, claim %d transactions", n, want, openTxs, claimTxs)
+	t.Logf("claim: %d gas in the channel; fees %d nanoTON (%.6f TON) = wallet %d + forward %d + channel %d + forward payout %d + payout landing %d",
+		gasUsed(t, channel), claimFees, float64(claimFees)/ton, send.Fees, send.Out[0].FwdFee, channel.Fees, channel.Out[0].FwdFee, land.Fees)
 
 	// Claiming again with nothing new sends nothing and pays nothing.
 	txs2, payee1 := w.txs(), w.balance(w.payeeW.Address())
