@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/xssnick/tonutils-go/address"
 
@@ -49,9 +48,8 @@ type ManifestChannel struct {
 
 // Amounts `cocoon up` moves on its local chain, in nanoTON.
 const (
-	upFunding    = 1_000 * 1_000_000_000 // each wallet, from the faucet
-	upRootValue  = 1_000_000_000         // sent with the root's deployment, for its storage
-	upCloseDelay = time.Hour
+	upFunding   = 1_000 * 1_000_000_000 // each wallet, from the faucet
+	upRootValue = 1_000_000_000         // sent with the root's deployment, for its storage
 )
 
 // money is the on-chain side of a `cocoon up` network.
@@ -100,12 +98,8 @@ func setUpMoney(ctx context.Context, dataDir string, names []ManifestAccount, me
 
 	owner := m.wallets["owner"]
 	rc := contracts.RootConfig{
-		Owner: owner.Address(),
-		Params: contracts.Params{
-			BasePrice: p.PerToken, WorkerFee: p.PerToken * 9 / 10,
-			PromptMultiplier: uint32(p.PromptMul), CachedMultiplier: uint32(p.CachedMul), CompletionMultiplier: uint32(p.CompletionMul),
-			ClientCloseDelay: upCloseDelay, WorkerCloseDelay: upCloseDelay,
-		},
+		Owner:              owner.Address(),
+		Params:             RootParams(p),
 		WorkerMeasurements: [][32]byte{measurement},
 		Models:             models,
 	}
@@ -119,7 +113,7 @@ func setUpMoney(ctx context.Context, dataDir string, names []ManifestAccount, me
 	if acct, err := c.Account(ctx, m.root); err != nil {
 		return fail(err)
 	} else if acct.Code == nil {
-		if _, err := owner.Send(ctx, chain.Transfer{To: m.root, Amount: upRootValue, StateInit: init}); err != nil {
+		if _, err := Send(ctx, owner, chain.Transfer{To: m.root, Amount: upRootValue, StateInit: init}); err != nil {
 			return fail(fmt.Errorf("deploying the root contract: %w", err))
 		}
 		log.Info("root contract deployed", "address", m.root.String())

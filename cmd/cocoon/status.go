@@ -27,7 +27,7 @@ func runStatus(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("chain:  %s (%s)\nroot:   %s\n\naccounts:\n", st.Chain, st.Note, st.Root)
 	for _, a := range st.Accounts {
-		fmt.Printf("  %-10s %-7s %s  %s TON\n", a.Name, a.Role, a.Address, tonString(a.Balance))
+		fmt.Printf("  %-10s %-7s %s  %s TON\n", a.Name, a.Role, a.Address, node.FormatTON(a.Balance))
 	}
 	fmt.Println("\nchannels:")
 	if len(st.Channels) == 0 {
@@ -35,12 +35,7 @@ func runStatus(ctx context.Context, args []string) error {
 	}
 	for _, c := range st.Channels {
 		fmt.Printf("  %s → %s  %s  deposit %s  claimed %s  newest voucher %s  (%s)\n",
-			c.Payer, c.Payee, c.Address, tonString(c.Deposit), tonString(c.Claimed), tonString(c.VoucherTotal), c.State)
+			c.Payer, c.Payee, c.Address, node.FormatTON(c.Deposit), node.FormatTON(c.Claimed), node.FormatTON(c.VoucherTotal), c.State)
 	}
 	return nil
-}
-
-// tonString formats nanoTON as TON with nine decimals, in integers.
-func tonString(nano uint64) string {
-	return fmt.Sprintf("%d.%09d", nano/1_000_000_000, nano%1_000_000_000)
 }
