@@ -86,8 +86,9 @@ func StartClose(ctx context.Context, w *chain.Wallet, ch contracts.ChannelConfig
 }
 
 // FinishClose ends a close of channel ch whose delay has passed: everything left in the channel goes
-// back to the payer's wallet w. It returns the channel's final state once the refund has landed, and
-// ErrTooEarly, sending nothing, before the channel's ClosableAt by the chain's clock.
+// back to the payer's wallet w. It returns the channel's final state once the refund has landed. Before
+// the channel's ClosableAt by the chain's clock it sends nothing and returns ErrTooEarly; so it does for
+// a channel with no close started, or already closed (ErrChannelClosed).
 func FinishClose(ctx context.Context, w *chain.Wallet, ch contracts.ChannelConfig) (*contracts.ChannelState, error) {
 	addr, err := payerOp(w, ch)
 	if err != nil {
@@ -104,7 +105,9 @@ func FinishClose(ctx context.Context, w *chain.Wallet, ch contracts.ChannelConfi
 	switch {
 	case st.Status == contracts.ChannelClosed:
 		return st, fmt.Errorf("%w: %s", ErrChannelClosed, addr)
-	case st.Status == contracts.ChannelClosing && now.Before(st.ClosableAt()):
+	case st.Status == contracts.ChannelOpen:
+		return st, fmt.Errorf("payments: finish close of channel %s: no close started (StartClose first)", addr)
+	case now.Before(st.ClosableAt()):
 		return st, fmt.Errorf("%w: channel %s closable at %s, now %s", ErrTooEarly, addr,
 			st.ClosableAt().UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}

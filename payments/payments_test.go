@@ -333,6 +333,9 @@ func TestCloseAfterPayeeGone(t *testing.T) {
 		q.Accept(v)
 	}
 
+	if _, err := FinishClose(w.ctx, w.payerW, w.cfg); err == nil || errors.Is(err, ErrRefused) {
+		t.Fatalf("finish close before start close: %v", err)
+	}
 	if _, err := StartClose(w.ctx, w.payerW, w.cfg); err != nil {
 		t.Fatal(err)
 	}
