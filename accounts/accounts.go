@@ -19,7 +19,7 @@ import (
 	"github.com/cocoon-go/cocoon/price"
 )
 
-// ErrCreditLimit is returned by Admit for a client that owes its whole credit.
+// ErrCreditLimit is the error for a client whose unpaid answers reach its credit.
 var ErrCreditLimit = errors.New("accounts: client has reached its credit limit")
 
 // Entry is one metered answer, taken from a verified usage receipt.
@@ -43,8 +43,6 @@ type Account struct {
 
 // Ledger meters requests.
 type Ledger interface {
-	// Admit reports whether client may start another request.
-	Admit(client string) error
 	// Record books one answer. Recording the same request id twice books it once.
 	Record(e Entry) error
 	// Client and Worker return running totals.
@@ -55,18 +53,16 @@ type Ledger interface {
 
 // File is a Ledger kept as a journal of JSON lines, replayed on open.
 type File struct {
-	mu          sync.Mutex
-	f           *os.File
-	w           *bufio.Writer
-	creditLimit uint64
-	seen        map[string]bool
-	clients     map[string]*Account
-	workers     map[string]*Account
+	mu      sync.Mutex
+	f       *os.File
+	w       *bufio.Writer
+	seen    map[string]bool
+	clients map[string]*Account
+	workers map[string]*Account
 }
 
-// OpenFile opens or creates the journal at path. A client is refused once
-// it owes creditLimit nanoTON; zero means no limit.
-func OpenFile(path string, creditLimit uint64) (*File, error) {
+// OpenFile opens or creates the journal at path.
+func OpenFile(path string) (*File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
@@ -74,7 +70,7 @@ func OpenFile(path string, creditLimit uint64) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	l := &File{f: f, creditLimit: creditLimit, seen: map[string]bool{},
+	l := &File{f: f, seen: map[string]bool{},
 		clients: map[string]*Account{}, workers: map[string]*Account{}}
 	// Replay; a torn last line (a crash mid-write) is cut off.
 	r := bufio.NewReader(f)
@@ -127,16 +123,6 @@ func add(m map[string]*Account, id string, tokens, amount uint64) {
 	a.Requests++
 	a.Tokens += tokens
 	a.Amount += amount
-}
-
-// Admit implements Ledger.
-func (l *File) Admit(client string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if a := l.clients[client]; a != nil && l.creditLimit > 0 && a.Amount >= l.creditLimit {
-		return fmt.Errorf("%w: owes %d of %d nanoTON", ErrCreditLimit, a.Amount, l.creditLimit)
-	}
-	return nil
 }
 
 // Record implements Ledger. The entry is written through to the file before

@@ -1,7 +1,6 @@
 package accounts
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,7 +14,7 @@ func entry(id string, cost uint64) Entry {
 
 func TestFileBooksPersistsAndDeduplicates(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger.jsonl")
-	l, err := OpenFile(path, 0)
+	l, err := OpenFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +36,7 @@ func TestFileBooksPersistsAndDeduplicates(t *testing.T) {
 	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString(`{"request_id":"c","cost":`)
 	f.Close()
-	l, err = OpenFile(path, 0)
+	l, err = OpenFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,27 +49,5 @@ func TestFileBooksPersistsAndDeduplicates(t *testing.T) {
 	}
 	if got := l.Client("c").Amount; got != 151 {
 		t.Errorf("after torn line and new record: %d, want 151", got)
-	}
-}
-
-func TestFileCreditLimit(t *testing.T) {
-	l, err := OpenFile(filepath.Join(t.TempDir(), "l.jsonl"), 120)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := l.Admit("c"); err != nil {
-		t.Fatalf("new client refused: %v", err)
-	}
-	l.Record(entry("a", 100))
-	if err := l.Admit("c"); err != nil {
-		t.Fatalf("client under limit refused: %v", err)
-	}
-	l.Record(entry("b", 20))
-	if err := l.Admit("c"); !errors.Is(err, ErrCreditLimit) {
-		t.Fatalf("client at limit: err = %v, want ErrCreditLimit", err)
-	}
-	if err := l.Admit("other"); err != nil {
-		t.Fatalf("other client refused: %v", err)
 	}
 }

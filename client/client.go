@@ -28,6 +28,7 @@ import (
 	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/seal"
 	"github.com/cocoon-go/cocoon/wire"
@@ -61,6 +62,9 @@ type Client struct {
 	refused map[[32]byte]bool
 
 	encaps encapPool
+
+	payer    *payments.Payer
+	vouchers *wire.VoucherSender
 }
 
 // worker is a verified entry of the proxy's directory.
@@ -436,6 +440,7 @@ func (a *answer) finish(rc *seal.Receipt) *api.Error {
 			a.c.log.Error("booking receipt", "err", err)
 		}
 	}
+	a.c.pay(rc.Cost.Total)
 	usage := api.NewUsage(rc.Usage, rc.Cost)
 	if a.req.Stream {
 		if a.req.IncludeUsage() {

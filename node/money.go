@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/xssnick/tonutils-go/address"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/cocoon-go/cocoon/chain/local"
 	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/price"
 )
 
@@ -57,6 +60,7 @@ type money struct {
 	chain    *local.Chain
 	root     *address.Address
 	wallets  map[string]*chain.Wallet
+	keys     map[string]ed25519.PrivateKey // the wallets' keys
 	manifest Manifest
 }
 
@@ -68,7 +72,7 @@ func setUpMoney(ctx context.Context, dataDir string, names []ManifestAccount, me
 	if err != nil {
 		return nil, err
 	}
-	m := &money{chain: c, wallets: map[string]*chain.Wallet{}, manifest: Manifest{Chain: local.Name}}
+	m := &money{chain: c, wallets: map[string]*chain.Wallet{}, keys: map[string]ed25519.PrivateKey{}, manifest: Manifest{Chain: local.Name}}
 	fail := func(err error) (*money, error) {
 		c.Close()
 		return nil, err
@@ -93,6 +97,7 @@ func setUpMoney(ctx context.Context, dataDir string, names []ManifestAccount, me
 		}
 		a.Address = w.Address().String()
 		m.wallets[a.Name] = w
+		m.keys[a.Name] = key
 		m.manifest.Accounts = append(m.manifest.Accounts, a)
 	}
 
@@ -167,4 +172,114 @@ func RootPolicy(ctx context.Context, c chain.Chain, root *address.Address) (meas
 		}
 	}
 	return measurements, models, nil
+}
+
+// upDeposit is what each channel of a `cocoon up` network is opened with.
+const upDeposit = 100 * 1_000_000_000
+
+// channelEnds are the off-chain ends of a `cocoon up` network's channels.
+type channelEnds struct {
+	clientPayer  *payments.Payer            // client → proxy, the client's end
+	proxyPayee   *payments.Payee            // client → proxy, the proxy's end
+	workerPayers map[string]*payments.Payer // proxy → worker, by worker payout address
+	workerPayees map[string]*payments.Payee // proxy → worker, the worker's end, by worker name
+}
+
+func (e *channelEnds) close() {
+	if e == nil {
+		return
+	}
+	if e.clientPayer != nil {
+		e.clientPayer.Close()
+	}
+	if e.proxyPayee != nil {
+		e.proxyPayee.Close()
+	}
+	for _, p := range e.workerPayers {
+		p.Close()
+	}
+	for _, p := range e.workerPayees {
+		p.Close()
+	}
+}
+
+// openChannels opens (or finds) the client→proxy channel and a proxy→worker
+// channel per worker, and opens their off-chain ends in the roles' data
+// directories. The client's account key signs its vouchers, so the proxy
+// knows a client's channel by the key that signs its requests.
+func (m *money) openChannels(ctx context.Context, dataDir string, clientKey ed25519.PrivateKey, workers []string) (_ *channelEnds, err error) {
+	proxyKey, err := identity.Ed25519(filepath.Join(dataDir, "proxy", "voucher.key"))
+	if err != nil {
+		return nil, err
+	}
+	ends := &channelEnds{workerPayers: map[string]*payments.Payer{}, workerPayees: map[string]*payments.Payee{}}
+	defer func() {
+		if err != nil {
+			ends.close()
+		}
+	}()
+	open := func(payer, payee string, payerKey ed25519.PublicKey, payeeKey ed25519.PublicKey) (contracts.ChannelConfig, error) {
+		cfg := contracts.ChannelConfig{
+			Payer: m.wallets[payer].Address(), Payee: m.wallets[payee].Address(),
+			PayerKey: payerKey, PayeeKey: payeeKey, Nonce: 1, CloseDelay: time.Hour,
+		}
+		addr, err := payments.Open(ctx, m.wallets[payer], cfg, upDeposit)
+		if err != nil && !errors.Is(err, payments.ErrAlreadyOpen) {
+			return cfg, fmt.Errorf("opening the %s → %s channel: %w", payer, payee, err)
+		}
+		if addr == nil {
+			if addr, err = cfg.Address(); err != nil {
+				return cfg, err
+			}
+		}
+		m.manifest.Channels = append(m.manifest.Channels, ManifestChannel{Address: addr.String(), Payer: payer, Payee: payee, Nonce: cfg.Nonce})
+		return cfg, nil
+	}
+	refresh := func(r interface {
+		Refresh(context.Context, chain.Chain) (*contracts.ChannelState, error)
+	}) error {
+		_, err := r.Refresh(ctx, m.chain)
+		return err
+	}
+
+	cfg, err := open("client", "proxy", clientKey.Public().(ed25519.PublicKey), proxyKey.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, err
+	}
+	if ends.clientPayer, err = payments.OpenPayer(filepath.Join(dataDir, "client", "channels"), cfg, clientKey); err != nil {
+		return nil, err
+	}
+	if err := refresh(ends.clientPayer); err != nil {
+		return nil, err
+	}
+	if ends.proxyPayee, err = payments.OpenPayee(filepath.Join(dataDir, "proxy", "channels"), cfg); err != nil {
+		return nil, err
+	}
+	if err := refresh(ends.proxyPayee); err != nil {
+		return nil, err
+	}
+	for _, name := range workers {
+		wk := m.wallets[name]
+		cfg, err := open("proxy", name, proxyKey.Public().(ed25519.PublicKey), m.keys[name].Public().(ed25519.PublicKey))
+		if err != nil {
+			return nil, err
+		}
+		payer, err := payments.OpenPayer(filepath.Join(dataDir, "proxy", "channels"), cfg, proxyKey)
+		if err != nil {
+			return nil, err
+		}
+		ends.workerPayers[wk.Address().String()] = payer
+		if err := refresh(payer); err != nil {
+			return nil, err
+		}
+		payee, err := payments.OpenPayee(filepath.Join(dataDir, name, "channels"), cfg)
+		if err != nil {
+			return nil, err
+		}
+		ends.workerPayees[name] = payee
+		if err := refresh(payee); err != nil {
+			return nil, err
+		}
+	}
+	return ends, nil
 }

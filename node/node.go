@@ -102,7 +102,7 @@ func StartProxy(cfg ProxyConfig, log *slog.Logger) (*Proxy, error) {
 		return nil, err
 	}
 	pin, _ := identity.CertKeyHash(cert)
-	ledger, err := accounts.OpenFile(filepath.Join(cfg.DataDir, "ledger.jsonl"), cfg.Proxy.CreditLimit)
+	ledger, err := accounts.OpenFile(filepath.Join(cfg.DataDir, "ledger.jsonl"))
 	if err != nil {
 		return nil, err
 	}
@@ -134,12 +134,12 @@ func StartProxy(cfg ProxyConfig, log *slog.Logger) (*Proxy, error) {
 // Close stops the proxy.
 func (n *Proxy) Close() error {
 	n.wln.Close()
-	n.Proxy.Close()
+	err := n.Proxy.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	n.srv.Shutdown(ctx)
 	n.srv.Close()
-	return n.ledger.Close()
+	return errors.Join(err, n.ledger.Close())
 }
 
 // ClientConfig configures a client node.
@@ -169,7 +169,7 @@ func StartClient(cfg ClientConfig, log *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	journal, err := accounts.OpenFile(filepath.Join(cfg.DataDir, "receipts.jsonl"), 0)
+	journal, err := accounts.OpenFile(filepath.Join(cfg.DataDir, "receipts.jsonl"))
 	if err != nil {
 		return nil, err
 	}

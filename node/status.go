@@ -2,14 +2,21 @@ package node
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"path/filepath"
+	"time"
 
 	"github.com/xssnick/tonutils-go/address"
 
 	"github.com/cocoon-go/cocoon/chain"
 	"github.com/cocoon-go/cocoon/chain/local"
 	"github.com/cocoon-go/cocoon/contracts"
+	"github.com/cocoon-go/cocoon/payments"
 )
 
 // Status is the state of a `cocoon up` network as its chain shows it.
@@ -41,24 +48,71 @@ type ChannelStatus struct {
 }
 
 // ReadStatus reads the state of the network whose data directory is dataDir:
-// through the chain the running network serves, or, when it is stopped, from
-// the chain's directory.
+// from the running network, or, when it is stopped, from its chain's
+// directory and the payees' stores.
 func ReadStatus(ctx context.Context, dataDir string) (*Status, error) {
 	m, err := ReadManifest(dataDir)
 	if err != nil {
 		return nil, err
 	}
-	var c chain.Chain
-	if cl, err := local.Dial(m.ChainURL); err == nil && probe(ctx, cl) == nil {
-		c = cl
-	} else {
-		lc, err := local.Open(filepath.Join(dataDir, "chain"), &local.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("status: the network is not running and its chain cannot be opened: %w", err)
-		}
-		defer lc.Close()
-		c = lc
+	if st, err := fetchStatus(ctx, m.ChainURL); err == nil {
+		return st, nil
 	}
+	c, err := local.Open(filepath.Join(dataDir, "chain"), &local.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, fmt.Errorf("status: the network is not running and its chain cannot be opened: %w", err)
+	}
+	defer c.Close()
+	return buildStatus(ctx, m, c, func(ch ManifestChannel, cfg contracts.ChannelConfig) uint64 {
+		p, err := payments.OpenPayee(filepath.Join(dataDir, ch.Payee, "channels"), cfg)
+		if err != nil {
+			return 0
+		}
+		defer p.Close()
+		return p.Total()
+	})
+}
+
+// fetchStatus asks a running network for its status.
+func fetchStatus(ctx context.Context, chainURL string) (*Status, error) {
+	if chainURL == "" {
+		return nil, errors.New("no URL")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, chainURL+statusPath, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	var st Status
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// statusPath is where a running `cocoon up` serves its Status, beside its chain.
+const statusPath = "/cocoon/v1/status"
+
+// Status reads the running network's state from its chain and its payees.
+func (n *Network) Status(ctx context.Context) (*Status, error) {
+	return buildStatus(ctx, n.manifest, n.Chain, func(ch ManifestChannel, _ contracts.ChannelConfig) uint64 {
+		if ch.Payee == "proxy" {
+			return n.ends.proxyPayee.Total()
+		}
+		if p := n.ends.workerPayees[ch.Payee]; p != nil {
+			return p.Total()
+		}
+		return 0
+	})
+}
+
+func buildStatus(ctx context.Context, m *Manifest, c chain.Chain, voucherTotal func(ManifestChannel, contracts.ChannelConfig) uint64) (*Status, error) {
 	st := &Status{Chain: m.Chain, Root: m.Root, Accounts: []AccountStatus{}, Channels: []ChannelStatus{}}
 	if m.Chain == local.Name {
 		st.Note = local.Note
@@ -82,6 +136,8 @@ func ReadStatus(ctx context.Context, dataDir string) (*Status, error) {
 				return nil, fmt.Errorf("status: channel %s: %w", ch.Address, err)
 			}
 			cs.Deposit, cs.Claimed, cs.State = s.Deposit, s.Claimed, s.Status.String()
+			cfg := contracts.ChannelConfig{Payer: s.Payer, Payee: s.Payee, PayerKey: s.PayerKey, PayeeKey: s.PayeeKey, Nonce: s.Nonce, CloseDelay: s.CloseDelay}
+			cs.VoucherTotal = max(voucherTotal(ch, cfg), cs.Claimed)
 		}
 		st.Channels = append(st.Channels, cs)
 	}

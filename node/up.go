@@ -2,12 +2,15 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -17,6 +20,8 @@ import (
 	"github.com/cocoon-go/cocoon/chain/local"
 	"github.com/cocoon-go/cocoon/client"
 	"github.com/cocoon-go/cocoon/engine"
+	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/proxy"
 	"github.com/cocoon-go/cocoon/worker"
@@ -43,10 +48,12 @@ type Network struct {
 	Chain *local.Chain
 	Root  *address.Address
 
-	chainLn net.Listener
-	engine  engine.Engine
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	chainLn  net.Listener
+	manifest *Manifest
+	ends     *channelEnds
+	engine   engine.Engine
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // Up starts a whole network on this machine: a local chain with the root
@@ -96,6 +103,17 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 		return nil, err
 	}
 	n.Chain, n.Root = mon.chain, mon.root
+	clientKey, err := identity.Ed25519(filepath.Join(cfg.DataDir, "client", "client.key"))
+	if err != nil {
+		return nil, err
+	}
+	var workerNames []string
+	for i := range cfg.Workers {
+		workerNames = append(workerNames, fmt.Sprintf("worker-%d", i+1))
+	}
+	if n.ends, err = mon.openChannels(ctx, cfg.DataDir, clientKey, workerNames); err != nil {
+		return nil, err
+	}
 	// Serve the chain on loopback, so `cocoon status` and the money commands
 	// can read it while this process holds it.
 	cln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -103,8 +121,20 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 		return nil, fmt.Errorf("up: chain listener: %w", err)
 	}
 	n.chainLn = cln
-	go local.Serve(cln, n.Chain)
 	mon.manifest.ChainURL = "http://" + cln.Addr().String()
+	n.manifest = &mon.manifest
+	mux := http.NewServeMux()
+	mux.Handle("/", local.Handler(n.Chain))
+	mux.HandleFunc("GET "+statusPath, func(w http.ResponseWriter, r *http.Request) {
+		st, err := n.Status(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(st)
+	})
+	go (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(cln)
 	if err := mon.writeManifest(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -120,6 +150,9 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 	if err != nil {
 		return nil, err
 	}
+	n.Proxy.PayWith(&proxy.Payments{Chain: n.Chain, Wallet: mon.wallets["proxy"],
+		Clients: map[string]*payments.Payee{hex.EncodeToString(clientKey.Public().(ed25519.PublicKey)): n.ends.proxyPayee},
+		Workers: n.ends.workerPayers})
 	for i := range cfg.Workers {
 		name := fmt.Sprintf("worker-%d", i+1)
 		w, err := NewWorker(WorkerConfig{
@@ -130,6 +163,7 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 		if err != nil {
 			return nil, err
 		}
+		w.PayWith(&worker.Payments{Wallet: mon.wallets[name], Channel: n.ends.workerPayees[name]})
 		n.Workers = append(n.Workers, w)
 		n.wg.Go(func() { w.Run(ctx) })
 	}
@@ -147,6 +181,7 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 	if err != nil {
 		return nil, err
 	}
+	n.Client.PayWith(n.ends.clientPayer)
 	n.BaseURL = n.Client.BaseURL
 	return n, nil
 }
@@ -158,15 +193,22 @@ func ProxyDefaults() proxy.Config {
 }
 
 // Close stops everything Up started.
+//
+// The order settles every voucher: the client posts its last one to the
+// proxy, the proxy posts its last ones to the workers and claims what the
+// client's covers, and the workers, stopping, claim theirs.
 func (n *Network) Close() error {
+	var errs []error
 	if n.Client != nil {
+		n.Client.Flush()
 		n.Client.Close()
 	}
-	n.cancel()
 	if n.Proxy != nil {
-		n.Proxy.Close()
+		errs = append(errs, n.Proxy.Close())
 	}
+	n.cancel()
 	n.wg.Wait()
+	n.ends.close()
 	if n.engine != nil {
 		n.engine.Close()
 	}
@@ -176,7 +218,7 @@ func (n *Network) Close() error {
 	if n.Chain != nil {
 		n.Chain.Close()
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // SimulatedVendor creates or loads the simulated-TEE vendor in dir, writes

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,7 +14,9 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/attest/simulated"
+	"github.com/cocoon-go/cocoon/chain/local"
 	"github.com/cocoon-go/cocoon/models"
 )
 
@@ -89,5 +93,80 @@ func TestUpServesTheEmbeddedModel(t *testing.T) {
 	// The proxy's books survived the restart.
 	if got := n.Proxy.Ledger().Client(n.Client.Account()).Requests; got != 2 {
 		t.Errorf("books after restart: %d requests, want 2", got)
+	}
+}
+
+// TestUpPaysAsItServes: over a session, the client's vouchers add up to the
+// costs it was shown, workers are paid for what they served, the proxy keeps
+// the difference, a clean stop claims every voucher on chain, and the chain
+// conserves value.
+func TestUpPaysAsItServes(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	n, err := Up(context.Background(), UpConfig{DataDir: dir, Addr: "127.0.0.1:0", Workers: 2}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdk := openai.NewClient(option.WithBaseURL(n.BaseURL), option.WithAPIKey("unused"), option.WithMaxRetries(0))
+	var shown uint64
+	const requests = 12
+	for i := range requests {
+		resp, err := sdk.Completions.New(context.Background(), openai.CompletionNewParams{Model: openai.CompletionNewParamsModel(models.Name),
+			Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String(fmt.Sprintf("And it came to pass %d", i))}, MaxTokens: openai.Int(8)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var u api.Usage
+		json.Unmarshal([]byte(resp.Usage.RawJSON()), &u)
+		shown += u.TotalCost
+	}
+	ledger := n.Proxy.Ledger()
+	var workersEarned uint64
+	for _, w := range n.Workers {
+		id := w.KeyID()
+		workersEarned += ledger.Worker(hex.EncodeToString(id[:])).Amount
+	}
+	if shown == 0 || workersEarned == 0 || workersEarned >= shown {
+		t.Fatalf("shown %d, workers earned %d", shown, workersEarned)
+	}
+	if got := n.ends.clientPayer.Total(); got != shown {
+		t.Errorf("client's voucher total %d, want the %d nanoTON it was shown", got, shown)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+
+	st, err := ReadStatus(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromClient, toWorkers uint64
+	if len(st.Channels) != 3 {
+		t.Fatalf("channels %+v, want client→proxy and two proxy→worker", st.Channels)
+	}
+	for _, c := range st.Channels {
+		if c.VoucherTotal != c.Claimed || c.State != "open" {
+			t.Errorf("after a clean stop, channel %s→%s holds a voucher of %d with %d claimed (%s)", c.Payer, c.Payee, c.VoucherTotal, c.Claimed, c.State)
+		}
+		switch {
+		case c.Payer == "client":
+			fromClient += c.Claimed
+		case c.Payer == "proxy":
+			toWorkers += c.Claimed
+		}
+	}
+	if fromClient != shown {
+		t.Errorf("claimed from the client's channel: %d, want %d", fromClient, shown)
+	}
+	if toWorkers != workersEarned {
+		t.Errorf("claimed by workers: %d, want %d", toWorkers, workersEarned)
+	}
+	c, err := local.Open(filepath.Join(dir, "chain"), &local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if s := c.Supply(); !s.Conserved() {
+		t.Errorf("chain does not conserve value: %+v", s)
 	}
 }

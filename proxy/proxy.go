@@ -35,8 +35,14 @@ import (
 // Config configures a proxy.
 type Config struct {
 	FeeBPS      uint64 `json:"fee_bps"`      // the proxy's share of each cost, in 1/10000
-	CreditLimit uint64 `json:"credit_limit"` // nanoTON a client may owe before it is refused (0: no limit)
+	CreditLimit uint64 `json:"credit_limit"` // nanoTON a client may leave unpaid before it is refused (0: no limit)
+	// ClaimThreshold is the unclaimed amount on a client's channel at which
+	// the proxy claims it on chain; it also claims everything on Close.
+	ClaimThreshold uint64 `json:"claim_threshold"`
 }
+
+// DefaultClaimThreshold is 1 TON.
+const DefaultClaimThreshold = 1_000_000_000
 
 // Proxy routes sealed requests from clients to workers.
 type Proxy struct {
@@ -50,6 +56,10 @@ type Proxy struct {
 	workers map[[32]byte]*workerConn
 	conns   map[net.Conn]struct{}
 	closed  bool
+
+	money     *Payments
+	walletOps chan func() // sends of the proxy's wallet, one at a time
+	opsDone   chan struct{}
 }
 
 // New returns a proxy that admits workers whose evidence passes checker and
@@ -57,6 +67,9 @@ type Proxy struct {
 func New(cfg Config, cert tls.Certificate, checker *attest.Cache, ledger accounts.Ledger, log *slog.Logger) *Proxy {
 	if log == nil {
 		log = slog.Default()
+	}
+	if cfg.ClaimThreshold == 0 {
+		cfg.ClaimThreshold = DefaultClaimThreshold
 	}
 	if cfg.FeeBPS > price.One {
 		cfg.FeeBPS = price.One
@@ -77,6 +90,8 @@ type workerConn struct {
 	mu       sync.Mutex
 	inflight int
 	latency  time.Duration // moving average of time to first record
+
+	vouchers *wire.VoucherSender // the proxy's payments to this worker
 }
 
 // load is in-flight requests per unit of capacity, then recent latency.
@@ -137,6 +152,7 @@ func (p *Proxy) admit(conn *tls.Conn) {
 	}
 	id := w.verified.KeyID
 	log = log.With("worker", w.name, "key_id", hex.EncodeToString(id[:8]))
+	p.newVoucherSender(w)
 	p.mu.Lock()
 	if old := p.workers[id]; old != nil {
 		old.cc.Close()
@@ -240,15 +256,26 @@ func (p *Proxy) untrack(c net.Conn) {
 	c.Close()
 }
 
-// Close drops every worker connection.
+// Close delivers the last vouchers to workers, claims what clients' vouchers
+// cover on chain, and drops every worker connection.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	p.closed = true
+	var senders []*wire.VoucherSender
+	for _, w := range p.workers {
+		senders = append(senders, w.vouchers)
+	}
+	p.mu.Unlock()
+	for _, s := range senders {
+		s.Flush()
+	}
+	err := p.settle()
+	p.mu.Lock()
 	for c := range p.conns {
 		c.Close()
 	}
 	p.mu.Unlock()
-	return nil
+	return err
 }
 
 // Workers reports how many workers are admitted.
@@ -263,6 +290,7 @@ func (p *Proxy) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathDirectory, p.serveDirectory)
 	mux.HandleFunc("POST "+wire.PathRequests, p.serveRequest)
+	mux.HandleFunc("POST "+wire.PathVouchers, p.serveVoucher)
 	return mux
 }
 
@@ -333,7 +361,7 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	client := hex.EncodeToString(env.Header.ClientKey)
-	if err := p.ledger.Admit(client); err != nil {
+	if err := p.checkCredit(client); err != nil {
 		api.WriteError(rw, api.Errorf(http.StatusPaymentRequired, api.TypeInsufficient, "credit_limit", "%v", err))
 		return
 	}
@@ -367,6 +395,21 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	api.WriteError(rw, &last.Error)
+}
+
+// checkCredit refuses a client whose unpaid answers — booked, less what its
+// newest voucher covers — reach the credit limit.
+func (p *Proxy) checkCredit(client string) error {
+	if p.cfg.CreditLimit == 0 {
+		return nil
+	}
+	owed := p.ledger.Client(client).Amount
+	paid := p.paidBy(client)
+	unpaid := owed - min(owed, paid)
+	if unpaid >= p.cfg.CreditLimit {
+		return fmt.Errorf("%w: %d nanoTON unpaid (booked %d, vouchers cover %d), credit %d", accounts.ErrCreditLimit, unpaid, owed, paid, p.cfg.CreditLimit)
+	}
+	return nil
 }
 
 // request is one sealed request being routed.
@@ -502,6 +545,7 @@ func (p *Proxy) book(b []byte, w *workerConn, q *request, resHash [32]byte) erro
 	}
 	fee := rc.Cost.Total / price.One * p.cfg.FeeBPS
 	fee += rc.Cost.Total % price.One * p.cfg.FeeBPS / price.One
+	defer p.payWorker(w, rc.Cost.Total-fee)
 	return p.ledger.Record(accounts.Entry{
 		Time:      rc.Time,
 		RequestID: hex.EncodeToString(rc.RequestID[:]),

@@ -8,6 +8,8 @@
 //	worker  ← proxy   POST /cocoon/v1/run        envelope in, records out
 //	proxy   ← client  GET  /cocoon/v1/directory  Directory (JSON)
 //	proxy   ← client  POST /cocoon/v1/requests   envelope in, records out
+//	proxy   ← client  POST /cocoon/v1/vouchers   VoucherPost (the client pays)
+//	worker  ← proxy   POST /cocoon/v1/vouchers   VoucherPost (the proxy pays)
 //
 // The worker dials the proxy and then serves HTTP/2 on that connection, so the
 // proxy is the HTTP client of the worker although the worker opened the TCP
@@ -19,6 +21,7 @@ import (
 	"fmt"
 
 	"github.com/cocoon-go/cocoon/api"
+	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/price"
 )
 
@@ -28,6 +31,7 @@ const (
 	PathRun       = "/cocoon/v1/run"
 	PathDirectory = "/cocoon/v1/directory"
 	PathRequests  = "/cocoon/v1/requests"
+	PathVouchers  = "/cocoon/v1/vouchers" // client → proxy and proxy → worker: VoucherPost
 )
 
 // Content types.
@@ -46,6 +50,15 @@ type Hello struct {
 	Price    price.Price `json:"price"`
 	Capacity int         `json:"capacity"` // requests it serves at once
 	Models   []string    `json:"models"`   // names apps use
+	Payout   string      `json:"payout,omitempty"` // the wallet the worker is paid to
+}
+
+// VoucherPost carries the newest cumulative voucher of a payment channel to
+// its payee. Vouchers are cumulative, so only the newest one matters and a
+// lost or reordered post costs nothing.
+type VoucherPost struct {
+	Channel string                  `json:"channel"` // the channel's address
+	Voucher contracts.SignedVoucher `json:"voucher"`
 }
 
 // Directory lists the workers a proxy can route to.

@@ -100,6 +100,9 @@ type Worker struct {
 	inflight atomic.Int64
 	replay   seal.ReplayCache
 	handler  http.Handler
+
+	money   *Payments
+	claimMu sync.Mutex
 }
 
 // New returns a worker that runs requests on eng and proves its keys with tee.
@@ -123,6 +126,7 @@ func New(cfg Config, id *Identity, eng engine.Engine, tee attest.Producer, log *
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathHello, w.serveHello)
 	mux.HandleFunc("POST "+wire.PathRun, w.serveRun)
+	mux.HandleFunc("POST "+wire.PathVouchers, w.serveVoucher)
 	w.handler = mux
 	return w, nil
 }
@@ -179,6 +183,9 @@ func (w *Worker) serveHello(rw http.ResponseWriter, r *http.Request) {
 	}
 	h := wire.Hello{Name: w.cfg.Name, Evidence: w.evidence, Price: w.cfg.Price, Capacity: w.cfg.Capacity}
 	w.mu.Unlock()
+	if w.money != nil {
+		h.Payout = w.money.Wallet.Address().String()
+	}
 	for _, m := range w.engine.Models() {
 		h.Models = append(h.Models, m.ID)
 	}
@@ -215,6 +222,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 		backoff = min(backoff*2, 30*time.Second)
+	}
+	// A clean stop claims whatever the proxy's vouchers cover.
+	if w.money != nil {
+		w.claim()
 	}
 	return nil
 }

@@ -45,6 +45,14 @@ func TestUpAndStatus(t *testing.T) {
 	if roles["client"] != 1 || roles["proxy"] != 1 || roles["worker"] != 2 {
 		t.Errorf("roles %v", roles)
 	}
+	if len(running.Channels) != 3 {
+		t.Errorf("channels %+v", running.Channels)
+	}
+	for _, c := range running.Channels {
+		if c.Deposit == 0 || c.State != "open" {
+			t.Errorf("channel %+v", c)
+		}
+	}
 	up.stop(t)
 	stopped := status()
 	if stopped.Root != running.Root || stopped.Accounts[0].Balance != running.Accounts[0].Balance {

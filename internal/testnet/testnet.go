@@ -90,7 +90,7 @@ func Start(t testing.TB, opts Options) *Net {
 	}
 	pinb, _ := identity.CertKeyHash(cert)
 	pin := hex.EncodeToString(pinb[:])
-	n.Ledger, err = accounts.OpenFile(filepath.Join(dir, "proxy", "ledger.jsonl"), opts.CreditLimit)
+	n.Ledger, err = accounts.OpenFile(filepath.Join(dir, "proxy", "ledger.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func Start(t testing.TB, opts Options) *Net {
 		t.Fatal(err)
 	}
 	n.ClientKey = hex.EncodeToString(key.Public().(ed25519.PublicKey))
-	n.Journal, err = accounts.OpenFile(filepath.Join(dir, "client", "receipts.jsonl"), 0)
+	n.Journal, err = accounts.OpenFile(filepath.Join(dir, "client", "receipts.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
