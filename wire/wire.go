@@ -48,8 +48,8 @@ type Hello struct {
 	Name     string      `json:"name"`
 	Evidence []byte      `json:"evidence"` // attest.Evidence, marshalled
 	Price    price.Price `json:"price"`
-	Capacity int         `json:"capacity"` // requests it serves at once
-	Models   []string    `json:"models"`   // names apps use
+	Capacity int         `json:"capacity"`         // requests it serves at once
+	Models   []string    `json:"models"`           // names apps use
 	Payout   string      `json:"payout,omitempty"` // the wallet the worker is paid to
 }
 

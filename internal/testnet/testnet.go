@@ -94,7 +94,7 @@ func Start(t testing.TB, opts Options) *Net {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Proxy = proxy.New(proxy.Config{FeeBPS: 1000}, cert, checker(), n.Ledger, log.With("role", "proxy"))
+	n.Proxy = proxy.New(proxy.Config{FeeBPS: 1000, CreditLimit: opts.CreditLimit}, cert, checker(), n.Ledger, log.With("role", "proxy"))
 	wln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
