@@ -103,37 +103,38 @@ func TestUpServesTheEmbeddedModel(t *testing.T) {
 func TestUpPaysAsItServes(t *testing.T) {
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
-	n, err := Up(context.Background(), UpConfig{DataDir: dir, Addr: "127.0.0.1:0", Workers: 2}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sdk := openai.NewClient(option.WithBaseURL(n.BaseURL), option.WithAPIKey("unused"), option.WithMaxRetries(0))
-	var shown uint64
-	const requests = 12
-	for i := range requests {
-		resp, err := sdk.Completions.New(context.Background(), openai.CompletionNewParams{Model: openai.CompletionNewParamsModel(models.Name),
-			Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String(fmt.Sprintf("And it came to pass %d", i))}, MaxTokens: openai.Int(8)})
+	// Two sessions on the same data directory: a restart of every role in
+	// between must lose no voucher and pay nothing twice.
+	var shown, workersEarned uint64
+	for session := range 2 {
+		n, err := Up(context.Background(), UpConfig{DataDir: dir, Addr: "127.0.0.1:0", Workers: 2}, log)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var u api.Usage
-		json.Unmarshal([]byte(resp.Usage.RawJSON()), &u)
-		shown += u.TotalCost
-	}
-	ledger := n.Proxy.Ledger()
-	var workersEarned uint64
-	for _, w := range n.Workers {
-		id := w.KeyID()
-		workersEarned += ledger.Worker(hex.EncodeToString(id[:])).Amount
+		sdk := openai.NewClient(option.WithBaseURL(n.BaseURL), option.WithAPIKey("unused"), option.WithMaxRetries(0))
+		for i := range 6 {
+			resp, err := sdk.Completions.New(context.Background(), openai.CompletionNewParams{Model: openai.CompletionNewParamsModel(models.Name),
+				Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String(fmt.Sprintf("And it came to pass %d %d", session, i))}, MaxTokens: openai.Int(8)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var u api.Usage
+			json.Unmarshal([]byte(resp.Usage.RawJSON()), &u)
+			shown += u.TotalCost
+		}
+		for _, w := range n.Workers {
+			id := w.KeyID()
+			workersEarned += n.Proxy.Ledger().Worker(hex.EncodeToString(id[:])).Amount
+		}
+		if got := n.ends.clientPayer.Total(); got != shown {
+			t.Errorf("session %d: client's voucher total %d, want the %d nanoTON it was shown", session, got, shown)
+		}
+		if err := n.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
 	}
 	if shown == 0 || workersEarned == 0 || workersEarned >= shown {
 		t.Fatalf("shown %d, workers earned %d", shown, workersEarned)
-	}
-	if got := n.ends.clientPayer.Total(); got != shown {
-		t.Errorf("client's voucher total %d, want the %d nanoTON it was shown", got, shown)
-	}
-	if err := n.Close(); err != nil {
-		t.Fatalf("close: %v", err)
 	}
 
 	st, err := ReadStatus(context.Background(), dir)
