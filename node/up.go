@@ -19,6 +19,7 @@ import (
 	"github.com/cocoon-go/cocoon/attest/simulated"
 	"github.com/cocoon-go/cocoon/chain/local"
 	"github.com/cocoon-go/cocoon/client"
+	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/identity"
 	"github.com/cocoon-go/cocoon/payments"
@@ -143,9 +144,19 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 		return nil, err
 	}
 	trust := Trust{SimulatedRoots: []string{rootPath}, Measurements: measurements, Models: allowedModels}
+	vals, err := n.Chain.RunGetMethod(ctx, n.Root, "get_params")
+	if err != nil {
+		return nil, fmt.Errorf("up: reading the root's prices: %w", err)
+	}
+	params, err := contracts.ParseParams(vals)
+	if err != nil {
+		return nil, fmt.Errorf("up: reading the root's prices: %w", err)
+	}
+	pcfg := ProxyDefaults()
+	pcfg.WorkerFee = params.WorkerFee
 	n.Proxy, err = StartProxy(ProxyConfig{
 		DataDir: filepath.Join(cfg.DataDir, "proxy"), Listen: "127.0.0.1:0", WorkerListen: "127.0.0.1:0", Trust: trust,
-		Proxy: ProxyDefaults(),
+		Proxy: pcfg,
 	}, log.With("role", "proxy"))
 	if err != nil {
 		return nil, err

@@ -105,7 +105,8 @@ func TestUpPaysAsItServes(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	// Two sessions on the same data directory: a restart of every role in
 	// between must lose no voucher and pay nothing twice.
-	var shown, workersEarned uint64
+	var shown, workersEarned, promised uint64
+	earned := map[[32]byte]uint64{} // by worker key id, which a restart within a second keeps
 	for session := range 2 {
 		n, err := Up(context.Background(), UpConfig{DataDir: dir, Addr: "127.0.0.1:0", Workers: 2}, log)
 		if err != nil {
@@ -124,7 +125,11 @@ func TestUpPaysAsItServes(t *testing.T) {
 		}
 		for _, w := range n.Workers {
 			id := w.KeyID()
-			workersEarned += n.Proxy.Ledger().Worker(hex.EncodeToString(id[:])).Amount
+			earned[id] = n.Proxy.Ledger().Worker(hex.EncodeToString(id[:])).Amount
+		}
+		promised = 0
+		for _, p := range n.ends.workerPayers {
+			promised += p.Total()
 		}
 		if got := n.ends.clientPayer.Total(); got != shown {
 			t.Errorf("session %d: client's voucher total %d, want the %d nanoTON it was shown", session, got, shown)
@@ -132,6 +137,12 @@ func TestUpPaysAsItServes(t *testing.T) {
 		if err := n.Close(); err != nil {
 			t.Fatalf("close: %v", err)
 		}
+	}
+	for _, e := range earned {
+		workersEarned += e
+	}
+	if promised != workersEarned {
+		t.Errorf("the proxy's vouchers to workers total %d, its books say they earned %d", promised, workersEarned)
 	}
 	if shown == 0 || workersEarned == 0 || workersEarned >= shown {
 		t.Fatalf("shown %d, workers earned %d", shown, workersEarned)

@@ -36,6 +36,10 @@ import (
 type Config struct {
 	FeeBPS      uint64 `json:"fee_bps"`      // the proxy's share of each cost, in 1/10000
 	CreditLimit uint64 `json:"credit_limit"` // nanoTON a client may leave unpaid before it is refused (0: no limit)
+	// WorkerFee is what a worker earns per token, in nanoTON, with the
+	// same prompt/cached/completion multipliers as the price (the root
+	// contract's worker_fee). 0: the cost less FeeBPS.
+	WorkerFee uint64 `json:"worker_fee"`
 	// ClaimThreshold is the unclaimed amount on a client's channel at which
 	// the proxy claims it on chain; it also claims everything on Close.
 	ClaimThreshold uint64 `json:"claim_threshold"`
@@ -543,9 +547,8 @@ func (p *Proxy) book(b []byte, w *workerConn, q *request, resHash [32]byte) erro
 	case !rc.Price.Within(env.Header.PriceCap):
 		return errors.New("receipt's price is above the client's limit")
 	}
-	fee := rc.Cost.Total / price.One * p.cfg.FeeBPS
-	fee += rc.Cost.Total % price.One * p.cfg.FeeBPS / price.One
-	defer p.payWorker(w, rc.Cost.Total-fee)
+	workerPay := p.workerPay(rc)
+	defer p.payWorker(w, workerPay)
 	return p.ledger.Record(accounts.Entry{
 		Time:      rc.Time,
 		RequestID: hex.EncodeToString(rc.RequestID[:]),
@@ -554,8 +557,21 @@ func (p *Proxy) book(b []byte, w *workerConn, q *request, resHash [32]byte) erro
 		Model:     rc.Model,
 		Usage:     rc.Usage,
 		Cost:      rc.Cost.Total,
-		WorkerPay: rc.Cost.Total - fee,
+		WorkerPay: workerPay,
 	})
+}
+
+// workerPay is the worker's share of an answer; the proxy keeps the rest.
+func (p *Proxy) workerPay(rc *seal.Receipt) uint64 {
+	if p.cfg.WorkerFee > 0 {
+		wp := rc.Price
+		wp.PerToken = p.cfg.WorkerFee
+		if c, err := wp.Cost(rc.Usage); err == nil {
+			return min(c.Total, rc.Cost.Total)
+		}
+	}
+	fee := rc.Cost.Total/price.One*p.cfg.FeeBPS + rc.Cost.Total%price.One*p.cfg.FeeBPS/price.One
+	return rc.Cost.Total - fee
 }
 
 func mustJSON(v any) []byte {
