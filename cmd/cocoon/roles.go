@@ -4,7 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cocoon-go/cocoon/client"
@@ -43,9 +45,40 @@ func runUp(ctx context.Context, args []string) error {
   Press Ctrl-C to stop.
 
 `, time.Since(start).Round(time.Millisecond), len(n.Workers), n.BaseURL, n.BaseURL, firstModel(n), n.Root, cfg.DataDir)
-	<-ctx.Done()
-	log.Info("stopping")
-	return n.Close()
+	showMoney(ctx, n, log)
+	log.Info("stopping: settling vouchers on chain")
+	if err := n.Close(); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// showMoney logs the channels' vouchers and claims whenever they move,
+// until ctx is done.
+func showMoney(ctx context.Context, n *node.Network, log *slog.Logger) {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	last := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		st, err := n.Status(ctx)
+		if err != nil {
+			continue
+		}
+		var line []string
+		for _, c := range st.Channels {
+			line = append(line, fmt.Sprintf("%s→%s voucher %s claimed %s", c.Payer, c.Payee, node.FormatTON(c.VoucherTotal), node.FormatTON(c.Claimed)))
+		}
+		if now := strings.Join(line, "; "); now != last {
+			last = now
+			log.Info("payments (TON)", "channels", now)
+		}
+	}
 }
 
 func firstModel(n *node.Network) string {
