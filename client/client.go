@@ -440,7 +440,8 @@ func (a *answer) finish(rc *seal.Receipt) *api.Error {
 			a.c.log.Error("booking receipt", "err", err)
 		}
 	}
-	a.c.pay(rc.Cost.Total)
+	// The voucher is signed and stored (with an fsync) off the answer's path.
+	go a.c.pay(rc.Cost.Total)
 	usage := api.NewUsage(rc.Usage, rc.Cost)
 	if a.req.Stream {
 		if a.req.IncludeUsage() {

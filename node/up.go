@@ -209,6 +209,13 @@ func ProxyDefaults() proxy.Config {
 // proxy, the proxy posts its last ones to the workers and claims what the
 // client's covers, and the workers, stopping, claim theirs.
 func (n *Network) Close() error {
+	err := n.closeRoles()
+	n.closeChain()
+	return err
+}
+
+// closeRoles stops the client, the proxy and the workers, settling vouchers.
+func (n *Network) closeRoles() error {
 	var errs []error
 	if n.Client != nil {
 		n.Client.Flush()
@@ -223,13 +230,17 @@ func (n *Network) Close() error {
 	if n.engine != nil {
 		n.engine.Close()
 	}
+	return errors.Join(errs...)
+}
+
+// closeChain stops serving the chain and closes it.
+func (n *Network) closeChain() {
 	if n.chainLn != nil {
 		n.chainLn.Close()
 	}
 	if n.Chain != nil {
 		n.Chain.Close()
 	}
-	return errors.Join(errs...)
 }
 
 // SimulatedVendor creates or loads the simulated-TEE vendor in dir, writes
