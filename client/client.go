@@ -63,7 +63,7 @@ type Client struct {
 
 	encaps encapPool
 
-	payer    *payments.Payer
+	payments *payments.Stream
 	vouchers *wire.VoucherSender
 }
 
@@ -440,8 +440,7 @@ func (a *answer) finish(rc *seal.Receipt) *api.Error {
 			a.c.log.Error("booking receipt", "err", err)
 		}
 	}
-	// The voucher is signed and stored (with an fsync) off the answer's path.
-	go a.c.pay(rc.Cost.Total)
+	a.c.pay(rc.Cost.Total)
 	usage := api.NewUsage(rc.Usage, rc.Cost)
 	if a.req.Stream {
 		if a.req.IncludeUsage() {

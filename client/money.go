@@ -13,7 +13,6 @@ import (
 // cost and posts it to the proxy, off the answer's critical path. Call it
 // before serving.
 func (c *Client) PayWith(payer *payments.Payer) {
-	c.payer = payer
 	c.vouchers = &wire.VoucherSender{
 		Channel: payer.Address().String(),
 		Post: func(ctx context.Context, body []byte) error {
@@ -23,28 +22,28 @@ func (c *Client) PayWith(payer *payments.Payer) {
 		},
 		OnError: func(err error) { c.log.Warn("voucher not delivered to the proxy; the next one covers it", "err", err) },
 	}
+	c.payments = payments.NewStream(payer, c.vouchers.Send, func(amount uint64, err error) {
+		c.log.Error("paying the proxy", "amount", amount, "err", err)
+	})
 	// The newest voucher may not have reached the proxy before a restart.
 	if v, err := payer.Last(); err == nil {
 		c.vouchers.Send(v)
 	}
 }
 
-// pay signs a voucher for amount more and queues it for the proxy.
+// pay queues amount to be paid to the proxy: signed into a voucher (with
+// others that arrive meanwhile) and posted, off the answer's path.
 func (c *Client) pay(amount uint64) {
-	if c.payer == nil || amount == 0 {
-		return
+	if c.payments != nil {
+		c.payments.Add(amount)
 	}
-	v, err := c.payer.Pay(amount)
-	if err != nil {
-		c.log.Error("paying the proxy", "amount", amount, "err", err)
-		return
-	}
-	c.vouchers.Send(v)
 }
 
-// Flush waits until the newest voucher has been posted to the proxy.
+// Flush waits until everything accepted so far is paid by a voucher posted
+// to the proxy.
 func (c *Client) Flush() {
-	if c.vouchers != nil {
+	if c.payments != nil {
+		c.payments.Flush()
 		c.vouchers.Flush()
 	}
 }

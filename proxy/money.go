@@ -28,6 +28,24 @@ type Payments struct {
 // through worker channels. Call it before serving.
 func (p *Proxy) PayWith(pm *Payments) {
 	p.money = pm
+	p.payouts = map[string]*payout{}
+	for addr, payer := range pm.Workers {
+		po := &payout{sender: &wire.VoucherSender{Channel: payer.Address().String()}}
+		po.sender.Post = func(ctx context.Context, body []byte) error {
+			w := p.workerByPayout(addr)
+			if w == nil {
+				return fmt.Errorf("worker %s is not connected", addr)
+			}
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			return wire.PostJSON(ctx, w.cc, "https://worker"+wire.PathVouchers, body)
+		}
+		po.sender.OnError = func(err error) { p.log.Warn("voucher to worker not delivered; the next one covers it", "payout", addr, "err", err) }
+		po.stream = payments.NewStream(payer, po.sender.Send, func(amount uint64, err error) {
+			p.log.Error("paying worker", "payout", addr, "amount", amount, "err", err)
+		})
+		p.payouts[addr] = po
+	}
 	p.walletOps = make(chan func(), 64)
 	p.opsDone = make(chan struct{})
 	go func() {
@@ -95,44 +113,56 @@ func (p *Proxy) claim(ch *payments.Payee) {
 	}
 }
 
-// payWorker pays amount to the worker on w through its channel and pushes
-// the new voucher to it.
+// payout is how the proxy pays one worker: its channel's payments and the
+// posting of their vouchers over whichever link the worker has now.
+type payout struct {
+	stream *payments.Stream
+	sender *wire.VoucherSender
+}
+
+// payWorker pays amount to the worker on w through its channel.
 func (p *Proxy) payWorker(w *workerConn, amount uint64) {
 	if p.money == nil || amount == 0 {
 		return
 	}
-	payer := p.money.Workers[w.hello.Payout]
-	if payer == nil {
+	po := p.payouts[w.hello.Payout]
+	if po == nil {
 		p.log.Warn("no channel to pay worker", "worker", w.name, "payout", w.hello.Payout)
 		return
 	}
-	v, err := payer.Pay(amount)
-	if err != nil {
-		p.log.Error("paying worker", "worker", w.name, "err", err)
-		return
-	}
-	w.vouchers.Send(v)
+	po.stream.Add(amount)
 }
 
-// newVoucherSender posts vouchers to the worker over its link.
-func (p *Proxy) newVoucherSender(w *workerConn) {
-	w.vouchers = &wire.VoucherSender{
-		Post: func(ctx context.Context, body []byte) error {
-			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			return wire.PostJSON(ctx, w.cc, "https://worker"+wire.PathVouchers, body)
-		},
-		OnError: func(err error) { p.log.Warn("voucher to worker not delivered", "worker", w.name, "err", err) },
+// resendVoucher sends a newly connected worker the newest voucher of its
+// channel: the last one may have been lost with its previous link.
+func (p *Proxy) resendVoucher(w *workerConn) {
+	if p.money == nil {
+		return
 	}
-	if p.money != nil {
-		if payer := p.money.Workers[w.hello.Payout]; payer != nil {
-			w.vouchers.Channel = payer.Address().String()
-			// Re-send the newest voucher: the last one may have been lost
-			// with the previous link.
-			if v, err := payer.Last(); err == nil {
-				w.vouchers.Send(v)
-			}
+	if po, payer := p.payouts[w.hello.Payout], p.money.Workers[w.hello.Payout]; po != nil {
+		if v, err := payer.Last(); err == nil {
+			po.sender.Send(v)
 		}
+	}
+}
+
+// workerByPayout finds the connected worker paid to addr.
+func (p *Proxy) workerByPayout(addr string) *workerConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range p.workers {
+		if w.hello.Payout == addr {
+			return w
+		}
+	}
+	return nil
+}
+
+// flushPayouts waits until every worker's newest voucher has been posted.
+func (p *Proxy) flushPayouts() {
+	for _, po := range p.payouts {
+		po.stream.Flush()
+		po.sender.Flush()
 	}
 }
 

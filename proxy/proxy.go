@@ -62,7 +62,8 @@ type Proxy struct {
 	closed  bool
 
 	money     *Payments
-	walletOps chan func() // sends of the proxy's wallet, one at a time
+	payouts   map[string]*payout // by worker payout address
+	walletOps chan func()        // sends of the proxy's wallet, one at a time
 	opsDone   chan struct{}
 }
 
@@ -94,8 +95,6 @@ type workerConn struct {
 	mu       sync.Mutex
 	inflight int
 	latency  time.Duration // moving average of time to first record
-
-	vouchers *wire.VoucherSender // the proxy's payments to this worker
 }
 
 // load is in-flight requests per unit of capacity, then recent latency.
@@ -156,7 +155,6 @@ func (p *Proxy) admit(conn *tls.Conn) {
 	}
 	id := w.verified.KeyID
 	log = log.With("worker", w.name, "key_id", hex.EncodeToString(id[:8]))
-	p.newVoucherSender(w)
 	p.mu.Lock()
 	if old := p.workers[id]; old != nil {
 		old.cc.Close()
@@ -164,6 +162,7 @@ func (p *Proxy) admit(conn *tls.Conn) {
 	p.workers[id] = w
 	p.mu.Unlock()
 	log.Info("worker admitted", "kind", w.verified.Claims.Kind, "models", w.hello.Models, "capacity", w.hello.Capacity)
+	p.resendVoucher(w)
 
 	// Re-read the hello now and then: the worker refreshes its evidence
 	// before its bundle expires, and a changed bundle means a new admission.
@@ -265,14 +264,8 @@ func (p *Proxy) untrack(c net.Conn) {
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	p.closed = true
-	var senders []*wire.VoucherSender
-	for _, w := range p.workers {
-		senders = append(senders, w.vouchers)
-	}
 	p.mu.Unlock()
-	for _, s := range senders {
-		s.Flush()
-	}
+	p.flushPayouts()
 	err := p.settle()
 	p.mu.Lock()
 	for c := range p.conns {
