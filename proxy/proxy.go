@@ -488,7 +488,7 @@ func (p *Proxy) try(rw http.ResponseWriter, r *http.Request, w *workerConn, q *r
 		if seal.WriteRecord(rw, typ, payload) != nil {
 			return true, nil // the client went away
 		}
-		if flusher != nil {
+		if flusher != nil && (q.env.Header.Stream || typ != seal.RecordChunk) {
 			flusher.Flush()
 		}
 		if typ == seal.RecordReceipt {

@@ -270,9 +270,20 @@ func Open(raw []byte, keyID [32]byte, k *PrivateKey) (env *Envelope, body []byte
 	if env, err = ParseEnvelope(raw); err != nil {
 		return nil, nil, nil, err
 	}
-	if err := env.verifySignature(); err != nil {
-		return nil, nil, nil, err
+	// The signature is checked while the key is unwrapped: both are needed,
+	// and on two cores they take half the time side by side.
+	parsed := env
+	sigErr := make(chan error, 1)
+	go func() { sigErr <- parsed.verifySignature() }()
+	env, body, s, err = open(parsed, raw, keyID, k)
+	if serr := <-sigErr; serr != nil {
+		return nil, nil, nil, serr
 	}
+	return env, body, s, err
+}
+
+// open unwraps the content key for keyID and opens the body of env.
+func open(env *Envelope, raw []byte, keyID [32]byte, k *PrivateKey) (_ *Envelope, body []byte, s *WorkerSession, err error) {
 	i := slices.IndexFunc(env.Keys, func(w WrappedKey) bool { return w.KeyID == keyID })
 	if i < 0 {
 		return nil, nil, nil, fmt.Errorf("seal: envelope %x: key ID %x: %w", env.Header.RequestID, keyID, ErrNotRecipient)

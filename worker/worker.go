@@ -313,7 +313,9 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		emitted++
-		if flusher != nil {
+		// A streamed answer goes out chunk by chunk; a whole one leaves
+		// with its receipt when the handler returns.
+		if flusher != nil && h.Stream {
 			flusher.Flush()
 		}
 		return nil
