@@ -36,7 +36,7 @@ func benchOverhead(b *testing.B, stream bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	n := Start(b, Options{Engines: []engine.Engine{eng}, DirectoryTTL: time.Minute})
+	n := Start(b, Options{Engines: []engine.Engine{eng}, DirectoryTTL: time.Minute, Unrecorded: true})
 	body := `{"model":"fake-model","messages":[{"role":"user","content":"hello there"}]`
 	if stream {
 		body += `,"stream":true,"stream_options":{"include_usage":true}`

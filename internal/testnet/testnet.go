@@ -45,6 +45,9 @@ type Options struct {
 	DirectoryTTL time.Duration
 	// Tamper, if set, may rewrite what the proxy writes back to a sealed request.
 	Tamper func(b []byte) []byte
+	// Unrecorded leaves the proxy's traffic unrecorded (Net.Recorder is nil),
+	// as benchmarks want.
+	Unrecorded bool
 }
 
 // Net is a running test network.
@@ -106,7 +109,13 @@ func Start(t testing.TB, opts Options) *Net {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(n.Recorder.wrap(n.Proxy.Handler()))
+	handler := n.Proxy.Handler()
+	if opts.Unrecorded {
+		n.Recorder = nil
+	} else {
+		handler = n.Recorder.wrap(handler)
+	}
+	srv := httptest.NewUnstartedServer(handler)
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
