@@ -2,13 +2,19 @@ package proxy
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
+
+	"github.com/xssnick/tonutils-go/address"
 
 	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/chain"
+	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/wire"
 )
@@ -16,35 +22,56 @@ import (
 // Payments connects a proxy to its money: the payee ends of its clients'
 // channels (keyed by the client's account key, hex) and the payer ends of its
 // channels to workers (keyed by the worker's payout wallet address), and the
-// wallet that claims.
+// wallet that claims and opens channels.
 type Payments struct {
-	Chain   chain.Chain
-	Wallet  *chain.Wallet
+	Chain  chain.Chain
+	Wallet *chain.Wallet
+	// Clients and Workers are channels known from the start (`cocoon up`
+	// opens them). Others are found as they come: a client channel when its
+	// first voucher arrives, a worker channel when a worker with a payout
+	// address connects (opened with WorkerDeposit if there is none).
 	Clients map[string]*payments.Payee
 	Workers map[string]*payments.Payer
+	// Dir keeps the ends of channels found later; "" finds none.
+	Dir string
+	// VoucherKey signs the proxy's vouchers on channels it opens to workers.
+	VoucherKey ed25519.PrivateKey
+	// WorkerDeposit is what a channel to a new worker is opened with; 0
+	// opens none.
+	WorkerDeposit uint64
+}
+
+// money is the proxy's side of its payment channels.
+type money struct {
+	*Payments
+	mu      sync.Mutex
+	byAddr  map[string]*payments.Payee // client channels by channel address
+	payouts map[string]*payout         // by worker payout address
+	unpaid  map[string]uint64          // owed to workers whose channel is being opened
+	opening map[string]bool
+}
+
+// payout is how the proxy pays one worker: its channel's payments and the
+// posting of their vouchers over whichever link the worker has now.
+type payout struct {
+	payer  *payments.Payer
+	stream *payments.Stream
+	sender *wire.VoucherSender
 }
 
 // PayWith makes the proxy paid through client channels and paying workers
 // through worker channels. Call it before serving.
 func (p *Proxy) PayWith(pm *Payments) {
-	p.money = pm
-	p.payouts = map[string]*payout{}
+	m := &money{Payments: pm, byAddr: map[string]*payments.Payee{}, payouts: map[string]*payout{}, unpaid: map[string]uint64{}, opening: map[string]bool{}}
+	if m.Clients == nil {
+		m.Clients = map[string]*payments.Payee{}
+	}
+	for _, ch := range m.Clients {
+		m.byAddr[ch.Address().String()] = ch
+	}
+	p.money = m
 	for addr, payer := range pm.Workers {
-		po := &payout{sender: &wire.VoucherSender{Channel: payer.Address().String()}}
-		po.sender.Post = func(ctx context.Context, body []byte) error {
-			w := p.workerByPayout(addr)
-			if w == nil {
-				return fmt.Errorf("worker %s is not connected", addr)
-			}
-			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			return wire.PostJSON(ctx, w.cc, "https://worker"+wire.PathVouchers, body)
-		}
-		po.sender.OnError = func(err error) { p.log.Warn("voucher to worker not delivered; the next one covers it", "payout", addr, "err", err) }
-		po.stream = payments.NewStream(payer, po.sender.Send, func(amount uint64, err error) {
-			p.log.Error("paying worker", "payout", addr, "amount", amount, "err", err)
-		})
-		p.payouts[addr] = po
+		p.addPayout(addr, payer)
 	}
 	p.walletOps = make(chan func(), 64)
 	p.opsDone = make(chan struct{})
@@ -56,12 +83,45 @@ func (p *Proxy) PayWith(pm *Payments) {
 	}()
 }
 
+// addPayout starts paying the worker at addr through payer.
+func (p *Proxy) addPayout(addr string, payer *payments.Payer) {
+	po := &payout{payer: payer, sender: &wire.VoucherSender{Channel: payer.Address().String()}}
+	po.sender.Post = func(ctx context.Context, body []byte) error {
+		w := p.workerByPayout(addr)
+		if w == nil {
+			return fmt.Errorf("worker %s is not connected", addr)
+		}
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return wire.PostJSON(ctx, w.cc, "https://worker"+wire.PathVouchers, body)
+	}
+	po.sender.OnError = func(err error) {
+		p.log.Warn("voucher to worker not delivered; the next one covers it", "payout", addr, "err", err)
+	}
+	po.stream = payments.NewStream(payer, po.sender.Send, func(amount uint64, err error) {
+		p.log.Error("paying worker", "payout", addr, "amount", amount, "err", err)
+	})
+	m := p.money
+	m.mu.Lock()
+	m.payouts[addr] = po
+	owed := m.unpaid[addr]
+	delete(m.unpaid, addr)
+	m.mu.Unlock()
+	if v, err := payer.Last(); err == nil {
+		po.sender.Send(v)
+	}
+	po.stream.Add(owed)
+}
+
 // paidBy is what the newest voucher of client's channel covers.
 func (p *Proxy) paidBy(client string) uint64 {
 	if p.money == nil {
 		return 0
 	}
-	if ch := p.money.Clients[client]; ch != nil {
+	p.money.mu.Lock()
+	ch := p.money.Clients[client]
+	p.money.mu.Unlock()
+	if ch != nil {
 		return ch.Total()
 	}
 	return 0
@@ -74,16 +134,9 @@ func (p *Proxy) serveVoucher(rw http.ResponseWriter, r *http.Request) {
 		api.WriteError(rw, api.BadRequest("", err.Error()))
 		return
 	}
-	var ch *payments.Payee
-	if p.money != nil {
-		for _, c := range p.money.Clients {
-			if c.Address().String() == post.Channel {
-				ch = c
-			}
-		}
-	}
-	if ch == nil {
-		api.WriteError(rw, api.Errorf(http.StatusNotFound, api.TypeNotFound, "unknown_channel", "no channel %s pays this proxy", post.Channel))
+	ch, err := p.clientChannel(r.Context(), post.Channel)
+	if err != nil {
+		api.WriteError(rw, api.Errorf(http.StatusNotFound, api.TypeNotFound, "unknown_channel", "%v", err))
 		return
 	}
 	if err := ch.Accept(post.Voucher); err != nil && !errors.Is(err, payments.ErrStale) {
@@ -94,6 +147,67 @@ func (p *Proxy) serveVoucher(rw http.ResponseWriter, r *http.Request) {
 		p.claim(ch)
 	}
 	rw.WriteHeader(http.StatusNoContent)
+}
+
+// clientChannel finds the channel at addr that pays this proxy, reading it
+// from the chain the first time.
+func (p *Proxy) clientChannel(ctx context.Context, addr string) (*payments.Payee, error) {
+	m := p.money
+	if m == nil {
+		return nil, errors.New("this proxy takes no payments")
+	}
+	m.mu.Lock()
+	ch := m.byAddr[addr]
+	m.mu.Unlock()
+	if ch != nil {
+		return ch, nil
+	}
+	if m.Dir == "" {
+		return nil, fmt.Errorf("no channel %s pays this proxy", addr)
+	}
+	cfg, state, err := channelAt(ctx, m.Chain, addr)
+	if err != nil {
+		return nil, err
+	}
+	if !state.Payee.Equals(m.Wallet.Address()) {
+		return nil, fmt.Errorf("channel %s pays %s, not this proxy", addr, state.Payee)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ch := m.byAddr[addr]; ch != nil {
+		return ch, nil
+	}
+	ch, err = payments.OpenPayee(m.Dir, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ch.Refresh(ctx, m.Chain); err != nil {
+		ch.Close()
+		return nil, err
+	}
+	m.byAddr[addr] = ch
+	m.Clients[hex.EncodeToString(state.PayerKey)] = ch
+	p.log.Info("client channel found", "channel", addr, "deposit", ch.Deposit())
+	return ch, nil
+}
+
+// channelAt reads the channel at addr and the config it was opened with,
+// checking that the config gives that very address: the account runs our
+// channel code with data we can trust.
+func channelAt(ctx context.Context, c chain.Chain, addr string) (contracts.ChannelConfig, *contracts.ChannelState, error) {
+	a, err := address.ParseAddr(addr)
+	if err != nil {
+		return contracts.ChannelConfig{}, nil, fmt.Errorf("channel address %q: %w", addr, err)
+	}
+	state, err := payments.State(ctx, c, a)
+	if err != nil {
+		return contracts.ChannelConfig{}, nil, err
+	}
+	cfg := contracts.ChannelConfig{Payer: state.Payer, Payee: state.Payee, PayerKey: state.PayerKey, PayeeKey: state.PayeeKey, Nonce: state.Nonce, CloseDelay: state.CloseDelay}
+	if want, err := cfg.Address(); err != nil || !want.Equals(a) {
+		return cfg, nil, fmt.Errorf("account %s is not a Cocoon payment channel", addr)
+	}
+	return cfg, state, nil
 }
 
 // claim queues a claim of ch's newest voucher on the proxy's wallet, whose
@@ -113,36 +227,77 @@ func (p *Proxy) claim(ch *payments.Payee) {
 	}
 }
 
-// payout is how the proxy pays one worker: its channel's payments and the
-// posting of their vouchers over whichever link the worker has now.
-type payout struct {
-	stream *payments.Stream
-	sender *wire.VoucherSender
-}
-
 // payWorker pays amount to the worker on w through its channel.
 func (p *Proxy) payWorker(w *workerConn, amount uint64) {
-	if p.money == nil || amount == 0 {
+	m := p.money
+	if m == nil || amount == 0 || w.hello.Payout == "" {
 		return
 	}
-	po := p.payouts[w.hello.Payout]
+	m.mu.Lock()
+	po := m.payouts[w.hello.Payout]
 	if po == nil {
-		p.log.Warn("no channel to pay worker", "worker", w.name, "payout", w.hello.Payout)
-		return
+		// Its channel is being opened; the amount goes with the first voucher.
+		m.unpaid[w.hello.Payout] += amount
 	}
-	po.stream.Add(amount)
+	m.mu.Unlock()
+	if po != nil {
+		po.stream.Add(amount)
+	}
 }
 
-// resendVoucher sends a newly connected worker the newest voucher of its
-// channel: the last one may have been lost with its previous link.
-func (p *Proxy) resendVoucher(w *workerConn) {
-	if p.money == nil {
+// payoutFor makes sure the proxy can pay the worker on w: it re-sends the
+// newest voucher of the worker's channel (the last may have been lost with a
+// previous link), or opens a channel to a new worker.
+func (p *Proxy) payoutFor(w *workerConn) {
+	m := p.money
+	if m == nil || w.hello.Payout == "" {
 		return
 	}
-	if po, payer := p.payouts[w.hello.Payout], p.money.Workers[w.hello.Payout]; po != nil {
-		if v, err := payer.Last(); err == nil {
+	addr := w.hello.Payout
+	m.mu.Lock()
+	po, opening := m.payouts[addr], m.opening[addr]
+	if po == nil && !opening && m.WorkerDeposit > 0 && m.Dir != "" {
+		m.opening[addr] = true
+	}
+	m.mu.Unlock()
+	if po != nil {
+		if v, err := po.payer.Last(); err == nil {
 			po.sender.Send(v)
 		}
+		return
+	}
+	if opening || m.WorkerDeposit == 0 || m.Dir == "" {
+		return
+	}
+	payee, err := address.ParseAddr(addr)
+	if err != nil {
+		p.log.Warn("worker's payout address", "worker", w.name, "err", err)
+		return
+	}
+	cfg := contracts.ChannelConfig{Payer: m.Wallet.Address(), Payee: payee, PayerKey: m.VoucherKey.Public().(ed25519.PublicKey),
+		PayeeKey: w.verified.Bundle.SigningKey, Nonce: 1, CloseDelay: time.Hour}
+	p.walletOps <- func() {
+		defer func() {
+			m.mu.Lock()
+			delete(m.opening, addr)
+			m.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := payments.Open(ctx, m.Wallet, cfg, m.WorkerDeposit); err != nil && !errors.Is(err, payments.ErrAlreadyOpen) {
+			p.log.Error("opening a channel to worker", "worker", w.name, "err", err)
+			return
+		}
+		payer, err := payments.OpenPayer(m.Dir, cfg, m.VoucherKey)
+		if err == nil {
+			_, err = payer.Refresh(ctx, m.Chain)
+		}
+		if err != nil {
+			p.log.Error("opening a channel to worker", "worker", w.name, "err", err)
+			return
+		}
+		p.log.Info("channel to worker open", "worker", w.name, "channel", payer.Address().String(), "deposit", payer.Deposit())
+		p.addPayout(addr, payer)
 	}
 }
 
@@ -158,30 +313,46 @@ func (p *Proxy) workerByPayout(addr string) *workerConn {
 	return nil
 }
 
-// flushPayouts waits until every worker's newest voucher has been posted.
-func (p *Proxy) flushPayouts() {
-	for _, po := range p.payouts {
-		po.stream.Flush()
-		po.sender.Flush()
+// payeeInfo is what a client needs to open a channel to this proxy.
+func (p *Proxy) payeeInfo() *wire.Payee {
+	if p.money == nil || p.money.Dir == "" {
+		return nil
 	}
+	return &wire.Payee{Address: p.money.Wallet.Address().String(), Key: p.money.VoucherKey.Public().(ed25519.PublicKey)}
 }
 
-// settle claims every client channel with something unclaimed, as a clean
-// stop must, and waits for the wallet's queue to drain.
+// settle delivers the newest vouchers to workers, claims every client
+// channel with something unclaimed, as a clean stop must, and waits for the
+// wallet's queue to drain.
 func (p *Proxy) settle() error {
-	if p.money == nil {
+	m := p.money
+	if m == nil {
 		return nil
+	}
+	m.mu.Lock()
+	var pos []*payout
+	for _, po := range m.payouts {
+		pos = append(pos, po)
+	}
+	var chans []*payments.Payee
+	for _, ch := range m.byAddr {
+		chans = append(chans, ch)
+	}
+	m.mu.Unlock()
+	for _, po := range pos {
+		po.stream.Flush()
+		po.sender.Flush()
 	}
 	var errs []error
 	done := make(chan struct{})
 	p.walletOps <- func() {
 		defer close(done)
-		for _, ch := range p.money.Clients {
+		for _, ch := range chans {
 			if ch.Unclaimed() == 0 {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			if err := ch.Claim(ctx, p.money.Wallet); err != nil {
+			if err := ch.Claim(ctx, m.Wallet); err != nil {
 				errs = append(errs, fmt.Errorf("claiming %s: %w", ch.Address(), err))
 			}
 			cancel()

@@ -61,9 +61,8 @@ type Proxy struct {
 	conns   map[net.Conn]struct{}
 	closed  bool
 
-	money     *Payments
-	payouts   map[string]*payout // by worker payout address
-	walletOps chan func()        // sends of the proxy's wallet, one at a time
+	money     *money
+	walletOps chan func() // sends of the proxy's wallet, one at a time
 	opsDone   chan struct{}
 }
 
@@ -162,7 +161,7 @@ func (p *Proxy) admit(conn *tls.Conn) {
 	p.workers[id] = w
 	p.mu.Unlock()
 	log.Info("worker admitted", "kind", w.verified.Claims.Kind, "models", w.hello.Models, "capacity", w.hello.Capacity)
-	p.resendVoucher(w)
+	p.payoutFor(w)
 
 	// Re-read the hello now and then: the worker refreshes its evidence
 	// before its bundle expires, and a changed bundle means a new admission.
@@ -265,7 +264,6 @@ func (p *Proxy) Close() error {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
-	p.flushPayouts()
 	err := p.settle()
 	p.mu.Lock()
 	for c := range p.conns {
@@ -292,7 +290,7 @@ func (p *Proxy) Handler() http.Handler {
 }
 
 func (p *Proxy) serveDirectory(rw http.ResponseWriter, r *http.Request) {
-	var d wire.Directory
+	d := wire.Directory{Payee: p.payeeInfo()}
 	p.mu.Lock()
 	for _, w := range p.workers {
 		w.mu.Lock()

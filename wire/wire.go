@@ -64,6 +64,14 @@ type VoucherPost struct {
 // Directory lists the workers a proxy can route to.
 type Directory struct {
 	Workers []WorkerInfo `json:"workers"`
+	// Payee says how to pay this proxy, if it takes payments by channel.
+	Payee *Payee `json:"payee,omitempty"`
+}
+
+// Payee is what a client needs to open a payment channel to a proxy.
+type Payee struct {
+	Address string `json:"address"` // the proxy's wallet
+	Key     []byte `json:"key"`     // the proxy's Ed25519 key, the channel's payee key
 }
 
 // WorkerInfo is one worker in a Directory.
