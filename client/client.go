@@ -60,6 +60,7 @@ type Client struct {
 	workers []*worker
 	fetched time.Time
 	refused map[[32]byte]bool
+	payee   *wire.Payee // how to pay the proxy, from its directory
 
 	encaps encapPool
 
@@ -150,7 +151,7 @@ func (c *Client) directory(ctx context.Context) ([]*worker, error) {
 		}
 		list = append(list, &worker{v: v, info: info})
 	}
-	c.workers, c.fetched = list, time.Now()
+	c.workers, c.fetched, c.payee = list, time.Now(), d.Payee
 	c.encaps.keep(list)
 	return list, nil
 }
@@ -534,4 +535,15 @@ func (c *Client) Directory(ctx context.Context) ([]*attest.Verified, error) {
 		out[i] = w.v
 	}
 	return out, nil
+}
+
+// ProxyPayee says how to pay the proxy by channel, from its directory; nil
+// if it takes no payments.
+func (c *Client) ProxyPayee(ctx context.Context) (*wire.Payee, error) {
+	if _, err := c.directory(ctx); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.payee, nil
 }

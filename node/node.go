@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -78,6 +79,7 @@ type ProxyConfig struct {
 	WorkerListen string       `json:"worker_listen"` // workers dial here (TLS)
 	Proxy        proxy.Config `json:"proxy"`
 	Trust        Trust        `json:"trust"`
+	Money        *MoneyConfig `json:"money,omitempty"`
 }
 
 // Proxy is a running proxy node.
@@ -89,6 +91,7 @@ type Proxy struct {
 	srv        *http.Server
 	wln        net.Listener
 	ledger     *accounts.File
+	money      io.Closer
 }
 
 // StartProxy starts a proxy node.
@@ -107,6 +110,13 @@ func StartProxy(cfg ProxyConfig, log *slog.Logger) (*Proxy, error) {
 		return nil, err
 	}
 	p := proxy.New(cfg.Proxy, cert, checker, ledger, log)
+	var money io.Closer
+	if cfg.Money != nil {
+		if money, err = proxyMoney(context.Background(), p, cfg.DataDir, cfg.Money, log); err != nil {
+			ledger.Close()
+			return nil, err
+		}
+	}
 	wln, err := net.Listen("tcp", cfg.WorkerListen)
 	if err != nil {
 		ledger.Close()
@@ -126,7 +136,7 @@ func StartProxy(cfg ProxyConfig, log *slog.Logger) (*Proxy, error) {
 	}
 	go srv.ServeTLS(cln, "", "")
 	go p.ServeWorkers(wln)
-	n := &Proxy{Proxy: p, Addr: cln.Addr().String(), WorkerAddr: wln.Addr().String(), Pin: hex.EncodeToString(pin[:]), srv: srv, wln: wln, ledger: ledger}
+	n := &Proxy{Proxy: p, Addr: cln.Addr().String(), WorkerAddr: wln.Addr().String(), Pin: hex.EncodeToString(pin[:]), srv: srv, wln: wln, ledger: ledger, money: money}
 	log.Info("proxy listening", "clients", n.Addr, "workers", n.WorkerAddr, "pin", n.Pin)
 	return n, nil
 }
@@ -139,6 +149,9 @@ func (n *Proxy) Close() error {
 	defer cancel()
 	n.srv.Shutdown(ctx)
 	n.srv.Close()
+	if n.money != nil {
+		err = errors.Join(err, n.money.Close())
+	}
 	return errors.Join(err, n.ledger.Close())
 }
 
@@ -148,6 +161,7 @@ type ClientConfig struct {
 	Listen  string        `json:"listen"` // the OpenAI API, e.g. 127.0.0.1:10000
 	Client  client.Config `json:"client"`
 	Trust   Trust         `json:"trust"`
+	Money   *MoneyConfig  `json:"money,omitempty"`
 }
 
 // Client is a running client node.
@@ -157,6 +171,7 @@ type Client struct {
 	BaseURL string // the OpenAI base URL, http://ADDR/v1
 	srv     *http.Server
 	journal *accounts.File
+	money   io.Closer
 }
 
 // StartClient starts a client node.
@@ -187,6 +202,12 @@ func StartClient(cfg ClientConfig, log *slog.Logger) (*Client, error) {
 	go srv.Serve(ln)
 	n := &Client{Client: c, Addr: ln.Addr().String(), srv: srv, journal: journal}
 	n.BaseURL = "http://" + n.Addr + "/v1"
+	if cfg.Money != nil {
+		if n.money, err = n.clientMoney(context.Background(), cfg.DataDir, key, cfg.Money, log); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
 	log.Info("client serving the OpenAI API", "base_url", n.BaseURL, "proxy", cfg.Client.Proxy)
 	return n, nil
 }
@@ -197,6 +218,9 @@ func (n *Client) Close() error {
 	defer cancel()
 	n.srv.Shutdown(ctx)
 	n.srv.Close()
+	if n.money != nil {
+		n.money.Close()
+	}
 	return n.journal.Close()
 }
 

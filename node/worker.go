@@ -95,7 +95,8 @@ type WorkerConfig struct {
 	// SimulatedTEE is the directory of a simulated-TEE vendor (its seed).
 	// Workers on real TDX or SEV-SNP guests will not need it; for now every
 	// worker runs with the simulated TEE, and says so loudly.
-	SimulatedTEE string `json:"simulated_tee"`
+	SimulatedTEE string       `json:"simulated_tee"`
+	Money        *MoneyConfig `json:"money,omitempty"`
 }
 
 // NewWorker builds a worker around eng.

@@ -3,20 +3,28 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/chain"
+	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/wire"
+	"github.com/xssnick/tonutils-go/address"
 )
 
 // Payments connects a worker to its pay: the payee end of the channel its
 // proxy pays it through, and the wallet that claims it.
 type Payments struct {
-	Wallet  *chain.Wallet
+	Wallet *chain.Wallet
+	// Channel is the channel the proxy pays through, if known from the
+	// start (`cocoon up` opens it); otherwise it is read from Chain when the
+	// proxy's first voucher arrives, and its end kept in Dir.
 	Channel *payments.Payee
+	Chain   chain.Chain
+	Dir     string
 	// ClaimThreshold is the unclaimed amount at which the worker claims on
 	// chain; it also claims everything when it stops. 0: 1 TON.
 	ClaimThreshold uint64
@@ -38,11 +46,11 @@ func (w *Worker) serveVoucher(rw http.ResponseWriter, r *http.Request) {
 		api.WriteError(rw, api.BadRequest("", err.Error()))
 		return
 	}
-	if w.money == nil || w.money.Channel.Address().String() != post.Channel {
-		api.WriteError(rw, api.Errorf(http.StatusNotFound, api.TypeNotFound, "unknown_channel", "this worker is not paid through channel %s", post.Channel))
+	ch, err := w.channel(r.Context(), post.Channel)
+	if err != nil {
+		api.WriteError(rw, api.Errorf(http.StatusNotFound, api.TypeNotFound, "unknown_channel", "%v", err))
 		return
 	}
-	ch := w.money.Channel
 	if err := ch.Accept(post.Voucher); err != nil && !errors.Is(err, payments.ErrStale) {
 		api.WriteError(rw, api.Errorf(http.StatusBadRequest, api.TypeInvalidRequest, "bad_voucher", "%v", err))
 		return
@@ -53,12 +61,60 @@ func (w *Worker) serveVoucher(rw http.ResponseWriter, r *http.Request) {
 	rw.WriteHeader(http.StatusNoContent)
 }
 
+// channel returns the worker's end of the channel at addr, reading the
+// channel from the chain the first time: it must pay this worker's wallet.
+func (w *Worker) channel(ctx context.Context, addr string) (*payments.Payee, error) {
+	m := w.money
+	if m == nil {
+		return nil, errors.New("this worker takes no payments")
+	}
+	w.payMu.Lock()
+	defer w.payMu.Unlock()
+	if m.Channel != nil {
+		if m.Channel.Address().String() == addr {
+			return m.Channel, nil
+		}
+		return nil, fmt.Errorf("this worker is paid through channel %s, not %s", m.Channel.Address(), addr)
+	}
+	if m.Chain == nil || m.Dir == "" {
+		return nil, fmt.Errorf("this worker is not paid through channel %s", addr)
+	}
+	a, err := address.ParseAddr(addr)
+	if err != nil {
+		return nil, fmt.Errorf("channel address %q: %w", addr, err)
+	}
+	state, err := payments.State(ctx, m.Chain, a)
+	if err != nil {
+		return nil, err
+	}
+	cfg := contracts.ChannelConfig{Payer: state.Payer, Payee: state.Payee, PayerKey: state.PayerKey, PayeeKey: state.PayeeKey, Nonce: state.Nonce, CloseDelay: state.CloseDelay}
+	if want, err := cfg.Address(); err != nil || !want.Equals(a) {
+		return nil, fmt.Errorf("account %s is not a Cocoon payment channel", addr)
+	}
+	if !state.Payee.Equals(m.Wallet.Address()) {
+		return nil, fmt.Errorf("channel %s pays %s, not this worker", addr, state.Payee)
+	}
+	ch, err := payments.OpenPayee(m.Dir, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ch.Refresh(ctx, m.Chain); err != nil {
+		ch.Close()
+		return nil, err
+	}
+	w.log.Info("paid through channel", "channel", addr, "deposit", ch.Deposit())
+	m.Channel = ch
+	return ch, nil
+}
+
 // claim sends the newest voucher to the channel; claims go one at a time.
 func (w *Worker) claim() {
 	w.claimMu.Lock()
 	defer w.claimMu.Unlock()
+	w.payMu.Lock()
 	ch := w.money.Channel
-	if ch.Unclaimed() == 0 {
+	w.payMu.Unlock()
+	if ch == nil || ch.Unclaimed() == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

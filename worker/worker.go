@@ -102,7 +102,8 @@ type Worker struct {
 	handler  http.Handler
 
 	money   *Payments
-	claimMu sync.Mutex
+	payMu   sync.Mutex // guards money.Channel
+	claimMu sync.Mutex // one claim at a time
 }
 
 // New returns a worker that runs requests on eng and proves its keys with tee.

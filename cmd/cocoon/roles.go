@@ -90,6 +90,25 @@ func firstModel(n *node.Network) string {
 	return "cocoon-tiny"
 }
 
+// moneyFlags binds the flags that connect a role to a chain and a wallet;
+// call the returned function after parsing.
+func moneyFlags(fs *flag.FlagSet, m **node.MoneyConfig, deposit string) func() {
+	cur := node.MoneyConfig{}
+	if *m != nil {
+		cur = **m
+	}
+	fs.StringVar(&cur.Chain, "chain", cur.Chain, "chain to pay and be paid on: local:DIR, local+http://HOST:PORT, ton:testnet|mainnet|CONFIG (none: run unpaid)")
+	fs.StringVar(&cur.WalletKey, "wallet-key", cur.WalletKey, "this role's wallet key file (cocoon wallet new)")
+	if deposit != "" {
+		fs.StringVar(&cur.Deposit, "deposit", cur.Deposit, deposit+` (TON, "1.5", or nanoTON, "1500000000n")`)
+	}
+	return func() {
+		if cur.Chain != "" {
+			*m = &cur
+		}
+	}
+}
+
 // trustFlags binds the flags that say which workers to accept.
 func trustFlags(fs *flag.FlagSet, t *node.Trust) {
 	fs.Var((*list)(&t.SimulatedRoots), "trust-simulated-root", "PEM file of a simulated-TEE vendor root to trust (development only; repeatable)")
@@ -113,9 +132,11 @@ func runProxy(ctx context.Context, args []string) error {
 	fs.Uint64Var(&cfg.Proxy.FeeBPS, "fee-bps", cfg.Proxy.FeeBPS, "proxy's share of each cost in 1/10000")
 	fs.Uint64Var(&cfg.Proxy.CreditLimit, "credit-limit", cfg.Proxy.CreditLimit, "nanoTON a client may owe before it is refused (0: none)")
 	trustFlags(fs, &cfg.Trust)
+	money := moneyFlags(fs, &cfg.Money, "deposit of the channel opened to each new worker")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	money()
 	p, err := node.StartProxy(cfg, newLogger(*verbose))
 	if err != nil {
 		return err
@@ -154,9 +175,11 @@ func runWorker(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.Engine.CacheSalt, "cache-salt", cfg.Engine.CacheSalt, "send a per-client cache_salt (vLLM) so tenants cannot time each other's prefix cache")
 	fs.StringVar(&cfg.Engine.Model, "model", cfg.Engine.Model, "GGUF file for the embedded engine (default: the built-in cocoon-tiny)")
 	fs.StringVar(&cfg.SimulatedTEE, "simulated-tee", cfg.SimulatedTEE, "directory of a simulated-TEE vendor seed (development only)")
+	money := moneyFlags(fs, &cfg.Money, "")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	money()
 	if cfg.Worker.Proxy == "" {
 		return fmt.Errorf("--proxy is required")
 	}
@@ -169,6 +192,14 @@ func runWorker(ctx context.Context, args []string) error {
 	w, err := node.NewWorker(cfg, eng, log)
 	if err != nil {
 		return err
+	}
+	if cfg.Money != nil {
+		pm, closer, err := node.WorkerMoney(ctx, cfg.DataDir, cfg.Money, log)
+		if err != nil {
+			return err
+		}
+		defer closer.Close()
+		w.PayWith(pm)
 	}
 	return w.Run(ctx)
 }
@@ -190,9 +221,11 @@ func runClient(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Client.Fanout, "fanout", cfg.Client.Fanout, "workers each request is sealed to (0: 3)")
 	fs.Uint64Var(&cfg.Client.MaxPrice.PerToken, "max-price-per-token", cfg.Client.MaxPrice.PerToken, "most nanoTON paid per token of any kind")
 	trustFlags(fs, &cfg.Trust)
+	money := moneyFlags(fs, &cfg.Money, "deposit of the channel opened to the proxy if there is none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	money()
 	if cfg.Client.Proxy == "" {
 		return fmt.Errorf("--proxy is required")
 	}
