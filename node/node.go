@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/cocoon-go/cocoon/accounts"
@@ -35,6 +36,37 @@ type Trust struct {
 	Measurements   []string `json:"measurements"` // allowed image hashes, hex
 	Models         []string `json:"models"`       // allowed model hashes, hex; empty: any
 	MaxAge         string   `json:"max_age"`      // evidence freshness, e.g. "48h"; empty: 48h
+	// Root is the address of the network's root contract, whose allow-lists
+	// of worker measurements and models are added to the ones above. It is
+	// read from the chain of the role's money configuration.
+	Root string `json:"root"`
+}
+
+// withRoot adds the root contract's allow-lists to t, read from m's chain.
+func (t Trust) withRoot(ctx context.Context, m *MoneyConfig, log *slog.Logger) (Trust, error) {
+	if t.Root == "" {
+		return t, nil
+	}
+	if m == nil || m.Chain == "" {
+		return t, errors.New("trust: a root contract needs a chain (--chain)")
+	}
+	root, err := ParseAddress(t.Root)
+	if err != nil {
+		return t, fmt.Errorf("trust: root %q: %w", t.Root, err)
+	}
+	c, closer, err := OpenChain(ctx, m.Chain, log)
+	if err != nil {
+		return t, err
+	}
+	defer closer.Close()
+	meas, models, err := RootPolicy(ctx, c, root)
+	if err != nil {
+		return t, err
+	}
+	t.Measurements = append(slices.Clone(t.Measurements), meas...)
+	t.Models = append(slices.Clone(t.Models), models...)
+	log.Info("trust: allow-lists read from the root contract", "root", t.Root, "measurements", len(meas), "models", len(models))
+	return t, nil
 }
 
 // Checker builds the attestation checker (with its cache) for t.
@@ -96,7 +128,11 @@ type Proxy struct {
 
 // StartProxy starts a proxy node.
 func StartProxy(cfg ProxyConfig, log *slog.Logger) (*Proxy, error) {
-	checker, err := cfg.Trust.Checker(log)
+	trust, err := cfg.Trust.withRoot(context.Background(), cfg.Money, log)
+	if err != nil {
+		return nil, err
+	}
+	checker, err := trust.Checker(log)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +212,11 @@ type Client struct {
 
 // StartClient starts a client node.
 func StartClient(cfg ClientConfig, log *slog.Logger) (*Client, error) {
-	checker, err := cfg.Trust.Checker(log)
+	trust, err := cfg.Trust.withRoot(context.Background(), cfg.Money, log)
+	if err != nil {
+		return nil, err
+	}
+	checker, err := trust.Checker(log)
 	if err != nil {
 		return nil, err
 	}

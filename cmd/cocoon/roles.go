@@ -115,6 +115,7 @@ func trustFlags(fs *flag.FlagSet, t *node.Trust) {
 	fs.Var((*list)(&t.Measurements), "allow-measurement", "hex image hash a worker may run (repeatable)")
 	fs.Var((*list)(&t.Models), "allow-model", "hex model hash a worker may serve (repeatable; none: any)")
 	fs.StringVar(&t.MaxAge, "max-evidence-age", t.MaxAge, "oldest evidence accepted (e.g. 48h)")
+	fs.StringVar(&t.Root, "root", t.Root, "root contract whose allow-lists of measurements and models to add (needs --chain)")
 }
 
 func runProxy(ctx context.Context, args []string) error {
