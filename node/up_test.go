@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -123,6 +124,14 @@ func TestUpPaysAsItServes(t *testing.T) {
 			json.Unmarshal([]byte(resp.Usage.RawJSON()), &u)
 			shown += u.TotalCost
 		}
+		// The proxy books a receipt just after relaying it: wait for the last.
+		for deadline := time.Now().Add(5 * time.Second); n.Proxy.Ledger().Client(n.Client.Account()).Requests < uint64(6*(session+1)); {
+			if time.Now().After(deadline) {
+				t.Fatal("the proxy did not book every answer")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		n.Proxy.Flush()
 		for _, w := range n.Workers {
 			id := w.KeyID()
 			earned[id] = n.Proxy.Ledger().Worker(hex.EncodeToString(id[:])).Amount

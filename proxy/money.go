@@ -321,6 +321,25 @@ func (p *Proxy) payeeInfo() *wire.Payee {
 	return &wire.Payee{Address: p.money.Wallet.Address().String(), Key: p.money.VoucherKey.Public().(ed25519.PublicKey)}
 }
 
+// Flush waits until what the proxy owes its workers so far is in vouchers
+// that have been posted to them.
+func (p *Proxy) Flush() {
+	m := p.money
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	var pos []*payout
+	for _, po := range m.payouts {
+		pos = append(pos, po)
+	}
+	m.mu.Unlock()
+	for _, po := range pos {
+		po.stream.Flush()
+		po.sender.Flush()
+	}
+}
+
 // settle delivers the newest vouchers to workers, claims every client
 // channel with something unclaimed, as a clean stop must, and waits for the
 // wallet's queue to drain.
@@ -329,20 +348,13 @@ func (p *Proxy) settle() error {
 	if m == nil {
 		return nil
 	}
+	p.Flush()
 	m.mu.Lock()
-	var pos []*payout
-	for _, po := range m.payouts {
-		pos = append(pos, po)
-	}
 	var chans []*payments.Payee
 	for _, ch := range m.byAddr {
 		chans = append(chans, ch)
 	}
 	m.mu.Unlock()
-	for _, po := range pos {
-		po.stream.Flush()
-		po.sender.Flush()
-	}
 	var errs []error
 	done := make(chan struct{})
 	p.walletOps <- func() {
