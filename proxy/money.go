@@ -44,6 +44,7 @@ type Payments struct {
 // money is the proxy's side of its payment channels.
 type money struct {
 	*Payments
+	findMu  sync.Mutex // one channel discovery at a time
 	mu      sync.Mutex
 	byAddr  map[string]*payments.Payee // client channels by channel address
 	payouts map[string]*payout         // by worker payout address
@@ -165,49 +166,25 @@ func (p *Proxy) clientChannel(ctx context.Context, addr string) (*payments.Payee
 	if m.Dir == "" {
 		return nil, fmt.Errorf("no channel %s pays this proxy", addr)
 	}
-	cfg, state, err := channelAt(ctx, m.Chain, addr)
-	if err != nil {
-		return nil, err
-	}
-	if !state.Payee.Equals(m.Wallet.Address()) {
-		return nil, fmt.Errorf("channel %s pays %s, not this proxy", addr, state.Payee)
-	}
+	// One discovery at a time, without holding up the books meanwhile.
+	m.findMu.Lock()
+	defer m.findMu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if ch := m.byAddr[addr]; ch != nil {
+	ch = m.byAddr[addr]
+	m.mu.Unlock()
+	if ch != nil {
 		return ch, nil
 	}
-	ch, err = payments.OpenPayee(m.Dir, cfg)
+	ch, state, err := payments.FindPayee(ctx, m.Chain, m.Dir, addr, m.Wallet.Address())
 	if err != nil {
 		return nil, err
 	}
-	if _, err := ch.Refresh(ctx, m.Chain); err != nil {
-		ch.Close()
-		return nil, err
-	}
+	m.mu.Lock()
 	m.byAddr[addr] = ch
 	m.Clients[hex.EncodeToString(state.PayerKey)] = ch
+	m.mu.Unlock()
 	p.log.Info("client channel found", "channel", addr, "deposit", ch.Deposit())
 	return ch, nil
-}
-
-// channelAt reads the channel at addr and the config it was opened with,
-// checking that the config gives that very address: the account runs our
-// channel code with data we can trust.
-func channelAt(ctx context.Context, c chain.Chain, addr string) (contracts.ChannelConfig, *contracts.ChannelState, error) {
-	a, err := address.ParseAddr(addr)
-	if err != nil {
-		return contracts.ChannelConfig{}, nil, fmt.Errorf("channel address %q: %w", addr, err)
-	}
-	state, err := payments.State(ctx, c, a)
-	if err != nil {
-		return contracts.ChannelConfig{}, nil, err
-	}
-	cfg := contracts.ChannelConfig{Payer: state.Payer, Payee: state.Payee, PayerKey: state.PayerKey, PayeeKey: state.PayeeKey, Nonce: state.Nonce, CloseDelay: state.CloseDelay}
-	if want, err := cfg.Address(); err != nil || !want.Equals(a) {
-		return cfg, nil, fmt.Errorf("account %s is not a Cocoon payment channel", addr)
-	}
-	return cfg, state, nil
 }
 
 // claim queues a claim of ch's newest voucher on the proxy's wallet, whose

@@ -9,10 +9,8 @@ import (
 
 	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/chain"
-	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/wire"
-	"github.com/xssnick/tonutils-go/address"
 )
 
 // Payments connects a worker to its pay: the payee end of the channel its
@@ -79,27 +77,8 @@ func (w *Worker) channel(ctx context.Context, addr string) (*payments.Payee, err
 	if m.Chain == nil || m.Dir == "" {
 		return nil, fmt.Errorf("this worker is not paid through channel %s", addr)
 	}
-	a, err := address.ParseAddr(addr)
+	ch, _, err := payments.FindPayee(ctx, m.Chain, m.Dir, addr, m.Wallet.Address())
 	if err != nil {
-		return nil, fmt.Errorf("channel address %q: %w", addr, err)
-	}
-	state, err := payments.State(ctx, m.Chain, a)
-	if err != nil {
-		return nil, err
-	}
-	cfg := contracts.ChannelConfig{Payer: state.Payer, Payee: state.Payee, PayerKey: state.PayerKey, PayeeKey: state.PayeeKey, Nonce: state.Nonce, CloseDelay: state.CloseDelay}
-	if want, err := cfg.Address(); err != nil || !want.Equals(a) {
-		return nil, fmt.Errorf("account %s is not a Cocoon payment channel", addr)
-	}
-	if !state.Payee.Equals(m.Wallet.Address()) {
-		return nil, fmt.Errorf("channel %s pays %s, not this worker", addr, state.Payee)
-	}
-	ch, err := payments.OpenPayee(m.Dir, cfg)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := ch.Refresh(ctx, m.Chain); err != nil {
-		ch.Close()
 		return nil, err
 	}
 	w.log.Info("paid through channel", "channel", addr, "deposit", ch.Deposit())
