@@ -42,6 +42,15 @@ type Trust struct {
 	Root string `json:"root"`
 }
 
+// checkerWithRoot is Checker for t with the root contract's allow-lists added.
+func (t Trust) checkerWithRoot(m *MoneyConfig, log *slog.Logger) (*attest.Cache, error) {
+	t, err := t.withRoot(context.Background(), m, log)
+	if err != nil {
+		return nil, err
+	}
+	return t.Checker(log)
+}
+
 // withRoot adds the root contract's allow-lists to t, read from m's chain.
 func (t Trust) withRoot(ctx context.Context, m *MoneyConfig, log *slog.Logger) (Trust, error) {
 	if t.Root == "" {
@@ -128,11 +137,7 @@ type Proxy struct {
 
 // StartProxy starts a proxy node.
 func StartProxy(cfg ProxyConfig, log *slog.Logger) (*Proxy, error) {
-	trust, err := cfg.Trust.withRoot(context.Background(), cfg.Money, log)
-	if err != nil {
-		return nil, err
-	}
-	checker, err := trust.Checker(log)
+	checker, err := cfg.Trust.checkerWithRoot(cfg.Money, log)
 	if err != nil {
 		return nil, err
 	}
@@ -212,11 +217,7 @@ type Client struct {
 
 // StartClient starts a client node.
 func StartClient(cfg ClientConfig, log *slog.Logger) (*Client, error) {
-	trust, err := cfg.Trust.withRoot(context.Background(), cfg.Money, log)
-	if err != nil {
-		return nil, err
-	}
-	checker, err := trust.Checker(log)
+	checker, err := cfg.Trust.checkerWithRoot(cfg.Money, log)
 	if err != nil {
 		return nil, err
 	}
