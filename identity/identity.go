@@ -21,6 +21,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/cocoon-go/cocoon/internal/atomicfile"
 )
 
 // Ed25519 reads the key at path, or creates one there if there is none.
@@ -160,28 +162,12 @@ func PinnedConfig(pin string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// WriteFile writes b to path atomically with mode 0600, creating the directory.
+// WriteFile writes b to path atomically and durably with mode 0600, creating the directory.
 func WriteFile(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("identity: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("identity: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("identity: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("identity: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/xssnick/tonutils-go/address"
 
 	"github.com/cocoon-go/cocoon/contracts"
+	"github.com/cocoon-go/cocoon/internal/atomicfile"
 )
 
 // stateVersion is the format of the state files; a file with another version is refused.
@@ -154,8 +155,8 @@ func (st *state) checkFor(role string, addr *address.Address) error {
 
 // store is one state file and its lock.
 type store struct {
-	dir, path string
-	lock      *os.File
+	path string
+	lock *os.File
 	// crashed lets tests stop a write at a point, as if the process died there.
 	crashed func(point string) bool
 }
@@ -171,7 +172,7 @@ func openStore(root, role string, addr *address.Address) (*store, *state, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	s := &store{dir: dir, path: filepath.Join(dir, role+".json"), lock: lock, crashed: func(string) bool { return false }}
+	s := &store{path: filepath.Join(dir, role+".json"), lock: lock, crashed: func(string) bool { return false }}
 	b, err := os.ReadFile(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		st := &state{Version: stateVersion, Role: role, Channel: rawAddress(addr)}
@@ -180,7 +181,7 @@ func openStore(root, role string, addr *address.Address) (*store, *state, error)
 			return nil, nil, err
 		}
 		// The channel's directory entry must be as durable as the file in it.
-		if err := syncDir(filepath.Dir(dir)); err != nil {
+		if err := atomicfile.SyncDir(filepath.Dir(dir)); err != nil {
 			lock.Close()
 			return nil, nil, fmt.Errorf("payments: %w", err)
 		}
@@ -201,24 +202,18 @@ func openStore(root, role string, addr *address.Address) (*store, *state, error)
 	return s, st, nil
 }
 
-// save replaces the state file with st: write a temporary file, fsync, rename, fsync the directory.
+// save replaces the state file with st, atomically and durably.
 func (s *store) save(st *state) error {
 	b, err := encodeState(st)
 	if err != nil {
 		return fmt.Errorf("payments: encode state: %w", err)
 	}
-	tmp := s.path + ".tmp"
-	if err := writeFileSync(tmp, b); err != nil {
-		return fmt.Errorf("payments: write %s: %w", tmp, err)
-	}
+	// A crash before the rename leaves the old state; this point stands for one.
 	if s.crashed("temp written") {
 		return errSimulatedCrash
 	}
-	if err := os.Rename(tmp, s.path); err != nil {
-		return fmt.Errorf("payments: %w", err)
-	}
-	if err := syncDir(s.dir); err != nil {
-		return fmt.Errorf("payments: sync %s: %w", s.dir, err)
+	if err := atomicfile.WriteFile(s.path, b, 0o600); err != nil {
+		return fmt.Errorf("payments: save %s: %w", s.path, err)
 	}
 	return nil
 }
@@ -227,28 +222,3 @@ func (s *store) close() error { return s.lock.Close() }
 
 // errSimulatedCrash is what a write stopped by a test's crash point returns.
 var errSimulatedCrash = errors.New("payments: simulated crash")
-
-func writeFileSync(name string, data []byte) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}

@@ -18,6 +18,7 @@ import (
 	"github.com/xssnick/tonutils-go/tvm/cell"
 
 	"github.com/cocoon-go/cocoon/chain"
+	"github.com/cocoon-go/cocoon/internal/atomicfile"
 )
 
 // Files in a local chain's directory. Their names say what they are to whoever lists the directory.
@@ -319,20 +320,16 @@ func (s *store) writeSnapshot(snap *snapshot, crashed func(string) bool) error {
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
-	tmp := filepath.Join(s.dir, snapshotFile+".tmp")
-	if err := writeFileSync(tmp, data, s.sync); err != nil {
-		return fmt.Errorf("snapshot: %w", err)
-	}
+	// A crash before the rename leaves the old snapshot; this point stands for one.
 	if crashed("snapshot written") {
 		return errSimulatedCrash
 	}
-	if err := os.Rename(tmp, filepath.Join(s.dir, snapshotFile)); err != nil {
-		return fmt.Errorf("snapshot: %w", err)
+	write := atomicfile.WriteFile
+	if !s.sync {
+		write = atomicfile.WriteFileNoSync
 	}
-	if s.sync {
-		if err := syncDir(s.dir); err != nil {
-			return fmt.Errorf("snapshot: %w", err)
-		}
+	if err := write(filepath.Join(s.dir, snapshotFile), data, 0o600); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
 	}
 	if crashed("snapshot renamed") {
 		return errSimulatedCrash
@@ -346,31 +343,4 @@ func (s *store) writeSnapshot(snap *snapshot, crashed func(string) bool) error {
 		}
 	}
 	return nil
-}
-
-func writeFileSync(name string, data []byte, sync bool) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if sync {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
