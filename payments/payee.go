@@ -5,50 +5,29 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/xssnick/tonutils-go/address"
-
 	"github.com/cocoon-go/cocoon/chain"
 	"github.com/cocoon-go/cocoon/contracts"
 )
 
 // Payee is the paid end of a channel: it keeps the newest voucher and claims it on chain.
 type Payee struct {
-	ch   contracts.ChannelConfig
-	addr *address.Address
-	id   [32]byte
-
+	end
 	claimMu sync.Mutex // one Claim at a time; held across chain calls, unlike mu
-
-	mu     sync.Mutex
-	store  *store
-	st     state
-	closed bool
-	// crashed lets tests stop Claim after the claim is on chain, before it is recorded.
-	crashed func(point string) bool
 }
 
 // OpenPayee opens (creating if needed) the payee's state of channel ch under dir (in ChannelDir(dir,
 // address of ch)). A fresh state knows no deposit: call SetDeposit or Refresh before Accept.
 func OpenPayee(dir string, ch contracts.ChannelConfig) (*Payee, error) {
-	addr, err := ch.Address()
-	if err != nil {
-		return nil, fmt.Errorf("payments: payee: %w", err)
-	}
-	id, _ := ch.ID()
-	s, st, err := openStore(dir, rolePayee, addr)
-	if err != nil {
+	p := new(Payee)
+	if err := p.open(dir, rolePayee, ch, nil); err != nil {
 		return nil, err
 	}
-	p := &Payee{ch: ch, addr: addr, id: id, store: s, st: *st, crashed: func(string) bool { return false }}
 	if sv, ok := p.newest(); ok && !sv.Verify(ch.PayerKey) {
-		s.close()
-		return nil, fmt.Errorf("%w: %s: the newest voucher's signature is not the payer's", ErrCorrupt, s.path)
+		p.store.close()
+		return nil, fmt.Errorf("%w: %s: the newest voucher's signature is not the payer's", ErrCorrupt, p.store.path)
 	}
 	return p, nil
 }
-
-// Address is the channel's address.
-func (p *Payee) Address() *address.Address { return p.addr }
 
 // Accept checks a voucher from the payer and, if it is newer than the one kept, records it durably before
 // returning. A voucher equal to the one kept is a harmless repeat (nil); anything else not newer is
@@ -65,7 +44,7 @@ func (p *Payee) Accept(v contracts.SignedVoucher) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return fmt.Errorf("%w: payee of channel %s", ErrClosed, p.addr)
+		return p.errClosed()
 	}
 	if kept, ok := p.newest(); ok && v.Seqno <= kept.Seqno {
 		if v == kept {
@@ -85,11 +64,7 @@ func (p *Payee) Accept(v contracts.SignedVoucher) error {
 	}
 	next := p.st
 	next.Seqno, next.Total, next.Signature = v.Seqno, v.Total, v.Signature[:]
-	if err := p.store.save(&next); err != nil {
-		return fmt.Errorf("payments: accept seqno %d on channel %s: %w", v.Seqno, p.addr, err)
-	}
-	p.st = next
-	return nil
+	return p.save(&next, fmt.Sprintf("accept seqno %d", v.Seqno))
 }
 
 // newest is the kept voucher; p.mu held.
@@ -109,19 +84,8 @@ func (p *Payee) Newest() (contracts.SignedVoucher, bool) {
 	return p.newest()
 }
 
-// Total is the newest voucher's total, in nanoTON.
-func (p *Payee) Total() uint64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.st.Total
-}
-
 // Claimed is what the channel has paid out, as last read from the chain, in nanoTON.
-func (p *Payee) Claimed() uint64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.st.Claimed
-}
+func (p *Payee) Claimed() uint64 { return p.state().Claimed }
 
 // Unclaimed is what the newest voucher would still get from the channel: Total − Claimed.
 func (p *Payee) Unclaimed() uint64 {
@@ -130,6 +94,7 @@ func (p *Payee) Unclaimed() uint64 {
 	return p.unclaimed()
 }
 
+// unclaimed is Unclaimed; p.mu held.
 func (p *Payee) unclaimed() uint64 {
 	if p.st.Total <= p.st.Claimed {
 		return 0
@@ -143,54 +108,15 @@ func (p *Payee) ShouldClaim(threshold uint64) bool {
 	return u > 0 && u >= threshold
 }
 
-// Deposit is the channel's deposit as last known, in nanoTON.
-func (p *Payee) Deposit() uint64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.st.Deposit
-}
-
-// SetDeposit records the channel's deposit, for instance as the payer announced it; Refresh reads it
-// from the chain.
-func (p *Payee) SetDeposit(deposit uint64) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return fmt.Errorf("%w: payee of channel %s", ErrClosed, p.addr)
-	}
-	next := p.st
-	next.Deposit = deposit
-	return p.save(&next, "set deposit")
-}
-
-// save records next if it differs from the state; p.mu held.
-func (p *Payee) save(next *state, op string) error {
-	if next.Deposit == p.st.Deposit && next.Claimed == p.st.Claimed && next.ClaimedSeqno == p.st.ClaimedSeqno &&
-		next.Seqno == p.st.Seqno && next.Total == p.st.Total {
-		return nil
-	}
-	if err := p.store.save(next); err != nil {
-		return fmt.Errorf("payments: %s on channel %s: %w", op, p.addr, err)
-	}
-	p.st = *next
-	return nil
-}
-
 // Refresh reads the channel's state from c and records its deposit and what it has paid out.
 func (p *Payee) Refresh(ctx context.Context, c chain.Chain) (*contracts.ChannelState, error) {
-	st, err := State(ctx, c, p.addr)
-	if err != nil {
-		return nil, err
-	}
-	return st, p.record(st)
+	return p.refresh(ctx, c, p.record)
 }
 
-// record takes what the chain says: claimed and its seqno only go up.
+// record takes what the chain says: claimed and its seqno only go up; p.mu held.
 func (p *Payee) record(st *contracts.ChannelState) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closed {
-		return fmt.Errorf("%w: payee of channel %s", ErrClosed, p.addr)
+		return p.errClosed()
 	}
 	next := p.st
 	next.Deposit = st.Deposit
@@ -214,17 +140,14 @@ func (p *Payee) Claim(ctx context.Context, w *chain.Wallet) error {
 	todo, closed := p.unclaimed(), p.closed
 	p.mu.Unlock()
 	if closed {
-		return fmt.Errorf("%w: payee of channel %s", ErrClosed, p.addr)
+		return p.errClosed()
 	}
 	if !ok || todo == 0 {
 		return nil
 	}
 
-	st, err := State(ctx, w.Chain(), p.addr)
+	st, err := p.refresh(ctx, w.Chain(), p.record)
 	if err != nil {
-		return err
-	}
-	if err := p.record(st); err != nil {
 		return err
 	}
 	switch {
@@ -244,25 +167,11 @@ func (p *Payee) Claim(ctx context.Context, w *chain.Wallet) error {
 	if p.crashed("claim sent") {
 		return errSimulatedCrash
 	}
-	if st, err = State(ctx, w.Chain(), p.addr); err != nil {
-		return err
-	}
-	if err := p.record(st); err != nil {
+	if st, err = p.refresh(ctx, w.Chain(), p.record); err != nil {
 		return err
 	}
 	if st.Claimed < sv.Total {
 		return fmt.Errorf("payments: claim of seqno %d, total %d on channel %s left claimed at %d", sv.Seqno, sv.Total, p.addr, st.Claimed)
 	}
 	return nil
-}
-
-// Close releases the state. The Payee cannot be used after it.
-func (p *Payee) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return nil
-	}
-	p.closed = true
-	return p.store.close()
 }

@@ -2,6 +2,7 @@ package payments
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,9 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/xssnick/tonutils-go/address"
 
+	"github.com/cocoon-go/cocoon/chain"
 	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/internal/atomicfile"
 )
@@ -222,3 +225,114 @@ func (s *store) close() error { return s.lock.Close() }
 
 // errSimulatedCrash is what a write stopped by a test's crash point returns.
 var errSimulatedCrash = errors.New("payments: simulated crash")
+
+// end is what a Payer and a Payee share: the channel, one end's state of it on disk, and the lock
+// over that state.
+type end struct {
+	ch   contracts.ChannelConfig
+	addr *address.Address
+	id   [32]byte
+	role string
+
+	mu     sync.Mutex
+	store  *store
+	st     state
+	closed bool
+	// crashed lets tests stop an operation at a point, as if the process died there.
+	crashed func(point string) bool
+}
+
+// open opens (creating if needed) role's state of channel ch under dir into e, a zero end. check, if not
+// nil, may refuse the channel at its address before anything is written.
+func (e *end) open(dir, role string, ch contracts.ChannelConfig, check func(addr *address.Address) error) error {
+	addr, err := ch.Address()
+	if err != nil {
+		return fmt.Errorf("payments: %s: %w", role, err)
+	}
+	if check != nil {
+		if err := check(addr); err != nil {
+			return err
+		}
+	}
+	s, st, err := openStore(dir, role, addr)
+	if err != nil {
+		return err
+	}
+	e.ch, e.addr, e.role, e.store, e.st = ch, addr, role, s, *st
+	e.id, _ = ch.ID()
+	e.crashed = func(string) bool { return false }
+	return nil
+}
+
+// Address is the channel's address.
+func (e *end) Address() *address.Address { return e.addr }
+
+// Deposit is the channel's deposit as last known, in nanoTON.
+func (e *end) Deposit() uint64 { return e.state().Deposit }
+
+// Total is the last voucher's total, in nanoTON: for a payer, what it has promised in all; for a payee,
+// what the newest voucher it accepted pays.
+func (e *end) Total() uint64 { return e.state().Total }
+
+// SetDeposit records the channel's deposit: after a top-up, as the payer announced it, or as read from
+// the chain (Refresh does that).
+func (e *end) SetDeposit(deposit uint64) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.setDeposit(deposit)
+}
+
+// setDeposit is SetDeposit; e.mu held.
+func (e *end) setDeposit(deposit uint64) error {
+	if e.closed {
+		return e.errClosed()
+	}
+	next := e.st
+	next.Deposit = deposit
+	return e.save(&next, fmt.Sprintf("set deposit to %d", deposit))
+}
+
+// state is a copy of the state, taken under e.mu.
+func (e *end) state() state {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.st
+}
+
+// errClosed is the error of an operation on a closed end.
+func (e *end) errClosed() error { return fmt.Errorf("%w: %s of channel %s", ErrClosed, e.role, e.addr) }
+
+// save records next, if it differs from the state; e.mu held. op says what for, in an error.
+func (e *end) save(next *state, op string) error {
+	if next.Deposit == e.st.Deposit && next.Claimed == e.st.Claimed && next.ClaimedSeqno == e.st.ClaimedSeqno &&
+		next.Seqno == e.st.Seqno && next.Total == e.st.Total {
+		return nil
+	}
+	if err := e.store.save(next); err != nil {
+		return fmt.Errorf("payments: %s on channel %s: %w", op, e.addr, err)
+	}
+	e.st = *next
+	return nil
+}
+
+// refresh reads the channel's state from c and hands it to take, with e.mu held.
+func (e *end) refresh(ctx context.Context, c chain.Chain, take func(*contracts.ChannelState) error) (*contracts.ChannelState, error) {
+	st, err := State(ctx, c, e.addr)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return st, take(st)
+}
+
+// Close releases the state. The Payer or Payee cannot be used after it.
+func (e *end) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	return e.store.close()
+}
