@@ -263,3 +263,44 @@ func TestGoTDXGuestSampleV5(t *testing.T) {
 		t.Fatalf("tampered v5 sample: err = %v, want ErrSignature", err)
 	}
 }
+
+func TestDir(t *testing.T) {
+	d := Dir(collateralDir)
+	for _, url := range []string{
+		"https://api.trustedservices.intel.com/tdx/certification/v4/tcb?fmspc=../../etc",
+		"https://api.trustedservices.intel.com/tdx/certification/v4/tcb?fmspc=ffffffffffff",
+		"https://example.com/qe/identity",
+	} {
+		if _, _, err := d.Get(url); !errors.Is(err, ErrNotInDir) {
+			t.Errorf("Get(%q): err = %v, want ErrNotInDir", url, err)
+		}
+	}
+	h, b, err := d.Get("https://api.trustedservices.intel.com/tdx/certification/v4/tcb?fmspc=90C06F000000")
+	if err != nil || len(b) == 0 || len(h["Tcb-Info-Issuer-Chain"]) != 1 {
+		t.Errorf("TCB info: header %v, %d bytes, err %v", h, len(b), err)
+	}
+}
+
+// TestTamperedCollateralRefused edits the TCB info Intel signed.
+func TestTamperedCollateralRefused(t *testing.T) {
+	dir := t.TempDir()
+	entries, err := os.ReadDir(collateralDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(collateralDir + "/" + e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "tcb_info_90c06f000000.json" || e.Name() == "tcb_info_00a06d080000.json" {
+			b = bytes.Replace(b, []byte(`"UpToDate"`), []byte(`"UpToDatE"`), 1)
+		}
+		if err := os.WriteFile(dir+"/"+e.Name(), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := NewVerifier(Dir(dir)).Verify(realQuote(t), pinned); !errors.Is(err, ErrCollateral) {
+		t.Fatalf("err = %v, want ErrCollateral", err)
+	}
+}
