@@ -140,6 +140,38 @@ func (m *moneyCmd) wallet() (*chain.Wallet, error) {
 	return chain.NewWallet(m.chain, key)
 }
 
+// startWallet opens the chain and loads the wallet of --key. Call stop afterwards, whether it failed or not.
+func (m *moneyCmd) startWallet(ctx context.Context) (*chain.Wallet, error) {
+	if err := m.start(ctx); err != nil {
+		return nil, err
+	}
+	return m.wallet()
+}
+
+// startAt parses the address s with parse, then opens the chain. Call stop afterwards, whether it failed
+// or not.
+func (m *moneyCmd) startAt(ctx context.Context, s string, parse func(string) (*address.Address, error)) (*address.Address, error) {
+	addr, err := parse(s)
+	if err != nil {
+		return nil, err
+	}
+	return addr, m.start(ctx)
+}
+
+// parseAddrAmount parses args, which must be ADDR AMOUNT.
+func (m *moneyCmd) parseAddrAmount(args []string) (*address.Address, uint64, error) {
+	pos, err := m.parse(args, 2, 2)
+	if err != nil {
+		return nil, 0, err
+	}
+	to, err := node.ParseAddress(pos[0])
+	if err != nil {
+		return nil, 0, err
+	}
+	amount, err := node.ParseAmount(pos[1])
+	return to, amount, err
+}
+
 // addr shows a in the user-friendly form of this chain (testnet-only on testnet).
 func (m *moneyCmd) addr(a *address.Address) string {
 	if a == nil {
@@ -194,6 +226,14 @@ type txJSON struct {
 }
 
 func txOf(t *chain.Transaction) txJSON { return txJSON{LT: t.LT, Hash: hex.EncodeToString(t.Hash)} }
+
+// sentJSON is what a send cost in all, and the wallet's transaction that made it.
+type sentJSON struct {
+	Fees uint64 `json:"fees"`
+	Tx   txJSON `json:"transaction"`
+}
+
+func sentOf(s *node.Sent) sentJSON { return sentJSON{Fees: s.Fees(), Tx: txOf(s.Wallet)} }
 
 // status names an account status in lower case words.
 func status(s tlb.AccountStatus) string {
@@ -259,15 +299,7 @@ func runChainServe(ctx context.Context, args []string) error {
 
 func runChainFaucet(ctx context.Context, args []string) error {
 	m := newMoneyCmd("chain faucet ADDR AMOUNT", "Credits AMOUNT to ADDR out of thin air: local chains only.\n"+amountHelp, false)
-	pos, err := m.parse(args, 2, 2)
-	if err != nil {
-		return err
-	}
-	to, err := node.ParseAddress(pos[0])
-	if err != nil {
-		return err
-	}
-	amount, err := node.ParseAmount(pos[1])
+	to, amount, err := m.parseAddrAmount(args)
 	if err != nil {
 		return err
 	}
@@ -348,34 +380,40 @@ func runWalletNew(ctx context.Context, args []string) error {
 			m.addr(w.Address()), pub, m.key, m.chain.Name(), hint))
 }
 
-// target is the address a show or balance is about: ADDR if given, else the wallet of --key.
-func (m *moneyCmd) target(pos []string) (*address.Address, *chain.Wallet, error) {
-	if len(pos) == 1 {
-		a, err := node.ParseAddress(pos[0])
-		return a, nil, err
-	}
-	w, err := m.wallet()
+// startTarget parses args, [ADDR], opens the chain and reads the account a show or balance is about:
+// ADDR if given, else the wallet of --key, which it returns too. Call stop afterwards, whether it failed
+// or not.
+func (m *moneyCmd) startTarget(ctx context.Context, args []string) (*address.Address, *chain.Wallet, *chain.Account, error) {
+	pos, err := m.parse(args, 0, 1)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return w.Address(), w, nil
+	if err := m.start(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	var (
+		addr *address.Address
+		w    *chain.Wallet
+	)
+	if len(pos) == 1 {
+		addr, err = node.ParseAddress(pos[0])
+	} else if w, err = m.wallet(); err == nil {
+		addr = w.Address()
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	acc, err := m.chain.Account(m.ctx, addr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return addr, w, acc, nil
 }
 
 func runWalletShow(ctx context.Context, args []string) error {
 	m := newMoneyCmd("wallet show [ADDR]", "Prints the address, status, balance and seqno of the wallet of --key, or of ADDR.", true)
-	pos, err := m.parse(args, 0, 1)
-	if err != nil {
-		return err
-	}
-	if err := m.start(ctx); err != nil {
-		return err
-	}
+	addr, w, acc, err := m.startTarget(ctx, args)
 	defer m.stop()
-	addr, w, err := m.target(pos)
-	if err != nil {
-		return err
-	}
-	acc, err := m.chain.Account(m.ctx, addr)
 	if err != nil {
 		return err
 	}
@@ -415,19 +453,8 @@ func runWalletShow(ctx context.Context, args []string) error {
 
 func runWalletBalance(ctx context.Context, args []string) error {
 	m := newMoneyCmd("wallet balance [ADDR]", "Prints the balance of the wallet of --key, or of ADDR.", true)
-	pos, err := m.parse(args, 0, 1)
-	if err != nil {
-		return err
-	}
-	if err := m.start(ctx); err != nil {
-		return err
-	}
+	addr, _, acc, err := m.startTarget(ctx, args)
 	defer m.stop()
-	addr, _, err := m.target(pos)
-	if err != nil {
-		return err
-	}
-	acc, err := m.chain.Account(m.ctx, addr)
 	if err != nil {
 		return err
 	}
@@ -441,23 +468,12 @@ func runWalletBalance(ctx context.Context, args []string) error {
 func runWalletSend(ctx context.Context, args []string) error {
 	m := newMoneyCmd("wallet send ADDR AMOUNT", "Sends AMOUNT from the wallet of --key to ADDR and waits until it has arrived. The message\nbounces back if ADDR is a deployed contract that refuses it (unless ADDR is in non-bounceable UQ… form).\n"+amountHelp, true)
 	comment := m.fs.String("comment", "", "text comment to attach")
-	pos, err := m.parse(args, 2, 2)
+	to, amount, err := m.parseAddrAmount(args)
 	if err != nil {
 		return err
 	}
-	to, err := node.ParseAddress(pos[0])
-	if err != nil {
-		return err
-	}
-	amount, err := node.ParseAmount(pos[1])
-	if err != nil {
-		return err
-	}
-	if err := m.start(ctx); err != nil {
-		return err
-	}
+	w, err := m.startWallet(ctx)
 	defer m.stop()
-	w, err := m.wallet()
 	if err != nil {
 		return err
 	}
@@ -481,9 +497,8 @@ func runWalletSend(ctx context.Context, args []string) error {
 		To      string `json:"to"`
 		Amount  uint64 `json:"amount"`
 		Comment string `json:"comment,omitempty"`
-		Fees    uint64 `json:"fees"`
-		Tx      txJSON `json:"transaction"`
-	}{m.chain.Name(), m.addr(w.Address()), m.addr(to), amount, *comment, sent.Fees(), txOf(sent.Wallet)},
+		sentJSON
+	}{m.chain.Name(), m.addr(w.Address()), m.addr(to), amount, *comment, sentOf(sent)},
 		fmt.Sprintf("sent %s TON to %s (fees %s TON, transaction %d:%x)\n",
 			node.FormatTON(amount), m.addr(to), node.FormatTON(sent.Fees()), sent.Wallet.LT, sent.Wallet.Hash))
 }

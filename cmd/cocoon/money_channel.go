@@ -133,11 +133,8 @@ func runChannelOpen(ctx context.Context, args []string) error {
 	if err != nil || len(pk) != ed25519.PublicKeySize {
 		return fmt.Errorf("--payee-key %q: want 64 hex digits", *payeeKey)
 	}
-	if err := m.start(ctx); err != nil {
-		return err
-	}
+	w, err := m.startWallet(ctx)
 	defer m.stop()
-	w, err := m.wallet()
 	if err != nil {
 		return err
 	}
@@ -165,9 +162,8 @@ func runChannelOpen(ctx context.Context, args []string) error {
 	return m.print(struct {
 		channelJSON
 		VoucherKey string `json:"voucher_key_file"`
-		Fees       uint64 `json:"fees"`
-		Tx         txJSON `json:"transaction"`
-	}{out, m.voucherKeyPath(*vkey), sent.Fees(), txOf(sent.Wallet)},
+		sentJSON
+	}{out, m.voucherKeyPath(*vkey), sentOf(sent)},
 		fmt.Sprintf("opened channel %s\ndeposit %s TON from %s to %s; vouchers signed by %s\n",
 			out.Address, node.FormatTON(out.Deposit), out.Payer, out.Payee, m.voucherKeyPath(*vkey)))
 }
@@ -197,11 +193,8 @@ func (m *moneyCmd) freeChannel(cfg *contracts.ChannelConfig, nonce int64) (*addr
 // channelOp parses ADDR (pos[0]), opens the chain, and reads the channel and the wallet of --key, which
 // must be its payer (payer true) or payee.
 func (m *moneyCmd) channelOp(ctx context.Context, pos string, payer bool) (*address.Address, *contracts.ChannelState, *chain.Wallet, error) {
-	addr, err := node.ParseAddress(pos)
+	addr, err := m.startAt(ctx, pos, node.ParseAddress)
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	if err := m.start(ctx); err != nil {
 		return nil, nil, nil, err
 	}
 	w, err := m.wallet()
@@ -231,9 +224,8 @@ func (m *moneyCmd) report(addr *address.Address, sent *node.Sent, done string) e
 	return m.print(struct {
 		channelJSON
 		Done string `json:"done"`
-		Fees uint64 `json:"fees"`
-		Tx   txJSON `json:"transaction"`
-	}{out, done, sent.Fees(), txOf(sent.Wallet)}, done+"\n"+out.human())
+		sentJSON
+	}{out, done, sentOf(sent)}, done+"\n"+out.human())
 }
 
 func runChannelTopUp(ctx context.Context, args []string) error {
@@ -264,14 +256,11 @@ func runChannelShow(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	addr, err := node.ParseAddress(pos[0])
+	addr, err := m.startAt(ctx, pos[0], node.ParseAddress)
+	defer m.stop()
 	if err != nil {
 		return err
 	}
-	if err := m.start(ctx); err != nil {
-		return err
-	}
-	defer m.stop()
 	_, out, err := m.readChannel(addr)
 	if err != nil {
 		return err
@@ -292,14 +281,11 @@ func runChannelVoucher(ctx context.Context, args []string) error {
 	if *seqno == 0 {
 		return fmt.Errorf("--seqno is required")
 	}
-	addr, err := node.ParseAddress(pos[0])
+	addr, err := m.startAt(ctx, pos[0], node.ParseAddress)
+	defer m.stop()
 	if err != nil {
 		return err
 	}
-	if err := m.start(ctx); err != nil {
-		return err
-	}
-	defer m.stop()
 	st, _, err := m.readChannel(addr)
 	if err != nil {
 		return err

@@ -80,11 +80,8 @@ func runRootDeploy(ctx context.Context, args []string) error {
 	if _, err := m.parse(args, 0, 0); err != nil {
 		return err
 	}
-	if err := m.start(ctx); err != nil {
-		return err
-	}
+	w, err := m.startWallet(ctx)
 	defer m.stop()
-	w, err := m.wallet()
 	if err != nil {
 		return err
 	}
@@ -114,9 +111,8 @@ func runRootDeploy(ctx context.Context, args []string) error {
 		Chain   string `json:"chain"`
 		Address string `json:"address"`
 		Owner   string `json:"owner"`
-		Fees    uint64 `json:"fees"`
-		Tx      txJSON `json:"transaction"`
-	}{m.chain.Name(), m.addr(addr), m.addr(w.Address()), sent.Fees(), txOf(sent.Wallet)},
+		sentJSON
+	}{m.chain.Name(), m.addr(addr), m.addr(w.Address()), sentOf(sent)},
 		fmt.Sprintf("root deployed at %s\nowner: %s\nuse it with: --root %s\n", m.addr(addr), m.addr(w.Address()), m.addr(addr)))
 }
 
@@ -171,14 +167,11 @@ func runRootShow(ctx context.Context, args []string) error {
 	if _, err := m.parse(args, 0, 0); err != nil {
 		return err
 	}
-	addr, err := rootAddr(*root)
+	addr, err := m.startAt(ctx, *root, rootAddr)
+	defer m.stop()
 	if err != nil {
 		return err
 	}
-	if err := m.start(ctx); err != nil {
-		return err
-	}
-	defer m.stop()
 	cfg, balance, err := m.readRoot(addr)
 	if err != nil {
 		return err
@@ -231,14 +224,11 @@ func runRootShow(ctx context.Context, args []string) error {
 // ownerOp sends the body that body builds from the root's current state, from the owner's wallet to the
 // root at --root, and waits until the root has applied it.
 func (m *moneyCmd) ownerOp(ctx context.Context, root string, body func(cur *contracts.RootConfig, queryID uint64) (*cell.Cell, error), done string) error {
-	addr, err := rootAddr(root)
+	addr, err := m.startAt(ctx, root, rootAddr)
+	defer m.stop()
 	if err != nil {
 		return err
 	}
-	if err := m.start(ctx); err != nil {
-		return err
-	}
-	defer m.stop()
 	w, err := m.wallet()
 	if err != nil {
 		return err
@@ -262,9 +252,8 @@ func (m *moneyCmd) ownerOp(ctx context.Context, root string, body func(cur *cont
 		Chain string `json:"chain"`
 		Root  string `json:"root"`
 		Done  string `json:"done"`
-		Fees  uint64 `json:"fees"`
-		Tx    txJSON `json:"transaction"`
-	}{m.chain.Name(), m.addr(addr), done, sent.Fees(), txOf(sent.Wallet)},
+		sentJSON
+	}{m.chain.Name(), m.addr(addr), done, sentOf(sent)},
 		fmt.Sprintf("%s on root %s (fees %s TON)\n", done, m.addr(addr), node.FormatTON(sent.Fees())))
 }
 
@@ -277,11 +266,7 @@ func runRootAllowMeasurement(ctx context.Context, args []string) error {
 	root := rootFlag(m)
 	proxy := m.fs.Bool("proxy", false, "a proxy measurement instead of a worker measurement")
 	remove := m.fs.Bool("remove", false, "disallow instead of allow")
-	pos, err := m.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	h, err := hash32("measurement", pos[0])
+	h, hash, err := m.parseHash(args, "measurement")
 	if err != nil {
 		return err
 	}
@@ -291,26 +276,33 @@ func runRootAllowMeasurement(ctx context.Context, args []string) error {
 	}
 	return m.ownerOp(ctx, *root, func(_ *contracts.RootConfig, q uint64) (*cell.Cell, error) {
 		return build(q, h, !*remove), nil
-	}, allowed(what, pos[0], !*remove))
+	}, allowed(what, hash, !*remove))
 }
 
 func runRootAllowModel(ctx context.Context, args []string) error {
 	m := newMoneyCmd("root allow-model HASH", "Allows the model HASH (64 hex digits); with --remove, disallows it. Sent from the owner's\nwallet (--key).", true)
 	root := rootFlag(m)
 	remove := m.fs.Bool("remove", false, "disallow instead of allow")
-	pos, err := m.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	h, err := hash32("model hash", pos[0])
+	h, hash, err := m.parseHash(args, "model hash")
 	if err != nil {
 		return err
 	}
 	return m.ownerOp(ctx, *root, func(_ *contracts.RootConfig, q uint64) (*cell.Cell, error) {
 		return contracts.SetModelBody(q, h, !*remove), nil
-	}, allowed("model", pos[0], !*remove))
+	}, allowed("model", hash, !*remove))
 }
 
+// parseHash parses args, which must be HASH, the what as 64 hex digits.
+func (m *moneyCmd) parseHash(args []string, what string) ([32]byte, string, error) {
+	pos, err := m.parse(args, 1, 1)
+	if err != nil {
+		return [32]byte{}, "", err
+	}
+	h, err := hash32(what, pos[0])
+	return h, pos[0], err
+}
+
+// allowed says what an allow-… command did.
 func allowed(what, hash string, allow bool) string {
 	if allow {
 		return fmt.Sprintf("allowed %s %s", what, hash)
