@@ -12,7 +12,6 @@ import (
 
 	"github.com/xssnick/tonutils-go/address"
 
-	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/chain"
 	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/payments"
@@ -130,24 +129,11 @@ func (p *Proxy) paidBy(client string) uint64 {
 
 // serveVoucher takes a client's newest voucher.
 func (p *Proxy) serveVoucher(rw http.ResponseWriter, r *http.Request) {
-	post, err := wire.ParseVoucherPost(r.Body)
-	if err != nil {
-		api.WriteError(rw, api.BadRequest("", err.Error()))
-		return
-	}
-	ch, err := p.clientChannel(r.Context(), post.Channel)
-	if err != nil {
-		api.WriteError(rw, api.Errorf(http.StatusNotFound, api.TypeNotFound, "unknown_channel", "%v", err))
-		return
-	}
-	if err := ch.Accept(post.Voucher); err != nil && !errors.Is(err, payments.ErrStale) {
-		api.WriteError(rw, api.Errorf(http.StatusBadRequest, api.TypeInvalidRequest, "bad_voucher", "%v", err))
-		return
-	}
-	if ch.ShouldClaim(p.cfg.ClaimThreshold) {
-		p.claim(ch)
-	}
-	rw.WriteHeader(http.StatusNoContent)
+	wire.ServeVoucher(rw, r, p.clientChannel, func(ch *payments.Payee) {
+		if ch.ShouldClaim(p.cfg.ClaimThreshold) {
+			p.claim(ch)
+		}
+	})
 }
 
 // clientChannel finds the channel at addr that pays this proxy, reading it

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"sync"
 
+	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/contracts"
+	"github.com/cocoon-go/cocoon/payments"
 )
 
 // VoucherSender delivers the newest voucher of one channel to its payee,
@@ -98,4 +101,27 @@ func ParseVoucherPost(r io.Reader) (*VoucherPost, error) {
 		return nil, fmt.Errorf("voucher post: %w", err)
 	}
 	return &p, nil
+}
+
+// ServeVoucher handles a VoucherPost for a payee: find gives the payee's end
+// of the channel named in the post, and accepted runs once the voucher is
+// kept (to claim when enough is unclaimed, say). A voucher no newer than the
+// one kept is not an error: posts may cross.
+func ServeVoucher(rw http.ResponseWriter, r *http.Request, find func(ctx context.Context, channel string) (*payments.Payee, error), accepted func(*payments.Payee)) {
+	post, err := ParseVoucherPost(r.Body)
+	if err != nil {
+		api.WriteError(rw, api.BadRequest("", err.Error()))
+		return
+	}
+	ch, err := find(r.Context(), post.Channel)
+	if err != nil {
+		api.WriteError(rw, api.Errorf(http.StatusNotFound, api.TypeNotFound, "unknown_channel", "%v", err))
+		return
+	}
+	if err := ch.Accept(post.Voucher); err != nil && !errors.Is(err, payments.ErrStale) {
+		api.WriteError(rw, api.Errorf(http.StatusBadRequest, api.TypeInvalidRequest, "bad_voucher", "%v", err))
+		return
+	}
+	accepted(ch)
+	rw.WriteHeader(http.StatusNoContent)
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/chain"
 	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/wire"
@@ -39,24 +38,11 @@ func (w *Worker) PayWith(pm *Payments) {
 
 // serveVoucher takes the proxy's newest voucher.
 func (w *Worker) serveVoucher(rw http.ResponseWriter, r *http.Request) {
-	post, err := wire.ParseVoucherPost(r.Body)
-	if err != nil {
-		api.WriteError(rw, api.BadRequest("", err.Error()))
-		return
-	}
-	ch, err := w.channel(r.Context(), post.Channel)
-	if err != nil {
-		api.WriteError(rw, api.Errorf(http.StatusNotFound, api.TypeNotFound, "unknown_channel", "%v", err))
-		return
-	}
-	if err := ch.Accept(post.Voucher); err != nil && !errors.Is(err, payments.ErrStale) {
-		api.WriteError(rw, api.Errorf(http.StatusBadRequest, api.TypeInvalidRequest, "bad_voucher", "%v", err))
-		return
-	}
-	if ch.ShouldClaim(w.money.ClaimThreshold) {
-		go w.claim()
-	}
-	rw.WriteHeader(http.StatusNoContent)
+	wire.ServeVoucher(rw, r, w.channel, func(ch *payments.Payee) {
+		if ch.ShouldClaim(w.money.ClaimThreshold) {
+			go w.claim()
+		}
+	})
 }
 
 // channel returns the worker's end of the channel at addr, reading the
