@@ -2,6 +2,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 )
@@ -66,3 +67,7 @@ func SyncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// ErrLocked reports a lock that another process (or another Lock in this
+// one) holds.
+var ErrLocked = errors.New("atomicfile: locked by another user")

@@ -2,6 +2,7 @@ package atomicfile_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -114,4 +115,21 @@ func ExampleWriteFile() {
 	b, _ := os.ReadFile(path)
 	os.Stdout.Write(b)
 	// Output: {"ok":true}
+}
+
+func TestLock(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "x.lock")
+	f, err := atomicfile.Lock(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := atomicfile.Lock(name); !errors.Is(err, atomicfile.ErrLocked) {
+		t.Fatalf("second lock: %v, want ErrLocked", err)
+	}
+	f.Close()
+	g, err := atomicfile.Lock(name)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	g.Close()
 }
