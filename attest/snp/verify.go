@@ -1,0 +1,263 @@
+package snp
+
+import (
+	"bytes"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/go-sev-guest/abi"
+	spb "github.com/google/go-sev-guest/proto/sevsnp"
+	"github.com/google/go-sev-guest/verify"
+	"github.com/google/go-sev-guest/verify/trust"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cocoon-go/cocoon/attest"
+)
+
+// Roots are AMD's trusted certificates by product line ("Milan", "Genoa",
+// "Turin"): the ARK and the ASK (for VCEKs) or ASVK (for VLEKs) it signs.
+type Roots map[string][]*trust.AMDRootCerts
+
+// productLines are the product lines go-sev-guest embeds AMD's roots for.
+var productLines = []struct {
+	name       string
+	vcek, vlek []byte
+}{
+	{"Milan", trust.AskArkMilanVcekBytes, trust.AskArkMilanVlekBytes},
+	{"Genoa", trust.AskArkGenoaVcekBytes, trust.AskArkGenoaVlekBytes},
+	{"Turin", trust.AskArkTurinVcekBytes, trust.AskArkTurinVlekBytes},
+}
+
+// AMDRoots returns AMD's ARK, ASK and ASVK certificates for Milan, Genoa and
+// Turin, as embedded in go-sev-guest (the bodies of AMD KDS's
+// /vcek/v1/<line>/cert_chain and /vlek/v1/<line>/cert_chain).
+func AMDRoots() Roots {
+	roots := make(Roots)
+	for _, p := range productLines {
+		r, err := rootsFromChains(p.name, p.vcek, p.vlek)
+		if err != nil {
+			panic("snp: embedded AMD roots: " + err.Error())
+		}
+		roots[p.name] = []*trust.AMDRootCerts{r}
+	}
+	return roots
+}
+
+// LoadRoots reads AMD's roots from dir, which holds for each product line a
+// file <line>.pem, the body of AMD KDS's /vcek/v1/<line>/cert_chain (ASK then
+// ARK, PEM), and optionally <line>_vlek.pem, that of /vlek/v1/<line>/cert_chain
+// (ASVK then ARK), for reports signed by a VLEK. A directory with none of
+// these files is refused with attest.ErrNoRoots.
+func LoadRoots(dir string) (Roots, error) {
+	roots := make(Roots)
+	for _, p := range productLines {
+		vcek, err := os.ReadFile(filepath.Join(dir, p.name+".pem"))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("snp: roots: %w", err)
+		}
+		vlek, err := os.ReadFile(filepath.Join(dir, p.name+"_vlek.pem"))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("snp: roots: %w", err)
+		}
+		r, err := rootsFromChains(p.name, vcek, vlek)
+		if err != nil {
+			return nil, fmt.Errorf("snp: roots in %s: %w", dir, err)
+		}
+		roots[p.name] = []*trust.AMDRootCerts{r}
+	}
+	if len(roots) == 0 {
+		return nil, fmt.Errorf("%w: no <line>.pem in %s", attest.ErrNoRoots, dir)
+	}
+	return roots, nil
+}
+
+// rootsFromChains builds a product line's roots from its KDS VCEK chain and,
+// if not empty, its VLEK chain, which must end in the same ARK.
+func rootsFromChains(line string, vcekChain, vlekChain []byte) (*trust.AMDRootCerts, error) {
+	// Trailing whitespace is trimmed: go-sev-guest refuses any bytes after
+	// the ARK, and its own embedded Turin VLEK chain ends in a blank line.
+	vcekChain, vlekChain = bytes.TrimSpace(vcekChain), bytes.TrimSpace(vlekChain)
+	r := trust.AMDRootCertsProduct(line)
+	if err := r.FromKDSCertBytes(vcekChain); err != nil {
+		return nil, fmt.Errorf("%s VCEK chain: %w", line, err)
+	}
+	if len(vlekChain) > 0 {
+		v := new(trust.ProductCerts)
+		if err := v.FromKDSCertBytes(vlekChain); err != nil {
+			return nil, fmt.Errorf("%s VLEK chain: %w", line, err)
+		}
+		if !v.Ark.Equal(r.ProductCerts.Ark) {
+			return nil, fmt.Errorf("%s VLEK chain ends in another ARK", line)
+		}
+		r.ProductCerts.Asvk = v.Ask
+	}
+	return r, nil
+}
+
+// Endorsement returns the DER certificate of the key that signed r (VCEK or
+// VLEK) from the certificates that came with it, or nil if there is none.
+func (r *Report) Endorsement() []byte {
+	c := r.attestation.GetCertificateChain()
+	if r.Signer == abi.VlekReportSigner {
+		return c.GetVlekCert()
+	}
+	return c.GetVcekCert()
+}
+
+// VerifySignature checks, at now, that r is signed by the key of the
+// endorsement certificate (DER; nil means the one that came with r, see
+// Report.Endorsement), a VCEK or VLEK as r's signer info says, and that the
+// certificate chains through the ASK or ASVK to an ARK of roots for its
+// product line (nil means AMDRoots). It fetches nothing and does not check
+// revocation. A signature that does not verify wraps attest.ErrSignature;
+// a missing, malformed or untrusted certificate wraps attest.ErrChain.
+func VerifySignature(r *Report, endorsement []byte, roots Roots, now time.Time) error {
+	if endorsement == nil {
+		endorsement = r.Endorsement()
+	}
+	if len(endorsement) == 0 {
+		return fmt.Errorf("%w: sev-snp report: no %v certificate", attest.ErrChain, r.Signer)
+	}
+	if roots == nil {
+		roots = AMDRoots()
+	}
+	if len(roots) == 0 {
+		return fmt.Errorf("%w: sev-snp", attest.ErrNoRoots)
+	}
+	cert, err := x509.ParseCertificate(endorsement)
+	if err != nil {
+		return fmt.Errorf("%w: sev-snp %v certificate: %w", attest.ErrChain, r.Signer, err)
+	}
+	if err := verify.SnpReportSignature(r.Raw(), cert); err != nil {
+		return fmt.Errorf("%w: sev-snp report: %w", attest.ErrSignature, err)
+	}
+	// With the signature known good, go-sev-guest checks the certificate:
+	// its AMD extensions and product, and its chain to roots at now.
+	a := proto.Clone(r.attestation).(*spb.Attestation)
+	a.CertificateChain = &spb.CertificateChain{}
+	if r.Signer == abi.VlekReportSigner {
+		a.CertificateChain.VlekCert = endorsement
+	} else {
+		a.CertificateChain.VcekCert = endorsement
+	}
+	opts := &verify.Options{DisableCertFetching: true, Now: now, TrustedRoots: roots}
+	if err := verify.SnpAttestation(a, opts); err != nil {
+		return fmt.Errorf("%w: sev-snp %v certificate: %w", attest.ErrChain, r.Signer, err)
+	}
+	return nil
+}
+
+// validUntil returns the earliest expiry of the endorsement certificate and
+// of the AMD certificates above it.
+func validUntil(endorsement []byte, r *Report, roots Roots) time.Time {
+	cert, err := x509.ParseCertificate(endorsement)
+	if err != nil {
+		return time.Time{}
+	}
+	until := cert.NotAfter
+	for _, line := range roots {
+		for _, root := range line {
+			pc := root.ProductCerts
+			if pc == nil || !bytes.Equal(cert.RawIssuer, issuerOf(pc, r.Signer)) {
+				continue
+			}
+			for _, c := range []*x509.Certificate{intermediate(pc, r.Signer), pc.Ark} {
+				if c != nil && c.NotAfter.Before(until) {
+					until = c.NotAfter
+				}
+			}
+			return until
+		}
+	}
+	return until
+}
+
+func intermediate(pc *trust.ProductCerts, s abi.ReportSigner) *x509.Certificate {
+	if s == abi.VlekReportSigner {
+		return pc.Asvk
+	}
+	return pc.Ask
+}
+
+func issuerOf(pc *trust.ProductCerts, s abi.ReportSigner) []byte {
+	if c := intermediate(pc, s); c != nil {
+		return c.RawSubject
+	}
+	return nil
+}
+
+// Verifier verifies SEV-SNP reports as an attest.Verifier of kind "sev-snp":
+// Parse, then VerifySignature against its roots. Its claims carry the image
+// hash as Measurement; attest.Checker applies the report_data binding and
+// attest.Policy, and Policy.Check the SNP-specific rules.
+type Verifier struct {
+	roots Roots
+}
+
+var (
+	_ attest.Verifier         = (*Verifier)(nil)
+	_ attest.EvidenceVerifier = (*Verifier)(nil)
+)
+
+// NewVerifier returns a verifier trusting roots (nil means AMDRoots).
+func NewVerifier(roots Roots) *Verifier {
+	if roots == nil {
+		roots = AMDRoots()
+	}
+	return &Verifier{roots: roots}
+}
+
+// Kind returns attest.KindSEVSNP.
+func (v *Verifier) Kind() string { return attest.KindSEVSNP }
+
+// Verify parses cpu (see Parse) and checks its signature and chain at now,
+// with the endorsement certificate that came with it.
+func (v *Verifier) Verify(cpu []byte, now time.Time) (*attest.Claims, error) {
+	return v.verify(cpu, nil, now)
+}
+
+// VerifyEvidence is Verify, except that e.Collateral, when not empty, is the
+// DER VCEK or VLEK certificate, for reports that travel without theirs.
+func (v *Verifier) VerifyEvidence(e *attest.Evidence, now time.Time) (*attest.Claims, error) {
+	var endorsement []byte
+	if len(e.Collateral) > 0 {
+		endorsement = e.Collateral
+	}
+	return v.verify(e.CPU, endorsement, now)
+}
+
+func (v *Verifier) verify(cpu, endorsement []byte, now time.Time) (*attest.Claims, error) {
+	r, err := Parse(cpu)
+	if err != nil {
+		return nil, err
+	}
+	if err := VerifySignature(r, endorsement, v.roots, now); err != nil {
+		return nil, err
+	}
+	if endorsement == nil {
+		endorsement = r.Endorsement()
+	}
+	c := r.Claims()
+	c.ValidUntil = validUntil(endorsement, r, v.roots)
+	return c, nil
+}
+
+// Claims returns what r claims once verified: the image hash as Measurement,
+// report_data, debug from the guest policy, the reported TCB. SEV-SNP
+// reports carry no issue time, so Issued is zero; ValidUntil is left zero
+// (Verifier fills it in from the certificates).
+func (r *Report) Claims() *attest.Claims {
+	return &attest.Claims{
+		Kind:        attest.KindSEVSNP,
+		Measurement: ImageHash(r),
+		ReportData:  r.ReportData,
+		Debug:       r.Debug(),
+		TCB:         TCBString(r.ReportedTCB),
+	}
+}
