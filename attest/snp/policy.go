@@ -47,17 +47,29 @@ func (p *Policy) Check(r *Report) error {
 	if r.Debug() && !p.AllowDebug {
 		return &attest.PolicyError{Rule: attest.RuleDebug, Detail: fmt.Sprintf("guest policy %#x allows debugging", r.Policy)}
 	}
-	if r.MigrationAgent() && !p.AllowMigrationAgent {
-		return &attest.PolicyError{Rule: RuleMigrationAgent, Detail: fmt.Sprintf("guest policy %#x allows a migration agent", r.Policy)}
-	}
-	if !kds.TCBPartsLE(kds.DecomposeTCBVersion(p.MinTCB), kds.DecomposeTCBVersion(r.ReportedTCB)) {
-		return &attest.PolicyError{Rule: RuleTCB, Detail: fmt.Sprintf("reported TCB %s, minimum %s", TCBString(r.ReportedTCB), TCBString(p.MinTCB))}
+	if err := CheckPlatform(r, p.MinTCB, p.AllowMigrationAgent); err != nil {
+		return err
 	}
 	if r.ReportData != p.ReportData {
 		return fmt.Errorf("%w: sev-snp report has report_data %x, want %x", attest.ErrReportData, r.ReportData, p.ReportData)
 	}
 	if m := ImageHash(r); !slices.Contains(p.Measurements, m) {
 		return &attest.PolicyError{Rule: attest.RuleMeasurement, Detail: "image hash " + hex.EncodeToString(m[:]) + " is not allowed"}
+	}
+	return nil
+}
+
+// CheckPlatform applies the rules attest.Policy cannot, because attest.Claims
+// does not carry what they read: a migration agent is refused unless
+// allowMigrationAgent, and the reported TCB must be at least minTCB in every
+// component (zero accepts any). Refusals are *attest.PolicyError naming
+// RuleMigrationAgent or RuleTCB. Verifier applies it.
+func CheckPlatform(r *Report, minTCB kds.TCBVersion, allowMigrationAgent bool) error {
+	if r.MigrationAgent() && !allowMigrationAgent {
+		return &attest.PolicyError{Rule: RuleMigrationAgent, Detail: fmt.Sprintf("guest policy %#x allows a migration agent", r.Policy)}
+	}
+	if !kds.TCBPartsLE(kds.DecomposeTCBVersion(minTCB), kds.DecomposeTCBVersion(r.ReportedTCB)) {
+		return &attest.PolicyError{Rule: RuleTCB, Detail: fmt.Sprintf("reported TCB %s, minimum %s", TCBString(r.ReportedTCB), TCBString(minTCB))}
 	}
 	return nil
 }

@@ -89,6 +89,11 @@ func TestVerifierClaims(t *testing.T) {
 	if _, err := v.VerifyEvidence(&attest.Evidence{Kind: attest.KindSEVSNP, CPU: raw, Collateral: vcek}, inValidity); err != nil {
 		t.Fatalf("VerifyEvidence with collateral: %v", err)
 	}
+	high, _ := kds.ComposeTCBParts(kds.TCBParts{BlSpl: 3, SnpSpl: 5, UcodeSpl: 68})
+	var pe *attest.PolicyError
+	if _, err := v.WithMinTCB(high).Verify(withCertTable(raw, vcek), inValidity); !errors.As(err, &pe) || pe.Rule != snp.RuleTCB {
+		t.Fatalf("Verify below the minimum TCB = %v, want a %q policy error", err, snp.RuleTCB)
+	}
 	if _, err := v.Verify(raw, inValidity); !errors.Is(err, attest.ErrChain) {
 		t.Fatalf("Verify of a bare report = %v, want ErrChain", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-sev-guest/abi"
+	"github.com/google/go-sev-guest/kds"
 	spb "github.com/google/go-sev-guest/proto/sevsnp"
 	"github.com/google/go-sev-guest/verify"
 	"github.com/google/go-sev-guest/verify/trust"
@@ -193,11 +194,13 @@ func issuerOf(pc *trust.ProductCerts, s abi.ReportSigner) []byte {
 }
 
 // Verifier verifies SEV-SNP reports as an attest.Verifier of kind "sev-snp":
-// Parse, then VerifySignature against its roots. Its claims carry the image
-// hash as Measurement; attest.Checker applies the report_data binding and
-// attest.Policy, and Policy.Check the SNP-specific rules.
+// Parse, VerifySignature against its roots, then CheckPlatform (no migration
+// agent, reported TCB at least its minimum). Its claims carry the image hash
+// as Measurement; attest.Checker applies the report_data binding and
+// attest.Policy (measurement, debug) to them.
 type Verifier struct {
-	roots Roots
+	roots  Roots
+	minTCB kds.TCBVersion
 }
 
 var (
@@ -211,6 +214,14 @@ func NewVerifier(roots Roots) *Verifier {
 		roots = AMDRoots()
 	}
 	return &Verifier{roots: roots}
+}
+
+// WithMinTCB returns a copy of v that refuses reports whose reported TCB is
+// below min in any component (see Policy.MinTCB).
+func (v *Verifier) WithMinTCB(min kds.TCBVersion) *Verifier {
+	w := *v
+	w.minTCB = min
+	return &w
 }
 
 // Kind returns attest.KindSEVSNP.
@@ -238,6 +249,9 @@ func (v *Verifier) verify(cpu, endorsement []byte, now time.Time) (*attest.Claim
 		return nil, err
 	}
 	if err := VerifySignature(r, endorsement, v.roots, now); err != nil {
+		return nil, err
+	}
+	if err := CheckPlatform(r, v.minTCB, false); err != nil {
 		return nil, err
 	}
 	if endorsement == nil {
