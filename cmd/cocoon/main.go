@@ -33,6 +33,7 @@ Usage:
   cocoon wallet   new | show | balance | send: wallets on a local chain or TON
   cocoon root     deploy | show | allow-measurement | allow-model | set-prices
   cocoon channel  open | top-up | show | voucher | claim | close: payment channels
+  cocoon attest   verify | measure | show: check TDX quotes offline, image hashes, this machine's TEE
 
 Run 'cocoon COMMAND --help' for the flags of a command.
 `
@@ -45,6 +46,7 @@ func main() {
 	cmds := map[string]func(context.Context, []string) error{
 		"up": runUp, "proxy": runProxy, "worker": runWorker, "client": runClient, "simulated-tee": runSimulatedTEE, "status": runStatus,
 		"chain": runChain, "wallet": runWallet, "root": runRoot, "channel": runChannel,
+		"attest": runAttest,
 	}
 	name := os.Args[1]
 	if name == "help" || name == "-h" || name == "--help" {
