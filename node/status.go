@@ -144,11 +144,6 @@ func buildStatus(ctx context.Context, m *Manifest, c chain.Chain, voucherTotal f
 	return st, nil
 }
 
-func probe(ctx context.Context, c chain.Chain) error {
-	_, err := c.Now(ctx)
-	return err
-}
-
 func accountAt(ctx context.Context, c chain.Chain, addr string) (*chain.Account, error) {
 	a, err := address.ParseAddr(addr)
 	if err != nil {
