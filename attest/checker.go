@@ -19,6 +19,7 @@ type Verified struct {
 // in Verifiers are accepted; there is no default trust.
 type Checker struct {
 	Verifiers []Verifier       // for each kind, tried in order until one verifies (e.g. one per trusted root)
+	GPU       GPUVerifier      // verifies Evidence.GPU when present; nil ignores GPU evidence
 	Policy    Policy           // applied to every verified report
 	Now       func() time.Time // clock; nil means time.Now
 }
@@ -68,6 +69,13 @@ func (c *Checker) check(evidence []byte, now time.Time) (*Verified, error) {
 	}
 	if err := CheckReportData(claims, id); err != nil {
 		return nil, err
+	}
+	if len(e.GPU) > 0 && c.GPU != nil {
+		g, err := c.GPU.VerifyGPU(e.GPU, id, now)
+		if err != nil {
+			return nil, fmt.Errorf("attest: GPU evidence for key %x: %w", shortID(id), err)
+		}
+		claims.GPU = g
 	}
 	if err := c.Policy.Check(claims, b, now); err != nil {
 		return nil, fmt.Errorf("attest: %s evidence for key %x: %w", e.Kind, shortID(id), err)
@@ -120,6 +128,9 @@ func (c *Checker) expiry(claims *Claims, b *Bundle) time.Time {
 	}
 	if !claims.ValidUntil.IsZero() && claims.ValidUntil.Before(t) {
 		t = claims.ValidUntil
+	}
+	if g := claims.GPU; g != nil && !g.ValidUntil.IsZero() && g.ValidUntil.Before(t) {
+		t = g.ValidUntil
 	}
 	return t
 }

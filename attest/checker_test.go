@@ -46,7 +46,7 @@ func device(vendor *simulated.Vendor, opts ...simulated.Option) *simulated.Devic
 
 func evidence(t testing.TB, p attest.Producer, b *attest.Bundle) *attest.Evidence {
 	t.Helper()
-	e, err := attest.Attest(p, b)
+	e, err := attest.Attest(p, b, nil)
 	if err != nil {
 		t.Fatalf("Attest: %v", err)
 	}

@@ -41,6 +41,13 @@ var (
 	// ErrPolicy matches every [*PolicyError].
 	ErrPolicy = errors.New("attest: refused by policy")
 
+	// ErrGPU means GPU evidence came with the bundle but does not verify:
+	// bad signature, untrusted key, a nonce that is not the bundle hash, or
+	// a GPU that is not in confidential-computing mode. Evidence without GPU
+	// evidence is refused by policy instead (RuleGPU), when the policy
+	// requires a GPU.
+	ErrGPU = errors.New("attest: GPU evidence refused")
+
 	// ErrExpired means the key bundle is outside its validity window: expired,
 	// or not valid yet.
 	ErrExpired = errors.New("attest: key bundle expired")
@@ -52,6 +59,7 @@ const (
 	RuleModel       = "model"       // a model's weights hash is not on the allow-list
 	RuleDebug       = "debug"       // the TEE runs in debug mode
 	RuleFreshness   = "freshness"   // the report is too old, or from the future
+	RuleGPU         = "gpu"         // the policy requires a confidential-computing GPU and none was verified
 )
 
 // PolicyError is a refusal by [Policy.Check]: Rule names the rule (one of

@@ -110,16 +110,47 @@ type Producer interface {
 	Produce(reportData [64]byte) ([]byte, error)
 }
 
-// Attest validates b, asks p for a report binding it, and returns the
-// evidence a worker publishes. Marshal the result to send it.
-func Attest(p Producer, b *Bundle) (*Evidence, error) {
+// CollateralProducer is a [Producer] that can also attach what verifiers
+// need to check its evidence offline (for TDX, a snapshot of Intel's
+// collateral), so that a client without Intel PCS access can verify it.
+type CollateralProducer interface {
+	Producer
+	// Collateral returns the collateral for cpu, evidence it produced, in
+	// the kind's own format ([Evidence.Collateral]).
+	Collateral(cpu []byte) ([]byte, error)
+}
+
+// GPUProducer makes GPU evidence whose nonce is a key bundle's hash, for
+// [Evidence.GPU]. Package attest/nvidia has one for NVIDIA GPUs in
+// confidential-computing mode.
+type GPUProducer interface {
+	ProduceGPU(nonce [32]byte) ([]byte, error)
+}
+
+// Attest validates b, asks p for a report binding it (and for its
+// collateral, if p is a [CollateralProducer]), asks gpu, if not nil, for GPU
+// evidence whose nonce is b's hash, and returns the evidence a worker
+// publishes. Marshal the result to send it.
+func Attest(p Producer, b *Bundle, gpu GPUProducer) (*Evidence, error) {
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
 	raw := b.Marshal()
-	cpu, err := p.Produce(ReportData(sha256.Sum256(raw)))
+	hash := sha256.Sum256(raw)
+	cpu, err := p.Produce(ReportData(hash))
 	if err != nil {
 		return nil, fmt.Errorf("attest: produce %s evidence: %w", p.Kind(), err)
 	}
-	return &Evidence{Kind: p.Kind(), Bundle: raw, CPU: cpu}, nil
+	e := &Evidence{Kind: p.Kind(), Bundle: raw, CPU: cpu}
+	if cp, ok := p.(CollateralProducer); ok {
+		if e.Collateral, err = cp.Collateral(cpu); err != nil {
+			return nil, fmt.Errorf("attest: %s collateral: %w", p.Kind(), err)
+		}
+	}
+	if gpu != nil {
+		if e.GPU, err = gpu.ProduceGPU(hash); err != nil {
+			return nil, fmt.Errorf("attest: produce GPU evidence: %w", err)
+		}
+	}
+	return e, nil
 }

@@ -26,7 +26,7 @@ func Example() {
 		Created:    now.Unix(),
 		Expires:    now.Add(24 * time.Hour).Unix(),
 	}
-	ev, _ := attest.Attest(vendor.Device(simulated.Measurement), bundle)
+	ev, _ := attest.Attest(vendor.Device(simulated.Measurement), bundle, nil)
 
 	// Client: trust the dev vendor's root and allow the simulated image.
 	policy := attest.DefaultPolicy()

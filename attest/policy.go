@@ -25,6 +25,10 @@ type Policy struct {
 	MaxAge time.Duration
 	// AllowDebug accepts TEEs in debug mode, whose memory the host can read.
 	AllowDebug bool
+	// RequireGPU refuses workers without verified confidential-computing
+	// GPU evidence (Claims.GPU), such as a worker whose GPU is not in CC
+	// mode or who has none.
+	RequireGPU bool
 }
 
 // DefaultPolicy returns a policy with DefaultMaxAge and debug refused. Add
@@ -35,7 +39,7 @@ func DefaultPolicy() Policy {
 
 // Check applies p to verified claims about bundle b at time now. It fails
 // closed, returning a [*PolicyError] naming the first rule that refused:
-// measurement, debug, model or freshness.
+// measurement, debug, model, GPU or freshness.
 func (p *Policy) Check(c *Claims, b *Bundle, now time.Time) error {
 	if c == nil || b == nil {
 		return &PolicyError{Rule: RuleMeasurement, Detail: "no claims or bundle to check"}
@@ -55,6 +59,9 @@ func (p *Policy) Check(c *Claims, b *Bundle, now time.Time) error {
 				return &PolicyError{Rule: RuleModel, Detail: fmt.Sprintf("model %q with weights hash %q is not allowed", m.Name, m.Hash)}
 			}
 		}
+	}
+	if p.RequireGPU && (c.GPU == nil || len(c.GPU.GPUs) == 0) {
+		return &PolicyError{Rule: RuleGPU, Detail: "no verified confidential-computing GPU evidence, and the policy requires it"}
 	}
 	issued := issuedAt(c, b)
 	if issued.After(now.Add(MaxClockSkew)) {

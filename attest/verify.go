@@ -21,6 +21,37 @@ type Claims struct {
 	// ValidUntil is when the evidence stops verifying (the earliest expiry of
 	// its certificates or collateral); zero if it does not expire.
 	ValidUntil time.Time
+
+	// GPU is what verified GPU evidence says; nil when none came with the
+	// bundle or no GPU verifier is configured. [Checker] fills it in.
+	GPU *GPUClaims
+}
+
+// GPUClaims is what a [GPUVerifier] learned from GPU evidence whose
+// signatures it checked and whose nonce is the bundle hash.
+type GPUClaims struct {
+	Kind string // how it was verified, e.g. "nvidia-nras"
+	GPUs []GPU  // every GPU the evidence covers, each in confidential-computing mode
+
+	// ValidUntil is when the verdict lapses (for a token, its expiry); zero
+	// if it does not.
+	ValidUntil time.Time
+}
+
+// GPU is one attested GPU.
+type GPU struct {
+	ID     string // the GPU's identity as the evidence names it (for NVIDIA, its UEID or index)
+	Model  string // hardware model, e.g. "GH100 A01 GSP BROM"
+	Arch   string // architecture, e.g. "HOPPER", "BLACKWELL"
+	Driver string // driver version
+	VBIOS  string // VBIOS version
+}
+
+// GPUVerifier checks GPU evidence (the [Evidence.GPU] bytes) and that it is
+// bound to the key bundle: its nonce must be bundleHash. Errors must wrap
+// [ErrGPU] or [ErrMalformed].
+type GPUVerifier interface {
+	VerifyGPU(gpu []byte, bundleHash [32]byte, now time.Time) (*GPUClaims, error)
 }
 
 // Verifier checks the signatures and certificate chains of one kind of CPU

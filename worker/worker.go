@@ -163,7 +163,7 @@ func (w *Worker) refreshEvidence() error {
 		Created:    now.Unix(),
 		Expires:    now.Add(w.cfg.BundleTTL).Unix(),
 	}
-	ev, err := attest.Attest(w.tee, b)
+	ev, err := attest.Attest(w.tee, b, nil)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
