@@ -18,100 +18,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/cocoon-go/cocoon/accounts"
-	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/client"
 	"github.com/cocoon-go/cocoon/identity"
 	"github.com/cocoon-go/cocoon/proxy"
 )
-
-// Trust says which workers a client or proxy accepts.
-type Trust struct {
-	// SimulatedRoots are PEM files of simulated-TEE vendor roots to trust.
-	// Never set in production: anyone can make such evidence.
-	SimulatedRoots []string `json:"simulated_roots"`
-	Measurements   []string `json:"measurements"` // allowed image hashes, hex
-	Models         []string `json:"models"`       // allowed model hashes, hex; empty: any
-	MaxAge         string   `json:"max_age"`      // evidence freshness, e.g. "48h"; empty: 48h
-	// Root is the address of the network's root contract, whose allow-lists
-	// of worker measurements and models are added to the ones above. It is
-	// read from the chain of the role's money configuration.
-	Root string `json:"root"`
-}
-
-// checkerWithRoot is Checker for t with the root contract's allow-lists added.
-func (t Trust) checkerWithRoot(m *MoneyConfig, log *slog.Logger) (*attest.Cache, error) {
-	t, err := t.withRoot(context.Background(), m, log)
-	if err != nil {
-		return nil, err
-	}
-	return t.Checker(log)
-}
-
-// withRoot adds the root contract's allow-lists to t, read from m's chain.
-func (t Trust) withRoot(ctx context.Context, m *MoneyConfig, log *slog.Logger) (Trust, error) {
-	if t.Root == "" {
-		return t, nil
-	}
-	if m == nil || m.Chain == "" {
-		return t, errors.New("trust: a root contract needs a chain (--chain)")
-	}
-	root, err := ParseAddress(t.Root)
-	if err != nil {
-		return t, fmt.Errorf("trust: root %q: %w", t.Root, err)
-	}
-	c, closer, err := OpenChain(ctx, m.Chain, log)
-	if err != nil {
-		return t, err
-	}
-	defer closer.Close()
-	meas, models, err := RootPolicy(ctx, c, root)
-	if err != nil {
-		return t, err
-	}
-	t.Measurements = append(slices.Clone(t.Measurements), meas...)
-	t.Models = append(slices.Clone(t.Models), models...)
-	log.Info("trust: allow-lists read from the root contract", "root", t.Root, "measurements", len(meas), "models", len(models))
-	return t, nil
-}
-
-// Checker builds the attestation checker (with its cache) for t.
-func (t Trust) Checker(log *slog.Logger) (*attest.Cache, error) {
-	p := attest.Policy{Models: t.Models, MaxAge: 48 * time.Hour}
-	if t.MaxAge != "" {
-		d, err := time.ParseDuration(t.MaxAge)
-		if err != nil {
-			return nil, fmt.Errorf("trust: max_age %q: %w", t.MaxAge, err)
-		}
-		p.MaxAge = d
-	}
-	for _, m := range t.Measurements {
-		b, err := hex.DecodeString(m)
-		if err != nil || len(b) != 32 {
-			return nil, fmt.Errorf("trust: measurement %q is not 32 bytes of hex", m)
-		}
-		p.Measurements = append(p.Measurements, [32]byte(b))
-	}
-	c := &attest.Checker{Policy: p, Now: time.Now}
-	for _, path := range t.SimulatedRoots {
-		roots, err := attest.LoadRoots(path)
-		if err != nil {
-			return nil, err
-		}
-		log.Warn("TRUSTING A SIMULATED TEE: evidence signed by this development vendor root is accepted; it proves nothing about confidentiality. Never do this in production.", "root", path)
-		c.Verifiers = append(c.Verifiers, attest.NewSimulatedVerifier(roots))
-	}
-	if len(c.Verifiers) == 0 {
-		return nil, errors.New("trust: no evidence kind is trusted: only the simulated TEE exists so far; pass a simulated vendor root")
-	}
-	if len(p.Measurements) == 0 {
-		return nil, errors.New("trust: no measurement is allowed, so no worker would be accepted")
-	}
-	return attest.NewCache(c), nil
-}
 
 // ProxyConfig configures a proxy node.
 type ProxyConfig struct {
@@ -137,7 +50,7 @@ type Proxy struct {
 
 // StartProxy starts a proxy node.
 func StartProxy(cfg ProxyConfig, log *slog.Logger) (*Proxy, error) {
-	checker, err := cfg.Trust.checkerWithRoot(cfg.Money, log)
+	checker, err := cfg.Trust.checkerWithRoot(cfg.DataDir, cfg.Money, log)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +130,7 @@ type Client struct {
 
 // StartClient starts a client node.
 func StartClient(cfg ClientConfig, log *slog.Logger) (*Client, error) {
-	checker, err := cfg.Trust.checkerWithRoot(cfg.Money, log)
+	checker, err := cfg.Trust.checkerWithRoot(cfg.DataDir, cfg.Money, log)
 	if err != nil {
 		return nil, err
 	}

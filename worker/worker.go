@@ -31,6 +31,7 @@ import (
 	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/internal/atomicfile"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/seal"
 	"github.com/cocoon-go/cocoon/wire"
@@ -45,6 +46,13 @@ type Config struct {
 	Price     price.Price   `json:"price"`      // what this worker charges
 	BundleTTL time.Duration `json:"bundle_ttl"` // how long a published key bundle is valid
 	KEM       uint16        `json:"kem"`        // HPKE KEM of the worker's key; 0: MLKEM768-X25519
+
+	// EvidenceFile, if set, is where the worker writes its current evidence
+	// each time it attests, for operators to check it with
+	// `cocoon attest verify --bundle`.
+	EvidenceFile string `json:"evidence_file,omitempty"`
+	// GPU, if set, adds GPU evidence bound to each key bundle.
+	GPU attest.GPUProducer `json:"-"`
 }
 
 // Identity is the worker's long-lived keys.
@@ -163,13 +171,20 @@ func (w *Worker) refreshEvidence() error {
 		Created:    now.Unix(),
 		Expires:    now.Add(w.cfg.BundleTTL).Unix(),
 	}
-	ev, err := attest.Attest(w.tee, b, nil)
+	ev, err := attest.Attest(w.tee, b, w.cfg.GPU)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	raw := ev.Marshal()
+	if w.cfg.EvidenceFile != "" {
+		if err := atomicfile.WriteFile(w.cfg.EvidenceFile, raw, 0o644); err != nil {
+			return fmt.Errorf("worker: write evidence: %w", err)
+		}
+	}
 	w.mu.Lock()
-	w.keyID, w.evidence, w.expires = b.Hash(), ev.Marshal(), time.Unix(b.Expires, 0)
+	w.keyID, w.evidence, w.expires = b.Hash(), raw, time.Unix(b.Expires, 0)
 	w.mu.Unlock()
+	w.log.Info("attested", "kind", ev.Kind, "key", fmt.Sprintf("%x", w.keyID[:8]), "gpu_evidence", len(ev.GPU) > 0, "collateral", len(ev.Collateral) > 0, "expires", time.Unix(b.Expires, 0).UTC().Format(time.RFC3339))
 	return nil
 }
 

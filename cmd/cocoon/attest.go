@@ -6,13 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/cocoon-go/cocoon/attest"
+	"github.com/cocoon-go/cocoon/attest/snp"
 	"github.com/cocoon-go/cocoon/attest/tdx"
+	"github.com/cocoon-go/cocoon/node"
+	"github.com/google/go-tdx-guest/verify/trust"
 )
 
 const attestHelp = `Usage: cocoon attest COMMAND [flags]
@@ -62,6 +66,35 @@ type verdictJSON struct {
 	QETCBStatus  string            `json:"qe_tcb_status,omitempty"`
 	ValidUntil   *time.Time        `json:"collateral_valid_until,omitempty"`
 	PolicyNote   string            `json:"policy,omitempty"`
+
+	// SEV-SNP reports.
+	SNP *snpJSON `json:"sev_snp,omitempty"`
+
+	// Bundles.
+	Kind   string       `json:"kind,omitempty"`
+	Bundle *bundleJSON  `json:"bundle,omitempty"`
+	TCB    string       `json:"tcb,omitempty"`
+	GPUs   []attest.GPU `json:"gpus,omitempty"`
+	Until  *time.Time   `json:"valid_until,omitempty"`
+}
+
+// snpJSON is what an SEV-SNP report says.
+type snpJSON struct {
+	Measurement    string `json:"measurement"` // 48 bytes
+	ReportedTCB    string `json:"reported_tcb"`
+	Signer         string `json:"signer"`
+	Policy         string `json:"guest_policy"`
+	MigrationAgent bool   `json:"migration_agent"`
+}
+
+// bundleJSON is a worker's key bundle.
+type bundleJSON struct {
+	KeyID   string         `json:"key_id"`
+	Models  []attest.Model `json:"models"`
+	Created time.Time      `json:"created"`
+	Expires time.Time      `json:"expires"`
+	HasGPU  bool           `json:"has_gpu_evidence"`
+	HasColl bool           `json:"has_collateral"`
 }
 
 // refusal is a verification refused at one step.
@@ -73,14 +106,33 @@ type refusal struct {
 func (r *refusal) Error() string { return fmt.Sprintf("refused at step %s: %v", r.step, r.err) }
 func (r *refusal) Unwrap() error { return r.err }
 
+const attestVerifyHelp = `Verifies attestation evidence offline and prints what it proves:
+
+  --tdx-quote FILE    a raw Intel TDX quote: parse, signature and PCK chain to Intel's root,
+                      collateral (from --collateral DIR, or the policy's tdx.collateral), policy
+  --snp-report FILE   an AMD SEV-SNP report (raw, with its certificate table, or a go-sev-guest
+                      attestation proto): parse, signature and VCEK/VLEK chain to AMD's roots, policy
+  --bundle FILE       a worker's whole evidence (key bundle, CPU evidence, collateral, GPU evidence;
+                      a worker writes it to DATA_DIR/evidence.bin) checked as a client would, with
+                      the trust settings of --policy FILE
+
+--policy FILE is a JSON trust file, the "trust" object of a proxy or client config: measurements,
+models, max_age, require_gpu, tdx {collateral, tcb_statuses}, sev_snp {roots, min_tcb},
+gpu {nras_keys}, simulated_roots. --allow-measurement adds to its measurements.
+Exits non-zero when the evidence is refused, naming the step that refused it.`
+
 func runAttestVerify(_ context.Context, args []string) error {
-	fs, _ := newFlags("attest verify", "Verifies a raw TDX quote offline against Intel PCS collateral saved in --collateral\n(tcb_info_<fmspc>.json, qe_identity.json, pck_crl_*.crl, root_ca.crl and their _chain.txt files):\nparse, signature and PCK chain to Intel's root, collateral, then the policy of --allow-measurement\nand --report-data. Prints the measurements, image hash, TCB status and verdict; exits non-zero\nwhen refused, naming the step that refused.")
-	quote := fs.String("tdx-quote", "", "FILE holding a raw TDX quote (required)")
-	dir := fs.String("collateral", "", "DIR of saved Intel PCS responses (required)")
+	fs, _ := newFlags("attest verify", attestVerifyHelp)
+	quote := fs.String("tdx-quote", "", "FILE holding a raw TDX quote")
+	report := fs.String("snp-report", "", "FILE holding an SEV-SNP report")
+	bundle := fs.String("bundle", "", "FILE holding a worker's evidence bundle")
+	policyFile := fs.String("policy", "", "JSON trust FILE (see above)")
+	dir := fs.String("collateral", "", "DIR of saved Intel PCS responses (TDX)")
+	vcek := fs.String("vcek", "", "DER FILE of the VCEK or VLEK certificate, for an SEV-SNP report that comes without it")
 	atStr := fs.String("at", "", "check at this RFC3339 time instead of now (collateral expires within weeks)")
 	var allow list
-	fs.Var(&allow, "allow-measurement", "allowed image HASH (64 hex digits); repeatable; none: the measurement policy is not checked")
-	reportData := fs.String("report-data", "", "HEX the quote's report_data must equal (up to 64 bytes, zero-padded)")
+	fs.Var(&allow, "allow-measurement", "allowed image HASH (64 hex digits); repeatable; with neither this nor --policy the measurement is not checked")
+	reportData := fs.String("report-data", "", "HEX the report_data must equal (up to 64 bytes, zero-padded; quotes and reports only)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -88,8 +140,14 @@ func runAttestVerify(_ context.Context, args []string) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if *quote == "" || *dir == "" {
-		return errors.New("--tdx-quote FILE and --collateral DIR are required")
+	inputs := 0
+	for _, in := range []string{*quote, *report, *bundle} {
+		if in != "" {
+			inputs++
+		}
+	}
+	if inputs != 1 {
+		return errors.New("give one of --tdx-quote FILE, --snp-report FILE or --bundle FILE")
 	}
 	at := time.Now().UTC()
 	if *atStr != "" {
@@ -99,13 +157,16 @@ func runAttestVerify(_ context.Context, args []string) error {
 		}
 		at = t.UTC()
 	}
-	policy := tdx.Policy{}
-	for _, s := range allow {
-		m, err := attest.ParseMeasurement(s)
-		if err != nil {
-			return fmt.Errorf("--allow-measurement: %w", err)
+	var pol node.Trust
+	if *policyFile != "" {
+		if err := node.LoadConfig(*policyFile, &pol); err != nil {
+			return fmt.Errorf("--policy: %w", err)
 		}
-		policy.Measurements = append(policy.Measurements, m)
+	}
+	pol.Measurements = append(pol.Measurements, allow...)
+	measurements, err := pol.Policy()
+	if err != nil {
+		return err
 	}
 	var wantRD *[64]byte
 	if *reportData != "" {
@@ -116,12 +177,71 @@ func runAttestVerify(_ context.Context, args []string) error {
 		wantRD = new([64]byte)
 		copy(wantRD[:], b)
 	}
-	raw, err := os.ReadFile(*quote)
-	if err != nil {
-		return err
+	if *dir != "" {
+		if pol.TDX == nil {
+			pol.TDX = &node.TDXTrust{}
+		}
+		pol.TDX.Collateral = *dir
 	}
 
-	v, verr := verifyTDX(raw, tdx.Dir(*dir), at, policy, wantRD)
+	var v *verdictJSON
+	var verr error
+	switch {
+	case *quote != "":
+		raw, err := os.ReadFile(*quote)
+		if err != nil {
+			return err
+		}
+		if pol.TDX == nil || pol.TDX.Collateral == "" {
+			return errors.New("--tdx-quote needs --collateral DIR (or tdx.collateral in --policy)")
+		}
+		policy := tdx.Policy{Measurements: measurements.Measurements, AllowDebug: false, TCBStatuses: pol.TDX.TCBStatuses}
+		getter, err := pol.TDX.Getter(defaultDir("attest"))
+		if err != nil {
+			return err
+		}
+		v, verr = verifyTDX(raw, getter, at, policy, wantRD)
+	case *report != "":
+		raw, err := os.ReadFile(*report)
+		if err != nil {
+			return err
+		}
+		var endorsement []byte
+		if *vcek != "" {
+			if endorsement, err = os.ReadFile(*vcek); err != nil {
+				return err
+			}
+		}
+		policy := snp.Policy{Measurements: measurements.Measurements}
+		var roots snp.Roots
+		if s := pol.SEVSNP; s != nil {
+			if s.Roots != "" {
+				if roots, err = snp.LoadRoots(s.Roots); err != nil {
+					return err
+				}
+			}
+			if s.MinTCB != "" {
+				if policy.MinTCB, err = node.ParseSNPTCB(s.MinTCB); err != nil {
+					return err
+				}
+			}
+		}
+		v, verr = verifySNP(raw, endorsement, roots, at, policy, wantRD)
+	default:
+		raw, err := os.ReadFile(*bundle)
+		if err != nil {
+			return err
+		}
+		if *reportData != "" {
+			return errors.New("--report-data does not apply to --bundle: its report_data must bind its own key bundle")
+		}
+		c, err := pol.NewChecker(defaultDir("attest"), slog.New(slog.DiscardHandler))
+		if err != nil {
+			return fmt.Errorf("--policy: %w", err)
+		}
+		c.Now = func() time.Time { return at }
+		v, verr = verifyBundle(raw, c, at)
+	}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -137,7 +257,7 @@ func runAttestVerify(_ context.Context, args []string) error {
 // verifyTDX runs the steps of package tdx on raw at the given time and
 // reports what each learned. Without measurements in policy, the image hash is
 // reported but not checked; without wantRD, report_data is not checked.
-func verifyTDX(raw []byte, getter tdx.Dir, at time.Time, policy tdx.Policy, wantRD *[64]byte) (*verdictJSON, error) {
+func verifyTDX(raw []byte, getter trust.HTTPSGetter, at time.Time, policy tdx.Policy, wantRD *[64]byte) (*verdictJSON, error) {
 	v := &verdictJSON{Verdict: "refused", At: at}
 	refuse := func(step string, err error) (*verdictJSON, error) {
 		v.Step, v.Reason = step, err.Error()
@@ -189,6 +309,148 @@ func verifyTDX(raw []byte, getter tdx.Dir, at time.Time, policy tdx.Policy, want
 	return v, nil
 }
 
+// verifySNP runs the steps of package snp on raw at the given time. Without
+// measurements in policy the image hash is reported but not checked; without
+// wantRD, report_data is not checked.
+func verifySNP(raw, endorsement []byte, roots snp.Roots, at time.Time, policy snp.Policy, wantRD *[64]byte) (*verdictJSON, error) {
+	v := &verdictJSON{Verdict: "refused", At: at, Kind: attest.KindSEVSNP}
+	refuse := func(step string, err error) (*verdictJSON, error) {
+		v.Step, v.Reason = step, err.Error()
+		return v, &refusal{step, err}
+	}
+	r, err := snp.Parse(raw)
+	if err != nil {
+		return refuse(stepParse, err)
+	}
+	h := snp.ImageHash(r)
+	v.ImageHash = hex.EncodeToString(h[:])
+	v.Debug = r.Debug()
+	v.ReportData = hex.EncodeToString(r.ReportData[:])
+	v.TCB = snp.TCBString(r.ReportedTCB)
+	v.SNP = &snpJSON{
+		Measurement:    hex.EncodeToString(r.Measurement[:]),
+		ReportedTCB:    v.TCB,
+		Signer:         r.Signer.String(),
+		Policy:         fmt.Sprintf("%#x", r.Policy),
+		MigrationAgent: r.MigrationAgent(),
+	}
+	if err := snp.VerifySignature(r, endorsement, roots, at); err != nil {
+		return refuse(stepSignature, err)
+	}
+	var notes []string
+	if len(policy.Measurements) == 0 {
+		policy.Measurements = [][32]byte{h}
+		notes = append(notes, "measurement NOT checked (no --allow-measurement)")
+	} else {
+		notes = append(notes, "measurement allowed")
+	}
+	if wantRD == nil {
+		policy.ReportData = r.ReportData
+		notes = append(notes, "report_data not checked (no --report-data)")
+	} else {
+		policy.ReportData = *wantRD
+		notes = append(notes, "report_data matches")
+	}
+	if err := policy.Check(r); err != nil {
+		return refuse(stepPolicy, err)
+	}
+	v.Verdict, v.PolicyNote = "accepted", "debug, migration agent and TCB checked; "+strings.Join(notes, "; ")
+	return v, nil
+}
+
+// verifyBundle checks a worker's evidence as a client would, with c, and
+// reports what it can read of it even when refused.
+func verifyBundle(raw []byte, c *attest.Checker, at time.Time) (*verdictJSON, error) {
+	v := &verdictJSON{Verdict: "refused", At: at}
+	e, err := attest.ParseEvidence(raw)
+	if err == nil {
+		v.Kind = e.Kind
+		var b *attest.Bundle
+		if b, err = attest.ParseBundle(e.Bundle); err == nil {
+			id := b.Hash()
+			v.Bundle = &bundleJSON{
+				KeyID: hex.EncodeToString(id[:]), Models: b.Models,
+				Created: time.Unix(b.Created, 0).UTC(), Expires: time.Unix(b.Expires, 0).UTC(),
+				HasGPU: len(e.GPU) > 0, HasColl: len(e.Collateral) > 0,
+			}
+		}
+		describeCPU(v, e)
+	}
+	ok, err := c.Check(raw)
+	if err != nil {
+		v.Step, v.Reason = bundleStep(err), err.Error()
+		return v, &refusal{v.Step, err}
+	}
+	v.Verdict, v.PolicyNote = "accepted", "signatures, binding of the key bundle, policy and validity checked"
+	v.TCB = ok.Claims.TCB
+	h := ok.Claims.Measurement
+	v.ImageHash = hex.EncodeToString(h[:])
+	v.Debug = ok.Claims.Debug
+	if g := ok.Claims.GPU; g != nil {
+		v.GPUs = g.GPUs
+	}
+	until := ok.Expires.UTC()
+	v.Until = &until
+	return v, nil
+}
+
+// describeCPU fills in what v can say of e's CPU evidence before it is
+// verified: the measurements, for a refusal to show.
+func describeCPU(v *verdictJSON, e *attest.Evidence) {
+	switch e.Kind {
+	case attest.KindTDX:
+		if q, err := tdx.Parse(e.CPU); err == nil {
+			v.Measurements = measurementsOf(q)
+			h := tdx.ImageHash(q)
+			v.ImageHash = hex.EncodeToString(h[:])
+			v.Debug = q.Debug()
+		}
+	case attest.KindSEVSNP:
+		if r, err := snp.Parse(e.CPU); err == nil {
+			h := snp.ImageHash(r)
+			v.ImageHash = hex.EncodeToString(h[:])
+			v.Debug = r.Debug()
+			v.TCB = snp.TCBString(r.ReportedTCB)
+		}
+	case attest.KindSimulated:
+		if r, err := attest.ParseSimulatedReport(e.CPU); err == nil {
+			v.ImageHash = hex.EncodeToString(r.Measurement[:])
+			v.Debug = r.Debug
+		}
+	}
+}
+
+// Steps of checking a bundle, besides those of a quote.
+const (
+	stepKind     = "kind"     // no verifier trusted for the evidence kind
+	stepBinding  = "binding"  // report_data does not bind the key bundle
+	stepGPU      = "gpu"      // GPU evidence refused
+	stepValidity = "validity" // the key bundle expired
+)
+
+// bundleStep names the step of attest.Checker that refused with err.
+func bundleStep(err error) string {
+	switch {
+	case errors.Is(err, attest.ErrMalformed):
+		return stepParse
+	case errors.Is(err, attest.ErrUnknownKind), errors.Is(err, attest.ErrUntrustedKind):
+		return stepKind
+	case errors.Is(err, tdx.ErrCollateral):
+		return stepCollateral
+	case errors.Is(err, attest.ErrSignature), errors.Is(err, attest.ErrChain), errors.Is(err, attest.ErrNoRoots):
+		return stepSignature
+	case errors.Is(err, attest.ErrReportData):
+		return stepBinding
+	case errors.Is(err, attest.ErrGPU):
+		return stepGPU
+	case errors.Is(err, attest.ErrPolicy):
+		return stepPolicy
+	case errors.Is(err, attest.ErrExpired):
+		return stepValidity
+	}
+	return "check"
+}
+
 func measurementsOf(q *tdx.Quote) *measurementsJSON {
 	m := &measurementsJSON{
 		MRTD:          hex.EncodeToString(q.MRTD[:]),
@@ -207,6 +469,27 @@ func (v *verdictJSON) human() string {
 	var b strings.Builder
 	line := func(k, val string) { fmt.Fprintf(&b, "%-24s %s\n", k+":", val) }
 	line("checked at", v.At.Format(time.RFC3339))
+	if v.Kind != "" {
+		line("evidence kind", v.Kind)
+	}
+	if b := v.Bundle; b != nil {
+		line("key ID", b.KeyID)
+		for _, m := range b.Models {
+			line("model", m.Name+" "+m.Hash)
+		}
+		line("bundle valid", b.Created.Format(time.RFC3339)+" to "+b.Expires.Format(time.RFC3339))
+		line("collateral shipped", fmt.Sprint(b.HasColl))
+		line("GPU evidence", fmt.Sprint(b.HasGPU))
+	}
+	if s := v.SNP; s != nil {
+		line("MEASUREMENT", s.Measurement)
+		line("reported TCB", s.ReportedTCB)
+		line("signer", s.Signer)
+		line("guest policy", s.Policy)
+		line("migration agent", fmt.Sprint(s.MigrationAgent))
+		line("report_data", v.ReportData)
+		line("debug", fmt.Sprint(v.Debug))
+	}
 	if m := v.Measurements; m != nil {
 		line("MRTD", m.MRTD)
 		for i, r := range m.RTMR {
@@ -219,8 +502,19 @@ func (v *verdictJSON) human() string {
 		line("debug", fmt.Sprint(v.Debug))
 		line("image hash", v.ImageHash)
 	}
+	if v.Measurements == nil && v.ImageHash != "" {
+		line("image hash", v.ImageHash)
+	}
 	if v.TCBStatus != "" {
 		line("TCB status", v.TCBStatus+" (QE "+v.QETCBStatus+")")
+	} else if v.TCB != "" && v.SNP == nil {
+		line("TCB", v.TCB)
+	}
+	for _, g := range v.GPUs {
+		line("GPU", strings.TrimSpace(fmt.Sprintf("%s %s %s driver %s vbios %s", g.ID, g.Arch, g.Model, g.Driver, g.VBIOS)))
+	}
+	if v.Until != nil {
+		line("verdict holds until", v.Until.Format(time.RFC3339))
 	}
 	if v.ValidUntil != nil {
 		line("collateral valid until", v.ValidUntil.Format(time.RFC3339))

@@ -1,10 +1,17 @@
 package main
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cocoon-go/cocoon/attest"
+	"github.com/cocoon-go/cocoon/attest/simulated"
+	"github.com/cocoon-go/cocoon/node"
 )
 
 // The real TDX quote and its Intel PCS collateral of January 2026.
@@ -110,4 +117,112 @@ func TestAttestShow(t *testing.T) {
 	if noTEE && !strings.Contains(out, "no TEE evidence can be produced here; workers need --simulated-tee for development") {
 		t.Errorf("show on a machine without a TEE printed:\n%s", out)
 	}
+}
+
+// The real SEV-SNP sample shipped by go-sev-guest (Milan, guest policy
+// allowing debugging) and its VCEK.
+const (
+	snpReport = "../../attest/snp/testdata/attestation.bin"
+	snpVCEK   = "../../attest/snp/testdata/vcek.der"
+)
+
+// TestAttestVerifySNPReport runs `cocoon attest verify --snp-report` on the
+// real sample: its signature and chain verify, and the policy refuses it
+// for allowing debugging; without its VCEK, or with a flipped byte, it is
+// refused at the signature step.
+func TestAttestVerifySNPReport(t *testing.T) {
+	verify := []string{"attest", "verify", "--snp-report", snpReport, "--vcek", snpVCEK}
+	out, _, err := cocoon(verify...)
+	if err == nil {
+		t.Fatalf("a report allowing debugging was accepted:\n%s", out)
+	}
+	for _, want := range []string{"MEASUREMENT:", "reported TCB:", "debug:                   true", "REFUSED at step policy", "debug"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify output lacks %q:\n%s", want, out)
+		}
+	}
+	refused(t, "refused at step policy", verify...)
+	refused(t, "refused at step signature", "attest", "verify", "--snp-report", snpReport)
+
+	raw, err := os.ReadFile(snpReport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[0x90] ^= 1 // inside MEASUREMENT
+	flipped := filepath.Join(t.TempDir(), "report.bin")
+	if err := os.WriteFile(flipped, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, "refused at step signature", "attest", "verify", "--snp-report", flipped, "--vcek", snpVCEK)
+	refused(t, "refused at step parse", "attest", "verify", "--snp-report", snpVCEK)
+	refused(t, "give one of", "attest", "verify", "--snp-report", snpReport, "--tdx-quote", realQuote)
+}
+
+// TestAttestVerifyBundle runs `cocoon attest verify --bundle` on a worker's
+// evidence as a worker writes it, against policy files: accepted with the
+// right one, and refused, each at its own step, for an untrusted kind, an
+// unknown measurement, an unknown model, stale evidence, and an expired
+// bundle.
+func TestAttestVerifyBundle(t *testing.T) {
+	dir := t.TempDir()
+	vendor, err := simulated.LoadVendor(filepath.Join(dir, "vendor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootPEM := filepath.Join(dir, "vendor-root.pem")
+	if err := os.WriteFile(rootPEM, vendor.RootPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	created := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	b := &attest.Bundle{
+		HPKEKey:    []byte{0, 0x20, 1, 2, 3},
+		SigningKey: make([]byte, 32),
+		Models:     []attest.Model{{Name: "cocoon-tiny", Hash: strings.Repeat("0a", 32)}},
+		Created:    created.Unix(),
+		Expires:    created.Add(24 * time.Hour).Unix(),
+	}
+	dev := vendor.Device(simulated.Measurement, simulated.WithClock(func() time.Time { return created }))
+	ev, err := attest.Attest(dev, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(dir, "evidence.bin")
+	if err := os.WriteFile(bundle, ev.Marshal(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	meas := hex.EncodeToString(simulated.Measurement[:])
+	policy := func(name string, trust node.Trust) string {
+		p := filepath.Join(dir, name+".json")
+		data, _ := json.Marshal(trust)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := policy("good", node.Trust{SimulatedRoots: []string{rootPEM}, Measurements: []string{meas}, Models: []string{strings.Repeat("0a", 32)}})
+	at := created.Add(time.Hour).Format(time.RFC3339)
+	verify := func(policy, at string) []string {
+		return []string{"attest", "verify", "--bundle", bundle, "--policy", policy, "--at", at}
+	}
+
+	v := must(t, verify(good, at)...)
+	id := b.Hash()
+	if v["verdict"] != "accepted" || v["kind"] != "simulated" || v["image_hash"] != meas {
+		t.Errorf("verify --bundle --json = %v", v)
+	}
+	if bj, _ := v["bundle"].(map[string]any); bj == nil || bj["key_id"] != hex.EncodeToString(id[:]) {
+		t.Errorf("verify --bundle --json bundle = %v", v["bundle"])
+	}
+
+	tdxOnly := policy("tdx-only", node.Trust{TDX: &node.TDXTrust{Collateral: realCollateral}, Measurements: []string{meas}})
+	refused(t, "refused at step kind", verify(tdxOnly, at)...)
+	refused(t, "no simulated verifier configured", verify(tdxOnly, at)...)
+	otherMeas := policy("other-measurement", node.Trust{SimulatedRoots: []string{rootPEM}, Measurements: []string{strings.Repeat("ab", 32)}})
+	refused(t, "refused at step policy", verify(otherMeas, at)...)
+	refused(t, "(measurement)", verify(otherMeas, at)...)
+	otherModel := policy("other-model", node.Trust{SimulatedRoots: []string{rootPEM}, Measurements: []string{meas}, Models: []string{strings.Repeat("0b", 32)}})
+	refused(t, "(model)", verify(otherModel, at)...)
+	shortAge := policy("short-age", node.Trust{SimulatedRoots: []string{rootPEM}, Measurements: []string{meas}, MaxAge: "30m"})
+	refused(t, "(freshness)", verify(shortAge, at)...)
+	refused(t, "refused at step validity", verify(good, created.Add(25*time.Hour).Format(time.RFC3339))...)
 }

@@ -116,6 +116,29 @@ func trustFlags(fs *flag.FlagSet, t *node.Trust) {
 	fs.Var((*list)(&t.Models), "allow-model", "hex model hash a worker may serve (repeatable; none: any)")
 	fs.StringVar(&t.MaxAge, "max-evidence-age", t.MaxAge, "oldest evidence accepted (e.g. 48h)")
 	fs.StringVar(&t.Root, "root", t.Root, "root contract whose allow-lists of measurements and models to add (needs --chain)")
+	fs.Func("trust-tdx", `accept Intel TDX quotes, with Intel collateral from: a DIR of saved PCS responses, "pcs" (Intel PCS), a PCCS https:// URL, or "shipped" (only the snapshot a worker sends)`, func(s string) error {
+		if t.TDX == nil {
+			t.TDX = &node.TDXTrust{}
+		}
+		if s != "shipped" {
+			t.TDX.Collateral = s
+		}
+		return nil
+	})
+	fs.Func("trust-sev-snp", `accept AMD SEV-SNP reports, chaining to: "amd" (AMD's roots, embedded) or a DIR of <line>.pem KDS chains`, func(s string) error {
+		if t.SEVSNP == nil {
+			t.SEVSNP = &node.SEVSNPTrust{}
+		}
+		if s != "amd" {
+			t.SEVSNP.Roots = s
+		}
+		return nil
+	})
+	fs.Func("trust-gpu", "verify NVIDIA GPU evidence with NVIDIA attestation service (NRAS) signing keys pinned in this JWKS FILE", func(s string) error {
+		t.GPU = &node.GPUTrust{NRASKeys: s}
+		return nil
+	})
+	fs.BoolVar(&t.RequireGPU, "require-gpu", t.RequireGPU, "refuse workers without verified confidential-computing GPU evidence (needs --trust-gpu)")
 }
 
 func runProxy(ctx context.Context, args []string) error {
