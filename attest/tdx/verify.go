@@ -1,16 +1,16 @@
 package tdx
 
 import (
+	"context"
 	"crypto/x509"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/google/go-tdx-guest/pcs"
 	"github.com/google/go-tdx-guest/verify"
 	"github.com/google/go-tdx-guest/verify/trust"
 
@@ -121,24 +121,48 @@ func VerifyCollateral(q *Quote, getter trust.HTTPSGetter, roots *x509.CertPool, 
 }
 
 // recorder remembers the responses go-tdx-guest fetched, to learn when they
-// expire.
+// expire and to make snapshots of them.
 type recorder struct {
 	getter trust.HTTPSGetter
 	mu     sync.Mutex
-	bodies map[string][]byte
+	got    map[string]SnapshotEntry
+	err    error // the first fetch error
 }
 
 func (r *recorder) Get(url string) (map[string][]string, []byte, error) {
-	h, b, err := r.getter.Get(url)
-	if err == nil {
-		r.mu.Lock()
-		if r.bodies == nil {
-			r.bodies = make(map[string][]byte)
+	return r.GetContext(context.Background(), url)
+}
+
+func (r *recorder) GetContext(ctx context.Context, url string) (map[string][]string, []byte, error) {
+	h, b, err := trust.GetWith(ctx, r.getter, url)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		if r.err == nil {
+			r.err = err
 		}
-		r.bodies[url] = b
-		r.mu.Unlock()
+		return h, b, err
 	}
+	if r.got == nil {
+		r.got = make(map[string]SnapshotEntry)
+	}
+	e := SnapshotEntry{URL: url, Body: b}
+	if v := h[issuerChainHeader(url)]; len(v) > 0 {
+		e.IssuerChain = v[0]
+	}
+	r.got[url] = e
 	return h, b, err
+}
+
+// entries returns the responses recorded, sorted by URL.
+func (r *recorder) entries() []SnapshotEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var es []SnapshotEntry
+	for _, url := range slices.Sorted(maps.Keys(r.got)) {
+		es = append(es, r.got[url])
+	}
+	return es
 }
 
 // validUntil returns the earliest expiry of the quote's PCK chain and of the
@@ -157,33 +181,12 @@ func (r *recorder) validUntil(q *Quote) (time.Time, error) {
 	for _, c := range []*x509.Certificate{chain.PCKCertificate, chain.IntermediateCertificate, chain.RootCertificate} {
 		earliest(c.NotAfter)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for url, body := range r.bodies {
-		switch {
-		case strings.HasPrefix(url, pcs.TdxBaseURL+"/tcb?"):
-			var v struct {
-				TcbInfo struct{ NextUpdate time.Time } `json:"tcbInfo"`
-			}
-			if err := json.Unmarshal(body, &v); err != nil {
-				return time.Time{}, fmt.Errorf("tcb info: %w", err)
-			}
-			earliest(v.TcbInfo.NextUpdate)
-		case url == pcs.QeIdentityURL():
-			var v struct {
-				EnclaveIdentity struct{ NextUpdate time.Time } `json:"enclaveIdentity"`
-			}
-			if err := json.Unmarshal(body, &v); err != nil {
-				return time.Time{}, fmt.Errorf("QE identity: %w", err)
-			}
-			earliest(v.EnclaveIdentity.NextUpdate)
-		default: // CRLs, already parsed once by go-tdx-guest
-			crl, err := x509.ParseRevocationList(body)
-			if err != nil {
-				return time.Time{}, fmt.Errorf("CRL from %s: %w", url, err)
-			}
-			earliest(crl.NextUpdate)
+	for _, e := range r.entries() {
+		t, err := nextUpdate(e.Body)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("collateral from %s: %w", e.URL, err)
 		}
+		earliest(t)
 	}
 	return until, nil
 }
@@ -198,7 +201,10 @@ type Verifier struct {
 	tcb    []string
 }
 
-var _ attest.Verifier = (*Verifier)(nil)
+var (
+	_ attest.Verifier         = (*Verifier)(nil)
+	_ attest.EvidenceVerifier = (*Verifier)(nil)
+)
 
 // NewVerifier returns a verifier that fetches collateral through getter (for
 // example Dir("collateral")), trusts Intel's SGX root CA, and accepts only TCB
@@ -227,8 +233,42 @@ func (v *Verifier) WithTCBStatuses(statuses ...string) *Verifier {
 func (v *Verifier) Kind() string { return attest.KindTDX }
 
 // Verify parses cpu as a TDX quote and checks its signature, PCK chain and
-// collateral at now, and that its TCB status is accepted.
+// collateral (fetched through the verifier's getter) at now, and that its
+// TCB status is accepted.
 func (v *Verifier) Verify(cpu []byte, now time.Time) (*attest.Claims, error) {
+	return v.verify(cpu, v.getter, now)
+}
+
+// VerifyEvidence is Verify, except that e.Collateral, when not empty, is a
+// collateral snapshot (see Snapshot) served to go-tdx-guest first, with the
+// verifier's own getter, if any, asked for URLs the snapshot lacks. If the
+// quote does not verify with the snapshot and the verifier has a getter, it
+// is verified again with the getter alone, so that a worker's outdated
+// snapshot does not stop a verifier that can fetch fresh collateral.
+//
+// A snapshot cannot make a quote pass that would fail with collateral
+// fetched from Intel: every response in it is signed by Intel and checked
+// at now, as fetched collateral is. It can hold the oldest collateral still
+// valid at now, though: a TCB recovery Intel published since reaches
+// verifiers with a getter of their own once it lapses.
+func (v *Verifier) VerifyEvidence(e *attest.Evidence, now time.Time) (*attest.Claims, error) {
+	if len(e.Collateral) == 0 {
+		return v.Verify(e.CPU, now)
+	}
+	entries, err := ParseSnapshot(e.Collateral)
+	if err != nil {
+		return nil, err
+	}
+	c, err := v.verify(e.CPU, NewSnapshotGetter(entries, v.getter), now)
+	if err != nil && v.getter != nil && errors.Is(err, ErrCollateral) {
+		if c, err2 := v.verify(e.CPU, v.getter, now); err2 == nil {
+			return c, nil
+		}
+	}
+	return c, err
+}
+
+func (v *Verifier) verify(cpu []byte, getter trust.HTTPSGetter, now time.Time) (*attest.Claims, error) {
 	q, err := Parse(cpu)
 	if err != nil {
 		return nil, err
@@ -236,7 +276,7 @@ func (v *Verifier) Verify(cpu []byte, now time.Time) (*attest.Claims, error) {
 	if err := VerifySignature(q, v.roots, now); err != nil {
 		return nil, err
 	}
-	col, err := VerifyCollateral(q, v.getter, v.roots, now)
+	col, err := VerifyCollateral(q, getter, v.roots, now)
 	if err != nil {
 		return nil, err
 	}
