@@ -17,6 +17,22 @@
 // kind "tdx", so it slots into attest.Checker, which then applies its own
 // report_data binding and attest.Policy.
 //
+// # Collateral
+//
+// The getter of step 3 is one of:
+//
+//   - Dir: saved PCS responses in a directory, for tests and air-gapped use;
+//   - PCS: Intel PCS or a PCCS, through a disk cache (package
+//     attest/collateral with CacheOptions) that keeps each response until
+//     its nextUpdate and serves it stale, rather than fail, when the
+//     service cannot be reached;
+//   - SnapshotGetter: the responses a worker recorded with Snapshot and
+//     shipped in attest.Evidence.Collateral. Verifier.VerifyEvidence uses it
+//     first, so that clients without access to Intel verify offline.
+//
+// Whatever the getter, the collateral is signed by Intel and checked at the
+// verifier's own clock, so a getter can make a quote fail but not pass.
+//
 // # Image hash
 //
 // The measurement a network allow-lists is the image hash (see ImageHash):

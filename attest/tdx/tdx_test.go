@@ -19,9 +19,11 @@ const collateralDir = "testdata/tdx-2026-01/collateral"
 // pinned is the date of the saved collateral: it verifies then, not later.
 var pinned = time.Date(2026, 1, 20, 0, 0, 0, 0, time.UTC)
 
+func readQuote() ([]byte, error) { return os.ReadFile("testdata/tdx-2026-01/quote.bin") }
+
 func realQuote(t *testing.T) []byte {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/tdx-2026-01/quote.bin")
+	raw, err := readQuote()
 	if err != nil {
 		t.Fatal(err)
 	}
