@@ -334,7 +334,10 @@ func CheckGPU(name string, c map[string]any) error {
 		}
 	}
 	for _, chain := range certChains {
-		if c[chain.v2] == true {
+		if v, ok := c[chain.v2]; ok { // claims version 2.0
+			if v != true {
+				return refuse(chain.v2, "true")
+			}
 			continue
 		}
 		obj, ok := c[chain.v3].(map[string]any)
