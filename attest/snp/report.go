@@ -11,11 +11,17 @@
 //  3. policy: Policy.Check (debug, migration agent, minimum TCB, report_data,
 //     image hash).
 //
-// Nothing is fetched from the network: the endorsement certificate travels
-// with the report (an extended report's certificate table, an attestation
-// proto, or attest.Evidence.Collateral), and AMD's roots come from AMDRoots
-// (embedded in go-sev-guest) or LoadRoots (a directory). Revocation (AMD's
-// CRLs) is not checked.
+// By default nothing is fetched from the network: the endorsement
+// certificate travels with the report (an extended report's certificate
+// table, an attestation proto, or attest.Evidence.Collateral), and AMD's
+// roots come from AMDRoots (embedded in go-sev-guest) or LoadRoots (a
+// directory). Revocation (AMD's CRLs) is not checked.
+//
+// A Verifier given a getter with WithKDS fetches the VCEK of reports that
+// come without one from AMD KDS (FetchVCEK), typically through the disk
+// cache of package attest/collateral (CacheOptions), which keeps a VCEK
+// until its NotAfter; with WithRevocationCheck it also checks AMD's CRL of
+// the product line's signing keys. VLEKs cannot be fetched.
 //
 // Verifier runs steps 1 and 2 as an attest.Verifier of kind "sev-snp", so it
 // slots into attest.Checker, which then applies its own report_data binding

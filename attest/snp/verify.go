@@ -119,6 +119,12 @@ func (r *Report) Endorsement() []byte {
 // revocation. A signature that does not verify wraps attest.ErrSignature;
 // a missing, malformed or untrusted certificate wraps attest.ErrChain.
 func VerifySignature(r *Report, endorsement []byte, roots Roots, now time.Time) error {
+	return verifySignature(r, endorsement, roots, now, nil)
+}
+
+// verifySignature is VerifySignature that, with a non-nil crlGetter, also
+// checks through it that AMD has not revoked the ASK or ASVK.
+func verifySignature(r *Report, endorsement []byte, roots Roots, now time.Time, crlGetter trust.HTTPSGetter) error {
 	if endorsement == nil {
 		endorsement = r.Endorsement()
 	}
@@ -148,6 +154,9 @@ func VerifySignature(r *Report, endorsement []byte, roots Roots, now time.Time) 
 		a.CertificateChain.VcekCert = endorsement
 	}
 	opts := &verify.Options{DisableCertFetching: true, Now: now, TrustedRoots: roots}
+	if crlGetter != nil {
+		opts.CheckRevocations, opts.Getter = true, crlGetter
+	}
 	if err := verify.SnpAttestation(a, opts); err != nil {
 		return fmt.Errorf("%w: sev-snp %v certificate: %w", attest.ErrChain, r.Signer, err)
 	}
@@ -199,8 +208,10 @@ func issuerOf(pc *trust.ProductCerts, s abi.ReportSigner) []byte {
 // as Measurement; attest.Checker applies the report_data binding and
 // attest.Policy (measurement, debug) to them.
 type Verifier struct {
-	roots  Roots
-	minTCB kds.TCBVersion
+	roots      Roots
+	minTCB     kds.TCBVersion
+	kds        trust.HTTPSGetter // fetches missing VCEKs and CRLs; nil fetches nothing
+	revocation bool
 }
 
 var (
@@ -228,7 +239,8 @@ func (v *Verifier) WithMinTCB(min kds.TCBVersion) *Verifier {
 func (v *Verifier) Kind() string { return attest.KindSEVSNP }
 
 // Verify parses cpu (see Parse) and checks its signature and chain at now,
-// with the endorsement certificate that came with it.
+// with the endorsement certificate that came with it or, failing that, the
+// VCEK fetched through the KDS getter (WithKDS).
 func (v *Verifier) Verify(cpu []byte, now time.Time) (*attest.Claims, error) {
 	return v.verify(cpu, nil, now)
 }
@@ -248,14 +260,23 @@ func (v *Verifier) verify(cpu, endorsement []byte, now time.Time) (*attest.Claim
 	if err != nil {
 		return nil, err
 	}
-	if err := VerifySignature(r, endorsement, v.roots, now); err != nil {
+	if endorsement == nil {
+		endorsement = r.Endorsement()
+	}
+	if len(endorsement) == 0 && v.kds != nil {
+		if endorsement, err = FetchVCEK(r, v.kds); err != nil {
+			return nil, err
+		}
+	}
+	var crlGetter trust.HTTPSGetter
+	if v.revocation {
+		crlGetter = v.kds
+	}
+	if err := verifySignature(r, endorsement, v.roots, now, crlGetter); err != nil {
 		return nil, err
 	}
 	if err := CheckPlatform(r, v.minTCB, false); err != nil {
 		return nil, err
-	}
-	if endorsement == nil {
-		endorsement = r.Endorsement()
 	}
 	c := r.Claims()
 	c.ValidUntil = validUntil(endorsement, r, v.roots)
