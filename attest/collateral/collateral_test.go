@@ -9,6 +9,17 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	sevtrust "github.com/google/go-sev-guest/verify/trust"
+	tdxtrust "github.com/google/go-tdx-guest/verify/trust"
+)
+
+// The adapters fit both libraries, with and without a context.
+var (
+	_ tdxtrust.HTTPSGetter        = TDXGetter{}
+	_ tdxtrust.ContextHTTPSGetter = TDXGetter{}
+	_ sevtrust.HTTPSGetter        = SEVGetter{}
+	_ sevtrust.ContextHTTPSGetter = SEVGetter{}
 )
 
 var t0 = time.Date(2026, 1, 20, 0, 0, 0, 0, time.UTC)

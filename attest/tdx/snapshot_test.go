@@ -132,24 +132,6 @@ func TestSnapshotFallback(t *testing.T) {
 	}
 }
 
-// TestSnapshotThroughChecker: attest.Checker hands the collateral to the
-// verifier, which verifies the quote; the quote binds no Cocoon bundle, so
-// the Checker refuses at the binding step.
-func TestSnapshotThroughChecker(t *testing.T) {
-	bundle := &attest.Bundle{
-		HPKEKey:    []byte{0x00, 0x20, 1, 2, 3},
-		SigningKey: make([]byte, 32),
-		Created:    pinned.Unix(),
-		Expires:    pinned.Add(time.Hour).Unix(),
-	}
-	ev := &attest.Evidence{Kind: attest.KindTDX, Bundle: bundle.Marshal(), CPU: realQuote(t), Collateral: realSnapshot(t)}
-	checker := attest.NewChecker(attest.DefaultPolicy(), NewVerifier(nil))
-	checker.Now = func() time.Time { return pinned }
-	if _, err := checker.Check(ev.Marshal()); !errors.Is(err, attest.ErrReportData) {
-		t.Fatalf("err = %v, want ErrReportData (verified, but binds another bundle)", err)
-	}
-}
-
 func TestSnapshotIncomplete(t *testing.T) {
 	if _, err := Snapshot(realQuote(t), Dir(t.TempDir())); !errors.Is(err, ErrCollateral) || !errors.Is(err, ErrNotInDir) {
 		t.Fatalf("err = %v, want ErrCollateral wrapping ErrNotInDir", err)

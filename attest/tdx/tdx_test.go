@@ -165,6 +165,15 @@ func TestChecker(t *testing.T) {
 	if _, err := checker.Check(ev.Marshal()); !errors.Is(err, ErrCollateral) {
 		t.Fatalf("Checker today: err = %v, want ErrCollateral", err)
 	}
+	// With a collateral snapshot in the evidence, a verifier without a
+	// getter of its own gets as far.
+	withSnapshot := *ev
+	withSnapshot.Collateral = realSnapshot(t)
+	offline := attest.NewChecker(policy, NewVerifier(nil))
+	offline.Now = func() time.Time { return pinned }
+	if _, err := offline.Check(withSnapshot.Marshal()); !errors.Is(err, attest.ErrReportData) {
+		t.Fatalf("Checker with a snapshot: err = %v, want ErrReportData", err)
+	}
 
 	for _, tc := range []struct {
 		name    string
