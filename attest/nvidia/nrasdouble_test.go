@@ -228,6 +228,21 @@ func newFakeNRAS(now time.Time) *fakeNRAS {
 	return f
 }
 
+// fail makes every attest request answer status with body; status 0 restores
+// normal answers.
+func (f *fakeNRAS) fail(status int, body string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status, f.errBody = status, body
+}
+
+// request returns the i-th attest request received and its headers.
+func (f *fakeNRAS) request(i int) (nrasRequest, http.Header) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests[i], f.headers[i]
+}
+
 // URL is the double's attestation endpoint.
 func (f *fakeNRAS) URL() string { return f.srv.URL + "/v3/attest/gpu" }
 
