@@ -156,7 +156,7 @@ func verifyToken(what, raw string, keys *KeySet, opts Options, now time.Time) (m
 		return nil, time.Time{}, fmt.Errorf("%w: %s has iss %q, want %q", ErrIssuer, what, iss, opts.Issuer)
 	case errors.Is(err, jwt.ErrTokenExpired), errors.Is(err, jwt.ErrTokenNotValidYet),
 		errors.Is(err, jwt.ErrTokenUsedBeforeIssued), errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return nil, time.Time{}, fmt.Errorf("%w: %s at %s: %v", ErrTokenTime, what, now.UTC().Format(time.RFC3339), err)
+		return nil, time.Time{}, fmt.Errorf("%w: %s at %s (%s): %v", ErrTokenTime, what, now.UTC().Format(time.RFC3339), window(claims), err)
 	default:
 		return nil, time.Time{}, fmt.Errorf("%w: %s: %v", ErrSignature, what, err)
 	}
@@ -165,6 +165,17 @@ func verifyToken(what, raw string, keys *KeySet, opts Options, now time.Time) (m
 		return nil, time.Time{}, fmt.Errorf("%w: %s has no exp", ErrTokenTime, what)
 	}
 	return claims, exp.Time, nil
+}
+
+// window describes a token's validity for an error message.
+func window(c jwt.MapClaims) string {
+	format := func(t *jwt.NumericDate, err error) string {
+		if t == nil || err != nil {
+			return "none"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	return "nbf " + format(c.GetNotBefore()) + ", exp " + format(c.GetExpirationTime())
 }
 
 // checkSubmods checks that the overall token's submods name exactly the
