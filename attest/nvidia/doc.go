@@ -54,7 +54,10 @@
 // downloads whatever keys the network offers trusts the network. Operators
 // fetch the JWKS over TLS from NVIDIA, review it, and pin the file
 // ([LoadJWKS]); evidence signed by a key not in it is refused with
-// [ErrUnknownKey], so the file must be refreshed when NVIDIA rotates keys.
+// [ErrUnknownKey], so the file must be refreshed when NVIDIA rotates keys,
+// which it does often (its signing certificates, in each key's x5c, are
+// valid for days). Pinning NRAS's CA and checking each key's x5c chain to
+// it would lift that chore; this package does not do it yet.
 //
 // # Producing evidence
 //
