@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/google/go-tdx-guest/verify/trust"
 
 	"github.com/cocoon-go/cocoon/attest"
+	"github.com/cocoon-go/cocoon/attest/collateral"
 	"github.com/cocoon-go/cocoon/attest/snp"
 	"github.com/cocoon-go/cocoon/attest/tdx"
 )
@@ -70,6 +73,11 @@ type SEVSNPTrust struct {
 	// MinTCB is the lowest reported TCB accepted, as
 	// "bl=N,tee=N,snp=N,ucode=N" or a hex uint64; empty: any.
 	MinTCB string `json:"min_tcb,omitempty"`
+	// KDS fetches from AMD KDS the VCEK of reports that come without one,
+	// and checks AMD's CRLs; fetched certificates are cached under
+	// CacheDir or the role's data directory's collateral/amd folder.
+	KDS      bool   `json:"kds,omitempty"`
+	CacheDir string `json:"cache_dir,omitempty"`
 }
 
 // GPUTrust configures the verification of NVIDIA GPU evidence.
@@ -163,7 +171,7 @@ func (t Trust) NewChecker(dataDir string, log *slog.Logger) (*attest.Checker, er
 		c.Verifiers = append(c.Verifiers, v)
 	}
 	if t.SEVSNP != nil {
-		v, err := t.SEVSNP.verifier()
+		v, err := t.SEVSNP.verifier(dataDir)
 		if err != nil {
 			return nil, err
 		}
@@ -201,14 +209,27 @@ func (t *TDXTrust) verifier(dataDir string) (*tdx.Verifier, error) {
 }
 
 // Getter returns where Intel's collateral comes from (nil when only
-// snapshots shipped with evidence are used), caching what it fetches under
-// CacheDir or dataDir/collateral.
+// snapshots shipped with evidence are used). What it fetches from Intel PCS
+// or a PCCS is cached on disk, under CacheDir or dataDir/collateral, until
+// the collateral's next update, and served from there when offline.
 func (t *TDXTrust) Getter(dataDir string) (trust.HTTPSGetter, error) {
 	switch src := t.Collateral; {
 	case src == "":
 		return nil, nil
 	case src == "pcs" || strings.HasPrefix(src, "https://"):
-		return nil, fmt.Errorf("trust: tdx collateral %q: fetching from Intel PCS or a PCCS is not supported yet; save the collateral in a directory", src)
+		dir := t.CacheDir
+		if dir == "" {
+			dir = filepath.Join(dataDir, "collateral", "intel")
+		}
+		cache, err := collateral.New(dir, tdx.CacheOptions(&http.Client{Timeout: collateralTimeout}))
+		if err != nil {
+			return nil, fmt.Errorf("trust: tdx collateral: %w", err)
+		}
+		base := tdx.IntelPCS
+		if src != "pcs" {
+			base = src
+		}
+		return tdx.NewPCS(base, cache), nil
 	default:
 		if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
 			return nil, fmt.Errorf("trust: tdx collateral %q: want a directory of saved Intel PCS responses, \"pcs\", or a PCCS https:// URL", src)
@@ -217,7 +238,10 @@ func (t *TDXTrust) Getter(dataDir string) (trust.HTTPSGetter, error) {
 	}
 }
 
-func (t *SEVSNPTrust) verifier() (*snp.Verifier, error) {
+// collateralTimeout bounds each fetch from Intel PCS, a PCCS or AMD KDS.
+const collateralTimeout = 30 * time.Second
+
+func (t *SEVSNPTrust) verifier(dataDir string) (*snp.Verifier, error) {
 	var roots snp.Roots
 	if t.Roots != "" {
 		r, err := snp.LoadRoots(t.Roots)
@@ -234,6 +258,17 @@ func (t *SEVSNPTrust) verifier() (*snp.Verifier, error) {
 		}
 		v = v.WithMinTCB(min)
 	}
+	if t.KDS {
+		dir := t.CacheDir
+		if dir == "" {
+			dir = filepath.Join(dataDir, "collateral", "amd")
+		}
+		cache, err := collateral.New(dir, snp.CacheOptions(&http.Client{Timeout: collateralTimeout}))
+		if err != nil {
+			return nil, fmt.Errorf("trust: sev_snp kds: %w", err)
+		}
+		v = v.WithKDS(cache.SEV()).WithRevocationCheck()
+	}
 	return v, nil
 }
 
@@ -245,6 +280,9 @@ func (t *GPUTrust) verifier() (attest.GPUVerifier, error) {
 // "bl=N,tee=N,snp=N,ucode=N" (separated by commas or spaces, as
 // snp.TCBString prints them; those left out are zero) or as a hex uint64 such as 0xdb18000000000004.
 func ParseSNPTCB(s string) (kds.TCBVersion, error) {
+	if strings.TrimSpace(s) == "" {
+		return 0, errors.New("trust: SEV-SNP TCB is empty: want bl=N,tee=N,snp=N,ucode=N or 0xHEX")
+	}
 	if strings.HasPrefix(s, "0x") {
 		v, err := strconv.ParseUint(s[2:], 16, 64)
 		if err != nil {

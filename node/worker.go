@@ -2,14 +2,19 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
 
+	"github.com/google/go-tdx-guest/verify/trust"
+
 	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/attest/simulated"
+	"github.com/cocoon-go/cocoon/attest/tdx"
+	"github.com/cocoon-go/cocoon/attest/tsm"
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/engine/embedded"
 	"github.com/cocoon-go/cocoon/engine/remote"
@@ -93,26 +98,72 @@ type WorkerConfig struct {
 	Worker  worker.Config `json:"worker"`
 	Engine  EngineConfig  `json:"engine"`
 	// SimulatedTEE is the directory of a simulated-TEE vendor (its seed).
-	// Workers on real TDX or SEV-SNP guests will not need it; for now every
-	// worker runs with the simulated TEE, and says so loudly.
-	SimulatedTEE string       `json:"simulated_tee"`
-	Money        *MoneyConfig `json:"money,omitempty"`
+	// When set, the worker runs with the simulated TEE, and says so loudly.
+	// When empty, the worker detects the TEE it runs in (configfs-tsm or
+	// the TDX and SEV-SNP guest devices) and refuses to start without one.
+	SimulatedTEE string `json:"simulated_tee"`
+	// TDXCollateral, for a worker on a TDX guest, is where to fetch Intel's
+	// collateral for its quotes (a directory, "pcs", or a PCCS https://
+	// URL); a snapshot travels with the evidence so that clients without
+	// PCS access can verify it. Empty: quotes travel alone.
+	TDXCollateral string       `json:"tdx_collateral,omitempty"`
+	Money         *MoneyConfig `json:"money,omitempty"`
 }
 
-// NewWorker builds a worker around eng.
+// NewWorker builds a worker around eng, with the TEE that cfg names or that
+// this machine has.
 func NewWorker(cfg WorkerConfig, eng engine.Engine, log *slog.Logger) (*worker.Worker, error) {
-	if cfg.SimulatedTEE == "" {
-		return nil, fmt.Errorf("worker: no TEE: this machine cannot produce TDX or SEV-SNP evidence yet; run with --simulated-tee DIR for development")
-	}
-	vendor, err := simulated.LoadVendor(cfg.SimulatedTEE)
+	tee, err := workerTEE(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	log.Warn("SIMULATED TEE: this worker's evidence is signed by a development vendor key; it proves nothing about confidentiality. Not for production.")
 	id, err := worker.LoadIdentity(filepath.Join(cfg.DataDir, "keys"), cfg.Worker.KEM)
 	if err != nil {
 		return nil, err
 	}
-	var tee attest.Producer = vendor.Device(simulated.Measurement)
+	if cfg.Worker.EvidenceFile == "" {
+		cfg.Worker.EvidenceFile = filepath.Join(cfg.DataDir, "evidence.bin")
+	}
 	return worker.New(cfg.Worker, id, eng, tee, log)
+}
+
+// workerTEE returns the simulated TEE if cfg asks for it, and otherwise
+// the TEE this machine has.
+func workerTEE(cfg WorkerConfig, log *slog.Logger) (attest.Producer, error) {
+	if cfg.SimulatedTEE != "" {
+		vendor, err := simulated.LoadVendor(cfg.SimulatedTEE)
+		if err != nil {
+			return nil, err
+		}
+		log.Warn("SIMULATED TEE: this worker's evidence is signed by a development vendor key; it proves nothing about confidentiality. Not for production.")
+		return vendor.Device(simulated.Measurement), nil
+	}
+	p, err := tsm.Detect()
+	if err != nil {
+		if errors.Is(err, tsm.ErrNoTEE) {
+			return nil, fmt.Errorf("worker: no TEE: %w; on a machine without TDX or SEV-SNP, run with --simulated-tee DIR for development", err)
+		}
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	log.Info("TEE detected", "kind", p.Kind(), "source", p.Source())
+	if p.Kind() == attest.KindTDX && cfg.TDXCollateral != "" {
+		getter, err := (&TDXTrust{Collateral: cfg.TDXCollateral}).Getter(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		return &tdxWithCollateral{Producer: p, getter: getter}, nil
+	}
+	return p, nil
+}
+
+// tdxWithCollateral is a TDX producer that ships a snapshot of Intel's
+// collateral for each quote, fetched through getter.
+type tdxWithCollateral struct {
+	*tsm.Producer
+	getter trust.HTTPSGetter
+}
+
+// Collateral returns the snapshot of Intel's collateral for quote.
+func (p *tdxWithCollateral) Collateral(quote []byte) ([]byte, error) {
+	return tdx.Snapshot(quote, p.getter)
 }

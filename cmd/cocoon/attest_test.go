@@ -114,9 +114,15 @@ func TestAttestShow(t *testing.T) {
 			noTEE = false
 		}
 	}
-	if noTEE && !strings.Contains(out, "no TEE evidence can be produced here; workers need --simulated-tee for development") {
+	if !noTEE {
+		return
+	}
+	if !strings.Contains(out, "no TEE evidence can be produced here; workers need --simulated-tee for development") {
 		t.Errorf("show on a machine without a TEE printed:\n%s", out)
 	}
+	// And a worker told nothing refuses to start, saying why and what to do.
+	refused(t, "worker: no TEE", "worker", "--proxy", "127.0.0.1:1", "--data-dir", t.TempDir())
+	refused(t, "run with --simulated-tee DIR for development", "worker", "--proxy", "127.0.0.1:1", "--data-dir", t.TempDir())
 }
 
 // The real SEV-SNP sample shipped by go-sev-guest (Milan, guest policy

@@ -125,11 +125,15 @@ func trustFlags(fs *flag.FlagSet, t *node.Trust) {
 		}
 		return nil
 	})
-	fs.Func("trust-sev-snp", `accept AMD SEV-SNP reports, chaining to: "amd" (AMD's roots, embedded) or a DIR of <line>.pem KDS chains`, func(s string) error {
+	fs.Func("trust-sev-snp", `accept AMD SEV-SNP reports, chaining to AMD's roots: "amd" (embedded), "kds" (embedded, and fetch missing VCEKs and CRLs from AMD KDS), or a DIR of <line>.pem KDS chains`, func(s string) error {
 		if t.SEVSNP == nil {
 			t.SEVSNP = &node.SEVSNPTrust{}
 		}
-		if s != "amd" {
+		switch s {
+		case "amd":
+		case "kds":
+			t.SEVSNP.KDS = true
+		default:
 			t.SEVSNP.Roots = s
 		}
 		return nil
@@ -182,7 +186,7 @@ func runWorker(ctx context.Context, args []string) error {
 	if cfg.Engine.Models == nil {
 		cfg.Engine.Models = map[string]string{}
 	}
-	fs, verbose := newFlags("worker", "Runs a worker: dials --proxy, publishes its attested keys, opens sealed requests\nand runs them on the embedded model or an OpenAI-compatible engine (--engine-url).")
+	fs, verbose := newFlags("worker", "Runs a worker: dials --proxy, publishes keys attested by the TEE it runs in (TDX or SEV-SNP, found\nthrough configfs-tsm or the guest devices; --simulated-tee for development), opens sealed requests\nand runs them on the embedded model or an OpenAI-compatible engine (--engine-url).")
 	fs.String("config", "", "JSON config file (flags override it)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the worker's keys")
 	fs.StringVar(&cfg.Worker.Name, "name", cfg.Worker.Name, "name shown in logs")
@@ -198,7 +202,8 @@ func runWorker(ctx context.Context, args []string) error {
 	fs.Var(mapFlag(cfg.Engine.Models), "engine-model", "NAME=UPSTREAM: serve the engine's UPSTREAM model as NAME (repeatable)")
 	fs.BoolVar(&cfg.Engine.CacheSalt, "cache-salt", cfg.Engine.CacheSalt, "send a per-client cache_salt (vLLM) so tenants cannot time each other's prefix cache")
 	fs.StringVar(&cfg.Engine.Model, "model", cfg.Engine.Model, "GGUF file for the embedded engine (default: the built-in cocoon-tiny)")
-	fs.StringVar(&cfg.SimulatedTEE, "simulated-tee", cfg.SimulatedTEE, "directory of a simulated-TEE vendor seed (development only)")
+	fs.StringVar(&cfg.SimulatedTEE, "simulated-tee", cfg.SimulatedTEE, "directory of a simulated-TEE vendor seed (development only; without it the worker uses the TEE it runs in, and refuses to start without one)")
+	fs.StringVar(&cfg.TDXCollateral, "tdx-collateral", cfg.TDXCollateral, `on a TDX guest, ship a snapshot of Intel's collateral with each quote, fetched from "pcs" (Intel PCS), a PCCS https:// URL, or a DIR`)
 	money := moneyFlags(fs, &cfg.Money, "")
 	if err := fs.Parse(args); err != nil {
 		return err
