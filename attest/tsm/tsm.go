@@ -11,14 +11,20 @@
 // [attest.KindTDX] the quote as the kernel returns it (package attest/tdx),
 // for [attest.KindSEVSNP] the 1,184-byte report followed by the certificate
 // table the host supplied, VCEK or VLEK included where it has one (package
-// attest/snp).
+// attest/snp). Where the host supplies no certificates, the report comes
+// alone and verifiers need its VCEK from elsewhere, such as AMD's KDS
+// through [attest.Evidence.Collateral]; nothing is fetched here.
 //
 // Configfs-tsm (/sys/kernel/config/tsm/report, Linux 6.7 and later) is read
 // through github.com/google/go-configfs-tsm. Every report uses a fresh entry
 // whose generation counter is checked after each read, so a report that
 // another process changed meanwhile is refused ([ErrConcurrentUse]). The
 // guest devices (/dev/tdx_guest, /dev/sev-guest) are used through the client
-// packages of github.com/google/go-tdx-guest and go-sev-guest, on Linux only.
+// packages of github.com/google/go-tdx-guest and go-sev-guest, on Linux only;
+// those packages register their own flags on [flag.CommandLine], and
+// go-sev-guest spaces its device requests 2 seconds apart. Upstream Linux
+// makes TDX quotes only through configfs-tsm: /dev/tdx_guest gives quotes
+// only on kernels with Intel's GET_QUOTE ioctl.
 //
 // Every path is looked up under [System.Root], and configfs-tsm can be
 // replaced by any [configfsi.Client], so tests run on a temporary directory
