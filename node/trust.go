@@ -18,6 +18,7 @@ import (
 
 	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/attest/collateral"
+	"github.com/cocoon-go/cocoon/attest/nvidia"
 	"github.com/cocoon-go/cocoon/attest/snp"
 	"github.com/cocoon-go/cocoon/attest/tdx"
 )
@@ -273,7 +274,14 @@ func (t *SEVSNPTrust) verifier(dataDir string) (*snp.Verifier, error) {
 }
 
 func (t *GPUTrust) verifier() (attest.GPUVerifier, error) {
-	return nil, errors.New("trust: gpu: NVIDIA GPU evidence cannot be verified yet")
+	if t.NRASKeys == "" {
+		return nil, errors.New("trust: gpu: nras_keys (--trust-gpu) names no JWKS file of NVIDIA attestation service keys")
+	}
+	keys, err := nvidia.LoadJWKS(t.NRASKeys)
+	if err != nil {
+		return nil, fmt.Errorf("trust: gpu: %w", err)
+	}
+	return nvidia.NewVerifier(keys), nil
 }
 
 // ParseSNPTCB parses an SEV-SNP TCB version written as

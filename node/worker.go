@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-tdx-guest/verify/trust"
 
 	"github.com/cocoon-go/cocoon/attest"
+	"github.com/cocoon-go/cocoon/attest/nvidia"
 	"github.com/cocoon-go/cocoon/attest/simulated"
 	"github.com/cocoon-go/cocoon/attest/tdx"
 	"github.com/cocoon-go/cocoon/attest/tsm"
@@ -106,8 +107,14 @@ type WorkerConfig struct {
 	// collateral for its quotes (a directory, "pcs", or a PCCS https://
 	// URL); a snapshot travels with the evidence so that clients without
 	// PCS access can verify it. Empty: quotes travel alone.
-	TDXCollateral string       `json:"tdx_collateral,omitempty"`
-	Money         *MoneyConfig `json:"money,omitempty"`
+	TDXCollateral string `json:"tdx_collateral,omitempty"`
+	// GPU, if "nvml", adds evidence of the machine's NVIDIA GPUs in
+	// confidential-computing mode, read through NVML (a binary built with
+	// -tags nvml) and verified by NVIDIA's attestation service at NRASURL
+	// (empty: NVIDIA's public service). Empty: no GPU evidence.
+	GPU     string       `json:"gpu,omitempty"`
+	NRASURL string       `json:"nras_url,omitempty"`
+	Money   *MoneyConfig `json:"money,omitempty"`
 }
 
 // NewWorker builds a worker around eng, with the TEE that cfg names or that
@@ -120,6 +127,16 @@ func NewWorker(cfg WorkerConfig, eng engine.Engine, log *slog.Logger) (*worker.W
 	id, err := worker.LoadIdentity(filepath.Join(cfg.DataDir, "keys"), cfg.Worker.KEM)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.GPU != "" {
+		if cfg.GPU != "nvml" {
+			return nil, fmt.Errorf("worker: gpu %q: want \"nvml\" or nothing", cfg.GPU)
+		}
+		collector, err := nvmlCollector()
+		if err != nil {
+			return nil, fmt.Errorf("worker: gpu: %w", err)
+		}
+		cfg.Worker.GPU = &nvidia.Producer{Collector: collector, NRAS: &nvidia.NRAS{URL: cfg.NRASURL}}
 	}
 	if cfg.Worker.EvidenceFile == "" {
 		cfg.Worker.EvidenceFile = filepath.Join(cfg.DataDir, "evidence.bin")

@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/attest/snp"
 	"github.com/cocoon-go/cocoon/attest/tdx"
+	"github.com/cocoon-go/cocoon/attest/tsm"
 	"github.com/cocoon-go/cocoon/node"
 	"github.com/google/go-tdx-guest/verify/trust"
 )
@@ -593,40 +594,50 @@ func runAttestMeasure(_ context.Context, args []string) error {
 	return nil
 }
 
-// teeSources are the interfaces through which a guest produces TEE evidence.
-var teeSources = []struct{ path, what string }{
-	{"/sys/kernel/config/tsm/report", "configfs-tsm: TDX or SEV-SNP reports through the kernel's generic interface"},
-	{"/dev/tdx_guest", "Intel TDX guest device: TD reports and quotes"},
-	{"/dev/sev-guest", "AMD SEV-SNP guest device: attestation reports"},
-}
-
 func runAttestShow(_ context.Context, args []string) error {
-	fs, _ := newFlags("attest show", "Says what TEE evidence this machine can produce: configfs-tsm, the TDX and SEV-SNP\nguest devices, and NVIDIA GPUs.")
+	fs, _ := newFlags("attest show", "Says what TEE evidence this machine can produce: configfs-tsm and its provider,\nthe TDX and SEV-SNP guest devices, and NVIDIA GPUs. It makes no report.")
+	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	found := 0
-	for _, s := range teeSources {
-		if _, err := os.Stat(s.path); err == nil {
-			fmt.Printf("found    %-32s %s\n", s.path, s.what)
-			found++
-		} else {
-			fmt.Printf("missing  %-32s %s\n", s.path, s.what)
+	d := tsm.Describe()
+	if *asJSON {
+		if d.Devices == nil {
+			d.Devices = []string{}
 		}
+		if d.GPUs == nil {
+			d.GPUs = []string{}
+		}
+		out := struct {
+			ReportDir string   `json:"configfs_tsm,omitempty"`
+			Provider  string   `json:"provider,omitempty"`
+			Devices   []string `json:"devices"`
+			GPUs      []string `json:"gpus"`
+			Kind      string   `json:"kind,omitempty"`
+			Source    string   `json:"source,omitempty"`
+			Summary   string   `json:"summary"`
+		}{d.ReportDir, d.Provider, d.Devices, d.GPUs, d.Kind, d.Source, d.String()}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
 	}
-	gpus, _ := filepath.Glob("/dev/nvidia[0-9]*")
-	if len(gpus) > 0 {
-		fmt.Printf("found    %-32s NVIDIA GPUs (%d); confidential-computing mode and GPU evidence are not checked yet\n", strings.Join(gpus, ","), len(gpus))
-	} else {
-		fmt.Printf("missing  %-32s NVIDIA GPUs\n", "/dev/nvidia*")
+	found := func(what, path string, ok bool) {
+		state := "missing"
+		if ok {
+			state = "found"
+		}
+		fmt.Printf("%-8s %-32s %s\n", state, path, what)
 	}
-	if found == 0 {
-		fmt.Println("no TEE evidence can be produced here; workers need --simulated-tee for development")
-		return nil
+	found("configfs-tsm: TDX or SEV-SNP reports through the kernel's generic interface", tsm.ReportDir, d.ReportDir != "")
+	if d.Provider != "" {
+		fmt.Printf("%-8s %-32s %s\n", "", "", "provider: "+d.Provider)
 	}
-	fmt.Println("a CPU TEE interface is present; producing evidence from it is not wired into workers yet (see docs/attestation.md)")
+	found("Intel TDX guest device", tsm.TDXDevice, slices.ContainsFunc(d.Devices, func(p string) bool { return strings.HasSuffix(p, tsm.TDXDevice) }))
+	found("AMD SEV-SNP guest device", tsm.SEVSNPDevice, slices.ContainsFunc(d.Devices, func(p string) bool { return strings.HasSuffix(p, tsm.SEVSNPDevice) }))
+	found(fmt.Sprintf("NVIDIA GPUs (%d); GPU evidence needs a worker built with -tags nvml", len(d.GPUs)), "/dev/nvidia*", len(d.GPUs) > 0)
+	fmt.Println(d.String())
 	return nil
 }

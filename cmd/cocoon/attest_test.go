@@ -1,8 +1,13 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -231,4 +236,20 @@ func TestAttestVerifyBundle(t *testing.T) {
 	shortAge := policy("short-age", node.Trust{SimulatedRoots: []string{rootPEM}, Measurements: []string{meas}, MaxAge: "30m"})
 	refused(t, "(freshness)", verify(shortAge, at)...)
 	refused(t, "refused at step validity", verify(good, created.Add(25*time.Hour).Format(time.RFC3339))...)
+
+	// A policy demanding a confidential-computing GPU refuses a bundle
+	// without GPU evidence.
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	jwks := fmt.Sprintf(`{"keys":[{"kty":"EC","crv":"P-384","kid":"test-key","alg":"ES384","x":%q,"y":%q}]}`, b64(key.X.FillBytes(make([]byte, 48))), b64(key.Y.FillBytes(make([]byte, 48))))
+	keysFile := filepath.Join(dir, "nras-test-keys.json")
+	if err := os.WriteFile(keysFile, []byte(jwks), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gpu := policy("gpu", node.Trust{SimulatedRoots: []string{rootPEM}, Measurements: []string{meas}, RequireGPU: true, GPU: &node.GPUTrust{NRASKeys: keysFile}})
+	refused(t, "(gpu)", verify(gpu, at)...)
+	refused(t, "require_gpu needs gpu.nras_keys", verify(policy("gpu-no-keys", node.Trust{SimulatedRoots: []string{rootPEM}, Measurements: []string{meas}, RequireGPU: true}), at)...)
 }

@@ -203,6 +203,8 @@ func runWorker(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.Engine.CacheSalt, "cache-salt", cfg.Engine.CacheSalt, "send a per-client cache_salt (vLLM) so tenants cannot time each other's prefix cache")
 	fs.StringVar(&cfg.Engine.Model, "model", cfg.Engine.Model, "GGUF file for the embedded engine (default: the built-in cocoon-tiny)")
 	fs.StringVar(&cfg.SimulatedTEE, "simulated-tee", cfg.SimulatedTEE, "directory of a simulated-TEE vendor seed (development only; without it the worker uses the TEE it runs in, and refuses to start without one)")
+	fs.StringVar(&cfg.GPU, "gpu", cfg.GPU, `"nvml": add evidence of this machine's NVIDIA GPUs in confidential-computing mode, verified by NVIDIA's attestation service (binary built with -tags nvml)`)
+	fs.StringVar(&cfg.NRASURL, "nras-url", cfg.NRASURL, "NVIDIA attestation service endpoint for --gpu (default: NVIDIA's public NRAS)")
 	fs.StringVar(&cfg.TDXCollateral, "tdx-collateral", cfg.TDXCollateral, `on a TDX guest, ship a snapshot of Intel's collateral with each quote, fetched from "pcs" (Intel PCS), a PCCS https:// URL, or a DIR`)
 	money := moneyFlags(fs, &cfg.Money, "")
 	if err := fs.Parse(args); err != nil {
