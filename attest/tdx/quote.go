@@ -94,13 +94,26 @@ type tdBody interface {
 	GetTdAttributes() []byte
 }
 
+// quoteToProto is abi.QuoteToProto, which panics on some malformed quotes
+// (a QE authentication data size beyond the input slices out of range, as
+// FuzzParse found): a quote from the network must not crash its verifier,
+// so a panic becomes an error.
+func quoteToProto(raw []byte) (p any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p, err = nil, fmt.Errorf("go-tdx-guest abi panicked: %v", r)
+		}
+	}()
+	return abi.QuoteToProto(raw)
+}
+
 // Parse decodes a raw TDX quote (version 4 or 5) with go-tdx-guest's abi
 // package. Failures wrap attest.ErrMalformed.
 func Parse(raw []byte) (*Quote, error) {
 	if len(raw) > MaxQuoteSize {
 		return nil, fmt.Errorf("%w: tdx quote of %d bytes, more than %d", attest.ErrMalformed, len(raw), MaxQuoteSize)
 	}
-	p, err := abi.QuoteToProto(raw)
+	p, err := quoteToProto(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: tdx quote: %w", attest.ErrMalformed, err)
 	}
