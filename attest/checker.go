@@ -71,7 +71,7 @@ func (c *Checker) check(evidence []byte, now time.Time) (*Verified, error) {
 		return nil, err
 	}
 	if len(e.GPU) > 0 && c.GPU != nil {
-		g, err := c.GPU.VerifyGPU(e.GPU, id, now)
+		g, err := verifyGPU(c.GPU, e.GPU, id, now)
 		if err != nil {
 			return nil, fmt.Errorf("attest: GPU evidence for key %x: %w", shortID(id), err)
 		}
@@ -101,13 +101,7 @@ func (c *Checker) verifiers(kind string) []Verifier {
 func verify(vs []Verifier, e *Evidence, now time.Time) (*Claims, error) {
 	var first error
 	for _, v := range vs {
-		var claims *Claims
-		var err error
-		if ev, ok := v.(EvidenceVerifier); ok {
-			claims, err = ev.VerifyEvidence(e, now)
-		} else {
-			claims, err = v.Verify(e.CPU, now)
-		}
+		claims, err := verifyOne(v, e, now)
 		if err == nil {
 			return claims, nil
 		}
@@ -116,6 +110,32 @@ func verify(vs []Verifier, e *Evidence, now time.Time) (*Claims, error) {
 		}
 	}
 	return nil, first
+}
+
+// verifyOne runs v on e. Verifiers parse bytes from the network with
+// third-party parsers, some of which have panicked on malformed input
+// (go-tdx-guest's abi, found by fuzzing); a panic refuses the evidence as
+// malformed instead of crashing the client or proxy.
+func verifyOne(v Verifier, e *Evidence, now time.Time) (claims *Claims, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			claims, err = nil, malformed("%s verifier panicked on this evidence: %v", v.Kind(), r)
+		}
+	}()
+	if ev, ok := v.(EvidenceVerifier); ok {
+		return ev.VerifyEvidence(e, now)
+	}
+	return v.Verify(e.CPU, now)
+}
+
+// verifyGPU is g.VerifyGPU, with a panic made a refusal as in verifyOne.
+func verifyGPU(g GPUVerifier, gpu []byte, id [32]byte, now time.Time) (claims *GPUClaims, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			claims, err = nil, malformed("GPU verifier panicked on this evidence: %v", r)
+		}
+	}()
+	return g.VerifyGPU(gpu, id, now)
 }
 
 // expiry is the earliest time at which a check of the same evidence would fail.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -304,5 +305,28 @@ func TestParseMeasurement(t *testing.T) {
 	}
 	if _, err := attest.ParseMeasurement("0102"); !errors.Is(err, attest.ErrMalformed) {
 		t.Errorf("short measurement: %v", err)
+	}
+}
+
+// panickingVerifier is a test double of a verifier whose parser panics on
+// its input, as go-tdx-guest's did on a malformed quote.
+type panickingVerifier struct{}
+
+func (panickingVerifier) Kind() string { return attest.KindSimulated }
+func (panickingVerifier) Verify([]byte, time.Time) (*attest.Claims, error) {
+	panic("slice bounds out of range")
+}
+
+// TestCheckRefusesWhatPanicsAVerifier checks that evidence making a
+// verifier panic is refused as malformed, without crashing the checker.
+func TestCheckRefusesWhatPanicsAVerifier(t *testing.T) {
+	vendor := testVendor(t, seedA)
+	e := evidence(t, device(vendor), testBundle())
+	c := testChecker(vendor)
+	c.Verifiers = []attest.Verifier{panickingVerifier{}}
+	_, err := c.Check(e.Marshal())
+	wantOnly(t, err, attest.ErrMalformed)
+	if !strings.Contains(err.Error(), "panicked") {
+		t.Errorf("err = %v, want it to say the verifier panicked", err)
 	}
 }
