@@ -289,25 +289,33 @@ func verifyTDX(raw []byte, getter trust.HTTPSGetter, at time.Time, policy tdx.Po
 	// Policy.Check checks everything; what the flags leave out is made to
 	// match the quote itself, and said so.
 	claims := q.Claims(c)
-	var notes []string
-	if len(policy.Measurements) == 0 {
-		policy.Measurements = [][32]byte{claims.Measurement}
-		notes = append(notes, "measurement NOT checked (no --allow-measurement)")
-	} else {
-		notes = append(notes, "measurement allowed")
-	}
-	if wantRD == nil {
-		policy.ReportData = claims.ReportData
-		notes = append(notes, "report_data not checked (no --report-data)")
-	} else {
-		policy.ReportData = *wantRD
-		notes = append(notes, "report_data matches")
-	}
+	notes := fillPolicy(&policy.Measurements, &policy.ReportData, claims.Measurement, claims.ReportData, wantRD)
 	if err := policy.Check(claims); err != nil {
 		return refuse(stepPolicy, err)
 	}
 	v.Verdict, v.PolicyNote = "accepted", "TCB and debug checked; "+strings.Join(notes, "; ")
 	return v, nil
+}
+
+// fillPolicy completes a kind's policy from the flags: what they leave out
+// (no measurement allowed, no report_data given) is made to match the
+// evidence's own values, so it is not checked, and the notes say so.
+func fillPolicy(allowed *[][32]byte, rd *[64]byte, own [32]byte, ownRD [64]byte, wantRD *[64]byte) []string {
+	var notes []string
+	if len(*allowed) == 0 {
+		*allowed = [][32]byte{own}
+		notes = append(notes, "measurement NOT checked (no --allow-measurement)")
+	} else {
+		notes = append(notes, "measurement allowed")
+	}
+	if wantRD == nil {
+		*rd = ownRD
+		notes = append(notes, "report_data not checked (no --report-data)")
+	} else {
+		*rd = *wantRD
+		notes = append(notes, "report_data matches")
+	}
+	return notes
 }
 
 // verifySNP runs the steps of package snp on raw at the given time. Without
@@ -338,20 +346,7 @@ func verifySNP(raw, endorsement []byte, roots snp.Roots, at time.Time, policy sn
 	if err := snp.VerifySignature(r, endorsement, roots, at); err != nil {
 		return refuse(stepSignature, err)
 	}
-	var notes []string
-	if len(policy.Measurements) == 0 {
-		policy.Measurements = [][32]byte{h}
-		notes = append(notes, "measurement NOT checked (no --allow-measurement)")
-	} else {
-		notes = append(notes, "measurement allowed")
-	}
-	if wantRD == nil {
-		policy.ReportData = r.ReportData
-		notes = append(notes, "report_data not checked (no --report-data)")
-	} else {
-		policy.ReportData = *wantRD
-		notes = append(notes, "report_data matches")
-	}
+	notes := fillPolicy(&policy.Measurements, &policy.ReportData, h, r.ReportData, wantRD)
 	if err := policy.Check(r); err != nil {
 		return refuse(stepPolicy, err)
 	}

@@ -21,7 +21,11 @@ func deps(t *testing.T, env []string, format string, pkgs ...string) []string {
 // The client and the proxy must not be able to reach the simulated TEE's
 // private keys: they verify evidence, they never produce it.
 func TestVerifiersCannotProduceSimulatedEvidence(t *testing.T) {
-	for _, pkg := range []string{"github.com/cocoon-go/cocoon/client", "github.com/cocoon-go/cocoon/proxy", "github.com/cocoon-go/cocoon/worker", "github.com/cocoon-go/cocoon/attest"} {
+	for _, pkg := range []string{
+		"github.com/cocoon-go/cocoon/client", "github.com/cocoon-go/cocoon/proxy", "github.com/cocoon-go/cocoon/worker",
+		"github.com/cocoon-go/cocoon/attest", "github.com/cocoon-go/cocoon/attest/tdx", "github.com/cocoon-go/cocoon/attest/snp",
+		"github.com/cocoon-go/cocoon/attest/nvidia", "github.com/cocoon-go/cocoon/attest/tsm", "github.com/cocoon-go/cocoon/attest/collateral",
+	} {
 		for _, d := range deps(t, nil, "{{.ImportPath}}", pkg) {
 			if d == "github.com/cocoon-go/cocoon/attest/simulated" {
 				t.Errorf("%s imports the simulated TEE", pkg)
@@ -30,10 +34,16 @@ func TestVerifiersCannotProduceSimulatedEvidence(t *testing.T) {
 	}
 }
 
-// The default build needs no cgo: `go run ./cmd/cocoon up` works with only Go installed.
+// The default build needs no cgo: `go run ./cmd/cocoon up` works with only
+// Go installed. NVML, which needs cgo, is reached only with -tags nvml.
 func TestNoCgo(t *testing.T) {
 	for _, line := range deps(t, []string{"CGO_ENABLED=1"}, "{{if .CgoFiles}}{{if not .Standard}}{{.ImportPath}}{{end}}{{end}}", "github.com/cocoon-go/cocoon/cmd/cocoon") {
 		t.Errorf("%s uses cgo", line)
+	}
+	for _, d := range deps(t, nil, "{{.ImportPath}}", "github.com/cocoon-go/cocoon/cmd/cocoon") {
+		if strings.HasPrefix(d, "github.com/NVIDIA/go-nvml") {
+			t.Errorf("the default build imports %s", d)
+		}
 	}
 	// And the whole binary builds without it.
 	cmd := exec.Command("go", "list", "-deps", "-e", "-f", "{{if .Error}}{{.ImportPath}}: {{.Error}}{{end}}", "github.com/cocoon-go/cocoon/cmd/cocoon")
