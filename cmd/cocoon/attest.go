@@ -378,6 +378,9 @@ func verifyBundle(raw []byte, c *attest.Checker, at time.Time) (*verdictJSON, er
 		return v, &refusal{v.Step, err}
 	}
 	v.Verdict, v.PolicyNote = "accepted", "signatures, binding of the key bundle, policy and validity checked"
+	if ok.Claims.Kind == attest.KindSimulated {
+		v.PolicyNote += "; SIMULATED evidence: it proves nothing about confidentiality"
+	}
 	v.TCB = ok.Claims.TCB
 	h := ok.Claims.Measurement
 	v.ImageHash = hex.EncodeToString(h[:])
