@@ -211,7 +211,7 @@ func (p *Proxy) hello(ctx context.Context, w *workerConn) error {
 	}
 	defer resp.Body.Close()
 	var h wire.Hello
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&h); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, wire.MaxHelloSize)).Decode(&h); err != nil {
 		return fmt.Errorf("hello: %w", err)
 	}
 	v, err := p.attest.Check(h.Evidence)

@@ -43,6 +43,10 @@ const (
 // ALPN is the TLS application protocol of the worker link.
 const ALPN = "cocoon-worker/1"
 
+// MaxHelloSize bounds a Hello as JSON: evidence of attest.MaxEvidenceSize
+// bytes is a third larger in base64, and the rest is small.
+const MaxHelloSize = 2 << 20
+
 // Hello is what a worker tells a proxy about itself when it connects.
 type Hello struct {
 	Name     string      `json:"name"`

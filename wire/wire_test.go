@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
+	"strings"
 	"testing"
 
+	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/contracts"
 )
 
@@ -52,4 +54,17 @@ func FuzzParseVoucherPost(f *testing.F) {
 			t.Fatalf("a parsed post does not encode: %v", err)
 		}
 	})
+}
+
+// TestMaxHelloSizeFitsLargestEvidence checks that a Hello carrying the
+// largest evidence attest accepts still fits the proxy's read limit.
+func TestMaxHelloSizeFitsLargestEvidence(t *testing.T) {
+	h := Hello{Name: strings.Repeat("w", 256), Evidence: make([]byte, attest.MaxEvidenceSize), Models: []string{strings.Repeat("m", 256)}, Payout: strings.Repeat("a", 64)}
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) >= MaxHelloSize {
+		t.Errorf("a Hello with %d bytes of evidence is %d bytes of JSON, over MaxHelloSize %d", attest.MaxEvidenceSize, len(b), MaxHelloSize)
+	}
 }
