@@ -147,11 +147,13 @@ func probe(client configfsi.Client, where string) (provider string, floor uint, 
 // above a more privileged layer), from provider.
 func configfsProducer(client configfsi.Client, provider, kind string, floor uint) func([64]byte) ([]byte, error) {
 	return func(reportData [64]byte) ([]byte, error) {
-		resp, err := report.Get(client, &report.Request{
-			InBlob:     reportData[:],
-			Privilege:  &report.Privilege{Level: floor},
-			GetAuxBlob: kind == attest.KindSEVSNP,
-		})
+		req := &report.Request{InBlob: reportData[:], GetAuxBlob: kind == attest.KindSEVSNP}
+		if kind == attest.KindSEVSNP {
+			// Only SEV-SNP has privilege levels (VMPLs); Linux hides the
+			// privlevel attribute from TDX, where writing it would fail.
+			req.Privilege = &report.Privilege{Level: floor}
+		}
+		resp, err := report.Get(client, req)
 		var genErr *report.GenerationErr
 		if errors.As(err, &genErr) {
 			return nil, fmt.Errorf("%w: %w", ErrConcurrentUse, genErr)
