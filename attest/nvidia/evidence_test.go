@@ -10,6 +10,7 @@ import (
 
 	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/attest/nvidia"
+	"github.com/cocoon-go/cocoon/attest/nvidia/nvidiatest"
 	"github.com/cocoon-go/cocoon/internal/binenc"
 )
 
@@ -115,8 +116,8 @@ func TestParseNRASResponse(t *testing.T) {
 // canonical encodings: whatever it accepts marshals back to the same bytes.
 func FuzzParseEvidence(f *testing.F) {
 	f.Add(sampleEvidence().Marshal())
-	s := newSigner("k1", testNow)
-	f.Add(s.evidence(testNonce, 2, edits{}).Marshal())
+	s := nvidiatest.NewSigner("k1", atTestNow)
+	f.Add(s.Evidence(testNonce, 2, nvidiatest.Edits{}).Marshal())
 	if body, err := os.ReadFile("testdata/nras-response-h100.json"); err == nil {
 		if e, err := nvidia.ParseNRASResponse(body); err == nil {
 			f.Add(e.Marshal())

@@ -4,24 +4,25 @@ import (
 	"fmt"
 
 	"github.com/cocoon-go/cocoon/attest/nvidia"
+	"github.com/cocoon-go/cocoon/attest/nvidia/nvidiatest"
 )
 
 // A worker produces GPU evidence bound to its bundle hash through NRAS (here
 // a test double), and a client verifies it against pinned NRAS keys.
 func ExampleVerifier() {
-	nras := newFakeNRAS(testNow) // stands in for https://nras.attestation.nvidia.com
+	nras := nvidiatest.NewNRAS(atTestNow) // stands in for https://nras.attestation.nvidia.com
 	defer nras.Close()
 	bundleHash := [32]byte{1, 2, 3}
 
 	// Worker: collect each GPU's report for the bundle hash, have NRAS verify it.
-	producer := &nvidia.Producer{Collector: fakeCollector{n: 1, arch: "HOPPER"}, NRAS: &nvidia.NRAS{URL: nras.URL()}}
+	producer := &nvidia.Producer{Collector: nvidiatest.Collector{GPUs: 1, Arch: "HOPPER"}, NRAS: &nvidia.NRAS{URL: nras.URL()}}
 	gpuEvidence, err := producer.ProduceGPU(bundleHash)
 	if err != nil {
 		panic(err)
 	}
 
 	// Client: verify offline with the pinned JWKS (nvidia.LoadJWKS in production).
-	keys, err := nvidia.ParseJWKS(nras.jwks())
+	keys, err := nvidia.ParseJWKS(nras.JWKS())
 	if err != nil {
 		panic(err)
 	}

@@ -14,12 +14,13 @@ import (
 
 	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/attest/nvidia"
+	"github.com/cocoon-go/cocoon/attest/nvidia/nvidiatest"
 )
 
 // jwksKeys returns the keys of the signer's JWKS, to edit.
-func jwksKeys(s *signer) []map[string]any {
+func jwksKeys(s *nvidiatest.Signer) []map[string]any {
 	var set struct{ Keys []map[string]any }
-	if err := json.Unmarshal(s.jwks(), &set); err != nil {
+	if err := json.Unmarshal(s.JWKS(), &set); err != nil {
 		panic(err)
 	}
 	return set.Keys
@@ -31,7 +32,7 @@ func marshalJWKS(keys ...map[string]any) []byte {
 }
 
 func TestParseJWKS(t *testing.T) {
-	a, b := newSigner("a", testNow), newSigner("b", testNow)
+	a, b := nvidiatest.NewSigner("a", atTestNow), nvidiatest.NewSigner("b", atTestNow)
 	ka, kb := jwksKeys(a)[0], jwksKeys(b)[0]
 	rsaKey := map[string]any{"kty": "RSA", "kid": "r", "n": "AQAB", "e": "AQAB"}
 	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -83,16 +84,16 @@ func TestParseJWKS(t *testing.T) {
 }
 
 func TestLoadJWKS(t *testing.T) {
-	s := newSigner("k1", testNow)
+	s := nvidiatest.NewSigner("k1", atTestNow)
 	file := filepath.Join(t.TempDir(), "nras-jwks.json")
-	if err := os.WriteFile(file, s.jwks(), 0o600); err != nil {
+	if err := os.WriteFile(file, s.JWKS(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := nvidia.LoadJWKS(file)
 	if err != nil {
 		t.Fatalf("LoadJWKS: %v", err)
 	}
-	if _, err := nvidia.NewVerifier(keys).VerifyGPU(s.evidence(testNonce, 1, edits{}).Marshal(), testNonce, testNow); err != nil {
+	if _, err := nvidia.NewVerifier(keys).VerifyGPU(s.Evidence(testNonce, 1, nvidiatest.Edits{}).Marshal(), testNonce, testNow); err != nil {
 		t.Errorf("VerifyGPU with loaded keys: %v", err)
 	}
 	if _, err := nvidia.LoadJWKS(file + ".missing"); err == nil {

@@ -14,28 +14,30 @@ import (
 
 	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/attest/nvidia"
+	"github.com/cocoon-go/cocoon/attest/nvidia/nvidiatest"
 	"github.com/cocoon-go/cocoon/attest/simulated"
 )
 
 func TestProducerEndToEnd(t *testing.T) {
-	nras := newFakeNRAS(testNow)
+	nras := nvidiatest.NewNRAS(atTestNow)
 	defer nras.Close()
 	p := &nvidia.Producer{
-		Collector: fakeCollector{n: 2, arch: "HOPPER"},
+		Collector: nvidiatest.Collector{GPUs: 2, Arch: "HOPPER"},
 		NRAS:      &nvidia.NRAS{URL: nras.URL(), Header: http.Header{"Authorization": {"nv-sak test-key"}}},
 	}
 	raw, err := p.ProduceGPU(testNonce)
 	if err != nil {
 		t.Fatalf("ProduceGPU: %v", err)
 	}
-	req, hdr := nras.request(0)
+	req := nras.Requests()[0]
+	hdr := req.Header
 	if req.Nonce != hex.EncodeToString(testNonce[:]) || req.Arch != "HOPPER" || len(req.EvidenceList) != 2 || req.ClaimsVersion != "" {
 		t.Errorf("NRAS request = %+v", req)
 	}
 	if hdr.Get("Authorization") != "nv-sak test-key" || hdr.Get("Content-Type") != "application/json" {
 		t.Errorf("NRAS request headers = %v", hdr)
 	}
-	keys, err := nvidia.ParseJWKS(fetch(t, nras.srv.URL+"/.well-known/jwks.json"))
+	keys, err := nvidia.ParseJWKS(fetch(t, nras.JWKSURL()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,22 +66,22 @@ func fetch(t *testing.T, url string) []byte {
 }
 
 func TestNRASErrors(t *testing.T) {
-	nras := newFakeNRAS(testNow)
+	nras := nvidiatest.NewNRAS(atTestNow)
 	defer nras.Close()
 	c := &nvidia.NRAS{URL: nras.URL()}
-	gpus, _ := fakeCollector{n: 1, arch: "HOPPER"}.Collect(testNonce)
+	gpus, _ := nvidiatest.Collector{GPUs: 1, Arch: "HOPPER"}.Collect(testNonce)
 
-	nras.fail(http.StatusBadRequest, `{"errorCode":400,"message":"Invalid evidence: certificate chain"}`)
+	nras.Fail(http.StatusBadRequest, `{"errorCode":400,"message":"Invalid evidence: certificate chain"}`)
 	_, err := c.Attest(t.Context(), testNonce, gpus)
 	var ne *nvidia.NRASError
 	if !errors.As(err, &ne) || ne.Status != 400 || ne.Message != "Invalid evidence: certificate chain" {
 		t.Errorf("Attest = %v, want an NRASError with NRAS's message", err)
 	}
-	nras.fail(http.StatusServiceUnavailable, "upstream down")
+	nras.Fail(http.StatusServiceUnavailable, "upstream down")
 	if _, err := c.Attest(t.Context(), testNonce, gpus); !errors.As(err, &ne) || ne.Status != 503 || ne.Message != "upstream down" {
 		t.Errorf("Attest = %v, want an NRASError with the text", err)
 	}
-	nras.fail(0, "")
+	nras.Fail(0, "")
 
 	mixed := append(gpus, nvidia.GPUEvidence{Arch: "BLACKWELL", Report: []byte{1}, CertChain: []byte{1}})
 	if _, err := c.Attest(t.Context(), testNonce, mixed); err == nil || !strings.Contains(err.Error(), "one architecture") {
@@ -93,7 +95,7 @@ func TestNRASErrors(t *testing.T) {
 		t.Errorf("wrong nonce: %v", err)
 	}
 	collectErr := errors.New("nvml: GPUs are not in confidential-computing mode")
-	p := &nvidia.Producer{Collector: fakeCollector{err: collectErr}, NRAS: c}
+	p := &nvidia.Producer{Collector: nvidiatest.Collector{Err: collectErr}, NRAS: c}
 	if _, err := p.ProduceGPU(testNonce); !errors.Is(err, collectErr) {
 		t.Errorf("ProduceGPU = %v, want the collector's error", err)
 	}
@@ -110,7 +112,7 @@ func TestNRASLimits(t *testing.T) {
 		case <-time.After(5 * time.Second):
 		}
 	})
-	gpus, _ := fakeCollector{n: 1, arch: "HOPPER"}.Collect(testNonce)
+	gpus, _ := nvidiatest.Collector{GPUs: 1, Arch: "HOPPER"}.Collect(testNonce)
 	for name, h := range map[string]http.Handler{"huge": huge, "slow": slow} {
 		t.Run(name, func(t *testing.T) {
 			srv := httptest.NewServer(h)
@@ -126,20 +128,20 @@ func TestNRASLimits(t *testing.T) {
 // TestCheckerRequiresGPU runs GPU evidence through attest.Checker with a
 // simulated CPU TEE and a policy that requires a GPU.
 func TestCheckerRequiresGPU(t *testing.T) {
-	nras := newFakeNRAS(testNow)
+	nras := nvidiatest.NewNRAS(atTestNow)
 	defer nras.Close()
 	vendor, err := simulated.NewVendor(bytes.Repeat([]byte{0xa}, simulated.SeedSize))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cpu := vendor.Device(simulated.Measurement, simulated.WithClock(func() time.Time { return testNow }))
-	gpu := &nvidia.Producer{Collector: fakeCollector{n: 2, arch: "HOPPER"}, NRAS: &nvidia.NRAS{URL: nras.URL()}}
+	gpu := &nvidia.Producer{Collector: nvidiatest.Collector{GPUs: 2, Arch: "HOPPER"}, NRAS: &nvidia.NRAS{URL: nras.URL()}}
 	checker := attest.NewChecker(attest.Policy{
 		Measurements: [][32]byte{simulated.Measurement},
 		MaxAge:       time.Hour,
 		RequireGPU:   true,
 	}, vendor.Verifier())
-	checker.GPU = nvidia.NewVerifier(nras.keys())
+	checker.GPU = nvidia.NewVerifier(nras.Keys())
 	checker.Now = func() time.Time { return testNow.Add(time.Minute) }
 
 	b, other := testBundle(1), testBundle(2)
@@ -167,7 +169,7 @@ func TestCheckerRequiresGPU(t *testing.T) {
 	if g := v.Claims.GPU; g == nil || g.Kind != nvidia.Kind || len(g.GPUs) != 2 {
 		t.Errorf("GPU claims = %+v", v.Claims.GPU)
 	}
-	if want := testNow.Add(tokenLife); !v.Expires.Equal(want) {
+	if want := testNow.Add(nvidiatest.TokenLife); !v.Expires.Equal(want) {
 		t.Errorf("Expires = %v, want the tokens' expiry %v", v.Expires, want)
 	}
 

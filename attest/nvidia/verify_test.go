@@ -13,7 +13,14 @@ import (
 
 	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/attest/nvidia"
+	"github.com/cocoon-go/cocoon/attest/nvidia/nvidiatest"
 )
+
+// testNow is the pinned clock of these tests.
+var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// atTestNow dates the doubles' tokens at testNow.
+var atTestNow = nvidiatest.WithClock(func() time.Time { return testNow })
 
 var testNonce = [32]byte{0xc0, 0xc0, 31: 0x01}
 
@@ -51,18 +58,18 @@ func wantClaim(t *testing.T, err error, gpu, claim string) {
 	}
 }
 
-func verify(s *signer, e *nvidia.Evidence, now time.Time) (*attest.GPUClaims, error) {
-	return nvidia.NewVerifier(s.keys()).VerifyGPU(e.Marshal(), testNonce, now)
+func verify(s *nvidiatest.Signer, e *nvidia.Evidence, now time.Time) (*attest.GPUClaims, error) {
+	return nvidia.NewVerifier(s.Keys()).VerifyGPU(e.Marshal(), testNonce, now)
 }
 
 func TestVerifyGood(t *testing.T) {
-	s := newSigner("k1", testNow)
-	e := s.evidence(testNonce, 2, edits{})
+	s := nvidiatest.NewSigner("k1", atTestNow)
+	e := s.Evidence(testNonce, 2, nvidiatest.Edits{})
 	g, err := verify(s, e, testNow.Add(30*time.Minute))
 	if err != nil {
 		t.Fatalf("VerifyGPU: %v", err)
 	}
-	if g.Kind != nvidia.Kind || len(g.GPUs) != 2 || !g.ValidUntil.Equal(testNow.Add(tokenLife)) {
+	if g.Kind != nvidia.Kind || len(g.GPUs) != 2 || !g.ValidUntil.Equal(testNow.Add(nvidiatest.TokenLife)) {
 		t.Fatalf("claims = %+v", g)
 	}
 	want := attest.GPU{ID: "642960189298007512", Model: "GH100 A01 GSP BROM", Arch: "HOPPER", Driver: "570.133.20", VBIOS: "96.00.CF.00.02"}
@@ -74,7 +81,7 @@ func TestVerifyGood(t *testing.T) {
 // TestVerifyClaimsV3 accepts NRAS's claims version 3.0, which reports each
 // certificate chain as an object, and refuses a revoked one.
 func TestVerifyClaimsV3(t *testing.T) {
-	s := newSigner("k1", testNow)
+	s := nvidiatest.NewSigner("k1", atTestNow)
 	v3 := func(ocsp string) func(string, jwt.MapClaims) {
 		return func(_ string, c jwt.MapClaims) {
 			for _, p := range []string{"attestation-report-cert-chain", "driver-rim-cert", "vbios-rim-cert"} {
@@ -90,37 +97,37 @@ func TestVerifyClaimsV3(t *testing.T) {
 			c["x-nvidia-gpu-attestation-report-cert-chain-fwid-match"] = true
 		}
 	}
-	if _, err := verify(s, s.evidence(testNonce, 1, edits{gpu: v3("good")}), testNow); err != nil {
+	if _, err := verify(s, s.Evidence(testNonce, 1, nvidiatest.Edits{GPU: v3("good")}), testNow); err != nil {
 		t.Fatalf("claims 3.0: %v", err)
 	}
-	_, err := verify(s, s.evidence(testNonce, 1, edits{gpu: v3("revoked")}), testNow)
+	_, err := verify(s, s.Evidence(testNonce, 1, nvidiatest.Edits{GPU: v3("revoked")}), testNow)
 	wantClaim(t, err, "GPU-0", "x-nvidia-gpu-attestation-report-cert-chain")
 }
 
 func TestVerifyRefusesBadSignature(t *testing.T) {
-	s := newSigner("k1", testNow)
-	e := s.evidence(testNonce, 1, edits{})
+	s := nvidiatest.NewSigner("k1", atTestNow)
+	e := s.Evidence(testNonce, 1, nvidiatest.Edits{})
 
 	// Same kid, another key.
-	other := newSigner("k1", testNow)
-	e2 := other.evidence(testNonce, 1, edits{})
+	other := nvidiatest.NewSigner("k1", atTestNow)
+	e2 := other.Evidence(testNonce, 1, nvidiatest.Edits{})
 	_, err := verify(s, e2, testNow)
 	wantOnly(t, err, nvidia.ErrSignature)
 
 	// A payload changed under a good signature.
 	parts := strings.Split(e.Overall, ".")
-	forged := s.overallClaims(hex.EncodeToString(testNonce[:]), map[string]string{"GPU-0": e.GPUs[0].Token})
+	forged := s.OverallClaims(hex.EncodeToString(testNonce[:]), map[string]string{"GPU-0": e.GPUs[0].Token})
 	forged["jti"] = "forged"
-	parts[1] = strings.Split(s.sign(forged), ".")[1]
+	parts[1] = strings.Split(s.Sign(forged), ".")[1]
 	e.Overall = strings.Join(parts, ".")
 	_, err = verify(s, e, testNow)
 	wantOnly(t, err, nvidia.ErrSignature)
 }
 
 func TestVerifyRefusesUnknownKid(t *testing.T) {
-	s := newSigner("k1", testNow)
-	other := newSigner("k2", testNow)
-	_, err := verify(s, other.evidence(testNonce, 1, edits{}), testNow)
+	s := nvidiatest.NewSigner("k1", atTestNow)
+	other := nvidiatest.NewSigner("k2", atTestNow)
+	_, err := verify(s, other.Evidence(testNonce, 1, nvidiatest.Edits{}), testNow)
 	wantOnly(t, err, nvidia.ErrUnknownKey)
 	if !strings.Contains(err.Error(), `"k2"`) {
 		t.Errorf("error %q does not name the kid", err)
@@ -130,10 +137,10 @@ func TestVerifyRefusesUnknownKid(t *testing.T) {
 // TestVerifyRefusesOtherAlgorithms refuses tokens that are not ES384,
 // including the classic confusions: none, and HMAC keyed with the public key.
 func TestVerifyRefusesOtherAlgorithms(t *testing.T) {
-	s := newSigner("k1", testNow)
-	e := s.evidence(testNonce, 1, edits{})
-	claims := s.overallClaims(hex.EncodeToString(testNonce[:]), map[string]string{"GPU-0": e.GPUs[0].Token})
-	pub, _ := s.key.PublicKey.Bytes()
+	s := nvidiatest.NewSigner("k1", atTestNow)
+	e := s.Evidence(testNonce, 1, nvidiatest.Edits{})
+	claims := s.OverallClaims(hex.EncodeToString(testNonce[:]), map[string]string{"GPU-0": e.GPUs[0].Token})
+	pub, _ := s.Key.PublicKey.Bytes()
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -169,10 +176,10 @@ func TestVerifyRefusesOtherAlgorithms(t *testing.T) {
 }
 
 func TestVerifyRefusesOutsideValidity(t *testing.T) {
-	s := newSigner("k1", testNow)
-	e := s.evidence(testNonce, 1, edits{})
+	s := nvidiatest.NewSigner("k1", atTestNow)
+	e := s.Evidence(testNonce, 1, nvidiatest.Edits{})
 	for name, now := range map[string]time.Time{
-		"expired":       testNow.Add(tokenLife + 2*time.Minute),
+		"expired":       testNow.Add(nvidiatest.TokenLife + 2*time.Minute),
 		"not yet valid": testNow.Add(-2 * time.Minute),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -181,41 +188,41 @@ func TestVerifyRefusesOutsideValidity(t *testing.T) {
 		})
 	}
 	// Within the leeway of a minute either way, it verifies.
-	for _, now := range []time.Time{testNow.Add(-30 * time.Second), testNow.Add(tokenLife + 30*time.Second)} {
+	for _, now := range []time.Time{testNow.Add(-30 * time.Second), testNow.Add(nvidiatest.TokenLife + 30*time.Second)} {
 		if _, err := verify(s, e, now); err != nil {
 			t.Errorf("at %v: %v", now, err)
 		}
 	}
 	// A token without exp never verifies.
-	noExp := s.evidence(testNonce, 1, edits{gpu: func(_ string, c jwt.MapClaims) { delete(c, "exp") }})
+	noExp := s.Evidence(testNonce, 1, nvidiatest.Edits{GPU: func(_ string, c jwt.MapClaims) { delete(c, "exp") }})
 	_, err := verify(s, noExp, testNow)
 	wantOnly(t, err, nvidia.ErrTokenTime)
 }
 
 func TestVerifyIssuer(t *testing.T) {
-	stg := newSigner("k1", testNow)
-	stg.iss = "https://nras.attestation-stg.nvidia.com"
-	e := stg.evidence(testNonce, 1, edits{})
+	stg := nvidiatest.NewSigner("k1", atTestNow)
+	stg.Issuer = "https://nras.attestation-stg.nvidia.com"
+	e := stg.Evidence(testNonce, 1, nvidiatest.Edits{})
 	_, err := verify(stg, e, testNow)
 	wantOnly(t, err, nvidia.ErrIssuer)
 
 	// The issuer is configurable.
-	v := nvidia.NewVerifier(stg.keys())
-	v.Options.Issuer = stg.iss
+	v := nvidia.NewVerifier(stg.Keys())
+	v.Options.Issuer = stg.Issuer
 	if _, err := v.VerifyGPU(e.Marshal(), testNonce, testNow); err != nil {
-		t.Errorf("with Issuer %q: %v", stg.iss, err)
+		t.Errorf("with Issuer %q: %v", stg.Issuer, err)
 	}
 }
 
 func TestVerifyRefusesWrongNonce(t *testing.T) {
-	s := newSigner("k1", testNow)
+	s := nvidiatest.NewSigner("k1", atTestNow)
 	other := testNonce
 	other[0] ^= 1
-	_, err := verify(s, s.evidence(other, 1, edits{}), testNow)
+	_, err := verify(s, s.Evidence(other, 1, nvidiatest.Edits{}), testNow)
 	wantOnly(t, err, nvidia.ErrNonce)
 
 	// Only a detached token with another nonce.
-	e := s.evidence(testNonce, 2, edits{gpu: func(name string, c jwt.MapClaims) {
+	e := s.Evidence(testNonce, 2, nvidiatest.Edits{GPU: func(name string, c jwt.MapClaims) {
 		if name == "GPU-1" {
 			c["eat_nonce"] = hex.EncodeToString(other[:])
 		}
@@ -225,8 +232,8 @@ func TestVerifyRefusesWrongNonce(t *testing.T) {
 }
 
 func TestVerifyRefusesOverallResultFalse(t *testing.T) {
-	s := newSigner("k1", testNow)
-	e := s.evidence(testNonce, 1, edits{overall: func(c jwt.MapClaims) { c["x-nvidia-overall-att-result"] = false }})
+	s := nvidiatest.NewSigner("k1", atTestNow)
+	e := s.Evidence(testNonce, 1, nvidiatest.Edits{Overall: func(c jwt.MapClaims) { c["x-nvidia-overall-att-result"] = false }})
 	_, err := verify(s, e, testNow)
 	wantClaim(t, err, "", "x-nvidia-overall-att-result")
 }
@@ -247,8 +254,8 @@ func TestVerifyRefusesFailingGPU(t *testing.T) {
 		{"x-nvidia-attestation-warning", "certificate on hold"},
 	} {
 		t.Run(tc.claim, func(t *testing.T) {
-			s := newSigner("k1", testNow)
-			e := s.evidence(testNonce, 3, edits{gpu: func(name string, c jwt.MapClaims) {
+			s := nvidiatest.NewSigner("k1", atTestNow)
+			e := s.Evidence(testNonce, 3, nvidiatest.Edits{GPU: func(name string, c jwt.MapClaims) {
 				if name == "GPU-2" {
 					c[tc.claim] = tc.value
 				}
@@ -258,16 +265,16 @@ func TestVerifyRefusesFailingGPU(t *testing.T) {
 		})
 	}
 	// A claim that is absent fails as well.
-	s := newSigner("k1", testNow)
-	e := s.evidence(testNonce, 1, edits{gpu: func(_ string, c jwt.MapClaims) { delete(c, "measres") }})
+	s := nvidiatest.NewSigner("k1", atTestNow)
+	e := s.Evidence(testNonce, 1, nvidiatest.Edits{GPU: func(_ string, c jwt.MapClaims) { delete(c, "measres") }})
 	_, err := verify(s, e, testNow)
 	wantClaim(t, err, "GPU-0", "measres")
 }
 
 func TestVerifyRefusesSubmodsMismatch(t *testing.T) {
-	s := newSigner("k1", testNow)
-	good := s.evidence(testNonce, 2, edits{})
-	other := s.evidence(testNonce, 2, edits{})
+	s := nvidiatest.NewSigner("k1", atTestNow)
+	good := s.Evidence(testNonce, 2, nvidiatest.Edits{})
+	other := s.Evidence(testNonce, 2, nvidiatest.Edits{})
 
 	swapped := *good // a detached token from another (valid) set
 	swapped.GPUs = []nvidia.Detached{good.GPUs[0], other.GPUs[1]}
@@ -287,7 +294,7 @@ func TestVerifyRefusesSubmodsMismatch(t *testing.T) {
 	_, err = verify(s, &extra, testNow)
 	wantOnly(t, err, nvidia.ErrSubmods)
 
-	badDigest := s.evidence(testNonce, 1, edits{overall: func(c jwt.MapClaims) {
+	badDigest := s.Evidence(testNonce, 1, nvidiatest.Edits{Overall: func(c jwt.MapClaims) {
 		c["submods"] = map[string]any{"GPU-0": []any{"DIGEST", []any{"SHA-384", strings.Repeat("00", 48)}}}
 	}})
 	_, err = verify(s, badDigest, testNow)
@@ -295,20 +302,20 @@ func TestVerifyRefusesSubmodsMismatch(t *testing.T) {
 }
 
 func TestVerifyRefusesMalformed(t *testing.T) {
-	s := newSigner("k1", testNow)
-	v := nvidia.NewVerifier(s.keys())
+	s := nvidiatest.NewSigner("k1", atTestNow)
+	v := nvidia.NewVerifier(s.Keys())
 	_, err := v.VerifyGPU([]byte("not evidence"), testNonce, testNow)
 	wantOnly(t, err, attest.ErrMalformed)
 
-	e := s.evidence(testNonce, 1, edits{})
+	e := s.Evidence(testNonce, 1, nvidiatest.Edits{})
 	e.Overall = "abc.def"
 	_, err = v.VerifyGPU(e.Marshal(), testNonce, testNow)
 	wantOnly(t, err, attest.ErrMalformed)
 }
 
 func TestVerifyWithoutKeys(t *testing.T) {
-	s := newSigner("k1", testNow)
+	s := nvidiatest.NewSigner("k1", atTestNow)
 	v := &nvidia.Verifier{}
-	_, err := v.VerifyGPU(s.evidence(testNonce, 1, edits{}).Marshal(), testNonce, testNow)
+	_, err := v.VerifyGPU(s.Evidence(testNonce, 1, nvidiatest.Edits{}).Marshal(), testNonce, testNow)
 	wantOnly(t, err, nvidia.ErrUnknownKey)
 }

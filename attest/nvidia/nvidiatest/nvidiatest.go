@@ -1,4 +1,12 @@
-package nvidia_test
+// Package nvidiatest provides test doubles of NVIDIA's attestation service;
+// never for production. Its [NRAS] is an httptest server that answers like
+// NVIDIA's Remote Attestation Service with tokens signed by a test-only
+// P-384 key, its [Signer] makes such tokens without a server, and its
+// [Collector] stands in for NVML with made-up GPU evidence.
+//
+// Evidence from these doubles verifies only with the double's own keys
+// ([Signer.Keys]), which no real deployment pins.
+package nvidiatest
 
 import (
 	"bytes"
@@ -24,49 +32,59 @@ import (
 	"github.com/cocoon-go/cocoon/attest/nvidia"
 )
 
-// testNow is the pinned clock of these tests.
-var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+// TokenLife is how long the doubles' tokens are valid, as NRAS's are.
+const TokenLife = time.Hour
 
-// tokenLife is how long the double's tokens are valid, as NRAS's are.
-const tokenLife = time.Hour
-
-// signer makes NRAS-shaped tokens with a test-only P-384 key. It is the
-// signing half of fakeNRAS, usable without a server.
-type signer struct {
-	key *ecdsa.PrivateKey
-	kid string
-	iss string
-	now time.Time
+// Signer makes NRAS-shaped tokens with a test-only P-384 key: the signing
+// half of [NRAS], usable without a server.
+type Signer struct {
+	Key    *ecdsa.PrivateKey
+	Kid    string // the key ID in each token's header and in the JWKS
+	Issuer string // iss of every token; nvidia.DefaultIssuer unless changed
+	now    func() time.Time
 }
 
-func newSigner(kid string, now time.Time) *signer {
+// Option changes a [Signer] or an [NRAS] as it is made.
+type Option func(*Signer)
+
+// WithClock sets the clock that dates tokens and the JWKS certificate
+// (default time.Now).
+func WithClock(now func() time.Time) Option { return func(s *Signer) { s.now = now } }
+
+// NewSigner returns a signer with a fresh key under kid.
+func NewSigner(kid string, opts ...Option) *Signer {
 	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		panic(err)
 	}
-	return &signer{key: key, kid: kid, iss: nvidia.DefaultIssuer, now: now}
+	s := &Signer{Key: key, Kid: kid, Issuer: nvidia.DefaultIssuer, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
-// jwks returns the signer's public key as NRAS publishes its keys: x, y and
+// JWKS returns the signer's public key as NRAS publishes its keys: x, y and
 // an x5c certificate for the same key.
-func (s *signer) jwks() []byte {
+func (s *Signer) JWKS() []byte {
+	now := s.now()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
 		Subject:      pkix.Name{CommonName: "Test double of NVIDIA Attestation Service"},
-		NotBefore:    s.now.Add(-time.Hour),
-		NotAfter:     s.now.Add(48 * time.Hour),
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(48 * time.Hour),
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &s.key.PublicKey, s.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &s.Key.PublicKey, s.Key)
 	if err != nil {
 		panic(err)
 	}
-	point, err := s.key.PublicKey.Bytes() // 0x04 ‖ x ‖ y
+	point, err := s.Key.PublicKey.Bytes() // 0x04 ‖ x ‖ y
 	if err != nil {
 		panic(err)
 	}
 	b64 := base64.RawURLEncoding.EncodeToString
 	set := map[string]any{"keys": []map[string]any{{
-		"kty": "EC", "crv": "P-384", "kid": s.kid,
+		"kty": "EC", "crv": "P-384", "kid": s.Kid,
 		"x": b64(point[1:49]), "y": b64(point[49:]),
 		"x5c": []string{base64.StdEncoding.EncodeToString(der)},
 	}}}
@@ -77,40 +95,42 @@ func (s *signer) jwks() []byte {
 	return b
 }
 
-func (s *signer) keys() *nvidia.KeySet {
-	ks, err := nvidia.ParseJWKS(s.jwks())
+// Keys returns the signer's JWKS as a pinned key set, for nvidia.NewVerifier.
+func (s *Signer) Keys() *nvidia.KeySet {
+	ks, err := nvidia.ParseJWKS(s.JWKS())
 	if err != nil {
 		panic(err)
 	}
 	return ks
 }
 
-// sign signs claims with ES384 under the signer's kid.
-func (s *signer) sign(claims jwt.MapClaims) string {
+// Sign signs claims with ES384 under the signer's kid.
+func (s *Signer) Sign(claims jwt.MapClaims) string {
 	t := jwt.NewWithClaims(jwt.SigningMethodES384, claims)
-	t.Header["kid"] = s.kid
+	t.Header["kid"] = s.Kid
 	delete(t.Header, "typ") // NRAS's header is {"kid", "alg"} only
-	raw, err := t.SignedString(s.key)
+	raw, err := t.SignedString(s.Key)
 	if err != nil {
 		panic(err)
 	}
 	return raw
 }
 
-func (s *signer) registered(nonce string) jwt.MapClaims {
+func (s *Signer) registered(nonce string) jwt.MapClaims {
+	now := s.now()
 	return jwt.MapClaims{
-		"iss":       s.iss,
-		"iat":       s.now.Unix(),
-		"nbf":       s.now.Unix(),
-		"exp":       s.now.Add(tokenLife).Unix(),
+		"iss":       s.Issuer,
+		"iat":       now.Unix(),
+		"nbf":       now.Unix(),
+		"exp":       now.Add(TokenLife).Unix(),
 		"jti":       "test-jti",
 		"eat_nonce": nonce,
 	}
 }
 
 // gpuClaims are the claims of a healthy H100 in CC mode, as NRAS's claims
-// version 2.0 reports them (see testdata/nras-response-h100.json).
-func (s *signer) gpuClaims(nonce string, i int) jwt.MapClaims {
+// version 2.0 reports them (see ../testdata/nras-response-h100.json).
+func (s *Signer) gpuClaims(nonce string, i int) jwt.MapClaims {
 	c := s.registered(nonce)
 	for k, v := range map[string]any{
 		"ueid":                                   fmt.Sprint(642960189298007511 + i),
@@ -144,8 +164,9 @@ func (s *signer) gpuClaims(nonce string, i int) jwt.MapClaims {
 	return c
 }
 
-// overallClaims lists the digest of each detached token under its name.
-func (s *signer) overallClaims(nonce string, detached map[string]string) jwt.MapClaims {
+// OverallClaims returns the claims of an overall token with nonce (hex)
+// listing the digest of each detached token under its name.
+func (s *Signer) OverallClaims(nonce string, detached map[string]string) jwt.MapClaims {
 	c := s.registered(nonce)
 	submods := map[string]any{}
 	for name, tok := range detached {
@@ -159,29 +180,31 @@ func (s *signer) overallClaims(nonce string, detached map[string]string) jwt.Map
 	return c
 }
 
-// edits alter a token set as it is made; nil fields change nothing.
-type edits struct {
-	gpu     func(name string, c jwt.MapClaims) // before a detached token is signed
-	overall func(c jwt.MapClaims)              // before the overall token is signed
+// Edits alter a token set as [Signer.Evidence] makes it; nil fields change
+// nothing.
+type Edits struct {
+	GPU     func(name string, c jwt.MapClaims) // before a detached token is signed
+	Overall func(c jwt.MapClaims)              // before the overall token is signed
 }
 
-// evidence returns a token set for n GPUs with nonce, as NRAS would issue it.
-func (s *signer) evidence(nonce [32]byte, n int, ed edits) *nvidia.Evidence {
+// Evidence returns a token set for n healthy H100s ("GPU-0", …) with nonce,
+// as NRAS would issue it.
+func (s *Signer) Evidence(nonce [32]byte, n int, ed Edits) *nvidia.Evidence {
 	h := hex.EncodeToString(nonce[:])
 	detached := map[string]string{}
 	for i := range n {
 		name := fmt.Sprintf("GPU-%d", i)
 		c := s.gpuClaims(h, i)
-		if ed.gpu != nil {
-			ed.gpu(name, c)
+		if ed.GPU != nil {
+			ed.GPU(name, c)
 		}
-		detached[name] = s.sign(c)
+		detached[name] = s.Sign(c)
 	}
-	oc := s.overallClaims(h, detached)
-	if ed.overall != nil {
-		ed.overall(oc)
+	oc := s.OverallClaims(h, detached)
+	if ed.Overall != nil {
+		ed.Overall(oc)
 	}
-	e := &nvidia.Evidence{Overall: s.sign(oc)}
+	e := &nvidia.Evidence{Overall: s.Sign(oc)}
 	for name, tok := range detached {
 		e.GPUs = append(e.GPUs, nvidia.Detached{Name: name, Token: tok})
 	}
@@ -189,24 +212,24 @@ func (s *signer) evidence(nonce [32]byte, n int, ed edits) *nvidia.Evidence {
 	return e
 }
 
-// fakeNRAS is a test double of NVIDIA's Remote Attestation Service: an
-// httptest server answering POST /v3/attest/gpu with tokens signed by a
-// test-only key, and serving that key at /.well-known/jwks.json. It checks
-// the shape of requests, not the GPU evidence, which it only requires to
-// carry the nonce (as fakeCollector's reports do).
-type fakeNRAS struct {
-	*signer
+// NRAS is a test double of NVIDIA's Remote Attestation Service: an httptest
+// server answering POST /v3/attest/gpu with tokens its [Signer] signs, and
+// serving its key at /.well-known/jwks.json. It checks the shape of
+// requests, not the GPU evidence, which it only requires to carry the nonce
+// (as [Collector]'s reports do).
+type NRAS struct {
+	*Signer
 	srv *httptest.Server
 
 	mu       sync.Mutex
 	status   int    // when not 0 or 200, the status of every attest response
 	errBody  string // its body
-	requests []nrasRequest
-	headers  []http.Header
+	requests []Request
 }
 
-// nrasRequest is the body NRAS's API takes.
-type nrasRequest struct {
+// Request is an attest request the double received: the body NRAS's API
+// takes, and the request's headers.
+type Request struct {
 	Nonce         string `json:"nonce"`
 	Arch          string `json:"arch"`
 	ClaimsVersion string `json:"claims_version"`
@@ -214,46 +237,60 @@ type nrasRequest struct {
 		Certificate string `json:"certificate"`
 		Evidence    string `json:"evidence"`
 	} `json:"evidence_list"`
+	Header http.Header `json:"-"`
 }
 
-func newFakeNRAS(now time.Time) *fakeNRAS {
-	f := &fakeNRAS{signer: newSigner("nv-eat-kid-test-double", now)}
+// NewNRAS starts a double with a fresh key, whose kid is derived from it so
+// that two doubles never share one. Close it when done.
+func NewNRAS(opts ...Option) *NRAS {
+	s := NewSigner("", opts...)
+	pub, _ := s.Key.PublicKey.Bytes()
+	d := sha256.Sum256(pub)
+	s.Kid = "nv-eat-kid-test-double-" + hex.EncodeToString(d[:4])
+	f := &NRAS{Signer: s}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(f.jwks())
+		w.Write(f.JWKS())
 	})
 	mux.HandleFunc("POST /v3/attest/gpu", f.attest)
 	f.srv = httptest.NewServer(mux)
 	return f
 }
 
-// fail makes every attest request answer status with body; status 0 restores
-// normal answers.
-func (f *fakeNRAS) fail(status int, body string) {
+// URL is the double's attestation endpoint, for nvidia.NRAS.URL.
+func (f *NRAS) URL() string { return f.srv.URL + "/v3/attest/gpu" }
+
+// JWKSURL is where the double serves its JWKS.
+func (f *NRAS) JWKSURL() string { return f.srv.URL + "/.well-known/jwks.json" }
+
+// Client returns an NRAS client of the double.
+func (f *NRAS) Client() *nvidia.NRAS { return &nvidia.NRAS{URL: f.URL()} }
+
+// Close shuts the server down.
+func (f *NRAS) Close() { f.srv.Close() }
+
+// Fail makes every attest request answer status with body; status 0
+// restores normal answers.
+func (f *NRAS) Fail(status int, body string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.status, f.errBody = status, body
 }
 
-// request returns the i-th attest request received and its headers.
-func (f *fakeNRAS) request(i int) (nrasRequest, http.Header) {
+// Requests returns the attest requests received so far.
+func (f *NRAS) Requests() []Request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.requests[i], f.headers[i]
+	return append([]Request(nil), f.requests...)
 }
 
-// URL is the double's attestation endpoint.
-func (f *fakeNRAS) URL() string { return f.srv.URL + "/v3/attest/gpu" }
-
-func (f *fakeNRAS) Close() { f.srv.Close() }
-
-func (f *fakeNRAS) attest(w http.ResponseWriter, r *http.Request) {
-	var req nrasRequest
+func (f *NRAS) attest(w http.ResponseWriter, r *http.Request) {
+	var req Request
 	err := json.NewDecoder(r.Body).Decode(&req)
+	req.Header = r.Header.Clone()
 	f.mu.Lock()
 	f.requests = append(f.requests, req)
-	f.headers = append(f.headers, r.Header.Clone())
 	status, errBody := f.status, f.errBody
 	f.mu.Unlock()
 	if status != 0 && status != http.StatusOK {
@@ -273,7 +310,7 @@ func (f *fakeNRAS) attest(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	e := f.evidence([32]byte(nonce), len(req.EvidenceList), edits{})
+	e := f.Evidence([32]byte(nonce), len(req.EvidenceList), Edits{})
 	detached := map[string]string{}
 	for _, g := range e.GPUs {
 		detached[g.Name] = g.Token
@@ -282,25 +319,32 @@ func (f *fakeNRAS) attest(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode([]any{[]string{"JWT", e.Overall}, detached})
 }
 
-// fakeCollector stands in for NVML: n GPUs of one architecture whose
-// "reports" are the nonce behind a fixed prefix.
-type fakeCollector struct {
-	n    int
-	arch string
-	err  error
+// Collector is an nvidia.Collector that stands in for NVML: GPUs GPUs of
+// one architecture whose "reports" are the nonce behind a fixed prefix.
+type Collector struct {
+	GPUs int
+	Arch string // "HOPPER" if empty
+	Err  error  // if set, what Collect returns
 }
 
-func (c fakeCollector) Collect(nonce [32]byte) ([]nvidia.GPUEvidence, error) {
-	if c.err != nil {
-		return nil, c.err
+// Collect returns made-up evidence for c.GPUs GPUs, or c.Err.
+func (c Collector) Collect(nonce [32]byte) ([]nvidia.GPUEvidence, error) {
+	if c.Err != nil {
+		return nil, c.Err
+	}
+	arch := c.Arch
+	if arch == "" {
+		arch = "HOPPER"
 	}
 	var out []nvidia.GPUEvidence
-	for i := range c.n {
+	for i := range c.GPUs {
 		out = append(out, nvidia.GPUEvidence{
-			Arch:      c.arch,
+			Arch:      arch,
 			Report:    append([]byte(fmt.Sprintf("fake SPDM report of GPU %d:", i)), nonce[:]...),
 			CertChain: []byte("-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n"),
 		})
 	}
 	return out, nil
 }
+
+var _ nvidia.Collector = Collector{}
