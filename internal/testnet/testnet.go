@@ -1,7 +1,8 @@
 // Package testnet starts a whole Cocoon network inside a test: a simulated
 // TEE vendor, a proxy whose client-facing traffic is recorded, workers
-// running given engines, and a client serving the OpenAI API, all on
-// loopback. It is a test helper; nothing in the product imports it.
+// running given engines (optionally with GPU evidence), and a client
+// serving the OpenAI API, all on loopback. It is a test helper; nothing in
+// the product imports it.
 package testnet
 
 import (
@@ -16,6 +17,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,6 +51,12 @@ type Options struct {
 	// Unrecorded leaves the proxy's traffic unrecorded (Net.Recorder is nil),
 	// as benchmarks want.
 	Unrecorded bool
+	// GPU[i], if set, adds GPU evidence to worker i's key bundles.
+	GPU []attest.GPUProducer
+	// Checker, if set, edits the attestation checker of the proxy and of
+	// the client (role "proxy" or "client") before use, for example to set
+	// a GPU verifier or require a GPU.
+	Checker func(role string, c *attest.Checker)
 }
 
 // Net is a running test network.
@@ -64,6 +73,7 @@ type Net struct {
 	Recorder   *Recorder
 	Links      *Relay // between workers and the proxy
 	workerStop []context.CancelFunc
+	refusals   *refusals
 }
 
 // Start builds a network and stops it when the test ends.
@@ -74,18 +84,24 @@ func Start(t testing.TB, opts Options) *Net {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	refused := &refusals{byRole: map[string][]error{}}
+	log = slog.New(&refusalHandler{next: log.Handler(), r: refused})
 	vendor, err := simulated.LoadVendor(filepath.Join(dir, "vendor"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checker := func() *attest.Cache {
-		return attest.NewCache(&attest.Checker{
+	checker := func(role string) *attest.Cache {
+		c := &attest.Checker{
 			Verifiers: []attest.Verifier{attest.NewSimulatedVerifier(vendor.Roots())},
 			Policy:    attest.Policy{Measurements: [][32]byte{simulated.Measurement}, MaxAge: time.Hour},
 			Now:       time.Now,
-		})
+		}
+		if opts.Checker != nil {
+			opts.Checker(role, c)
+		}
+		return attest.NewCache(c)
 	}
-	n := &Net{Vendor: vendor, Recorder: &Recorder{tamper: opts.Tamper}}
+	n := &Net{Vendor: vendor, Recorder: &Recorder{tamper: opts.Tamper}, refusals: refused}
 
 	cert, err := identity.TLS(filepath.Join(dir, "proxy", "tls.pem"), "cocoon-proxy")
 	if err != nil {
@@ -97,7 +113,7 @@ func Start(t testing.TB, opts Options) *Net {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Proxy = proxy.New(proxy.Config{FeeBPS: 1000, CreditLimit: opts.CreditLimit}, cert, checker(), n.Ledger, log.With("role", "proxy"))
+	n.Proxy = proxy.New(proxy.Config{FeeBPS: 1000, CreditLimit: opts.CreditLimit}, cert, checker("proxy"), n.Ledger, log.With("role", "proxy"))
 	wln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +153,11 @@ func Start(t testing.TB, opts Options) *Net {
 			t.Fatal(err)
 		}
 		name := "worker-" + string(rune('a'+i))
-		w, err := worker.New(worker.Config{Name: name, Proxy: n.Links.addr, ProxyPin: pin, Capacity: opts.Capacity, Price: opts.WorkerPrice},
+		var gpu attest.GPUProducer
+		if i < len(opts.GPU) {
+			gpu = opts.GPU[i]
+		}
+		w, err := worker.New(worker.Config{Name: name, Proxy: n.Links.addr, ProxyPin: pin, Capacity: opts.Capacity, Price: opts.WorkerPrice, GPU: gpu},
 			id, eng, vendor.Device(simulated.Measurement), log.With("role", name))
 		if err != nil {
 			t.Fatal(err)
@@ -148,10 +168,11 @@ func Start(t testing.TB, opts Options) *Net {
 		n.workerStop = append(n.workerStop, func() { cancel(); <-done })
 		n.Workers = append(n.Workers, w)
 	}
+	// Wait until the proxy has admitted or refused every worker.
 	deadline := time.Now().Add(10 * time.Second)
-	for n.Proxy.Workers() < len(opts.Engines) {
+	for n.Proxy.Workers()+n.refusedWorkers() < len(opts.Engines) {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d workers connected", n.Proxy.Workers(), len(opts.Engines))
+			t.Fatalf("only %d of %d workers connected; the proxy refused %v", n.Proxy.Workers(), len(opts.Engines), n.Refusals("proxy"))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -169,7 +190,7 @@ func Start(t testing.TB, opts Options) *Net {
 		opts.DirectoryTTL = 50 * time.Millisecond
 	}
 	n.Client, err = client.New(client.Config{Proxy: srv.URL, ProxyPin: pin, Fanout: opts.Fanout, DirectoryTTL: opts.DirectoryTTL},
-		key, checker(), n.Journal, log.With("role", "client"))
+		key, checker("client"), n.Journal, log.With("role", "client"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +198,88 @@ func Start(t testing.TB, opts Options) *Net {
 	n.BaseURL = csrv.URL + "/v1"
 	t.Cleanup(func() { csrv.Close(); n.Journal.Close() })
 	return n
+}
+
+// Refusals returns the errors with which role ("proxy" or "client") has
+// refused workers so far, oldest first, as it logged them. A worker the
+// proxy refuses dials again, and is refused again, after a backoff.
+func (n *Net) Refusals(role string) []error {
+	n.refusals.mu.Lock()
+	defer n.refusals.mu.Unlock()
+	return slices.Clone(n.refusals.byRole[role])
+}
+
+// refusedWorkers counts the workers the proxy has refused: those whose key
+// ID a refusal names, as attest's errors do.
+func (n *Net) refusedWorkers() int {
+	errs := n.Refusals("proxy")
+	count := 0
+	for _, w := range n.Workers {
+		id := w.KeyID()
+		if slices.ContainsFunc(errs, func(err error) bool { return strings.Contains(err.Error(), hex.EncodeToString(id[:8])) }) {
+			count++
+		}
+	}
+	return count
+}
+
+// refusals keeps the errors logged with refusalMessages, by the role of the
+// logger.
+type refusals struct {
+	mu     sync.Mutex
+	byRole map[string][]error
+}
+
+// refusalMessages are those with which the proxy and the client log a
+// worker they refuse, with the reason as "err".
+var refusalMessages = map[string]bool{
+	"worker refused":                         true, // proxy
+	"refusing worker: evidence fails policy": true, // client
+}
+
+// refusalHandler passes records on to next, keeping refusals' errors.
+type refusalHandler struct {
+	next slog.Handler
+	role string // the logger's "role" attribute
+	r    *refusals
+}
+
+func (h *refusalHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn || h.next.Enabled(ctx, l)
+}
+
+func (h *refusalHandler) Handle(ctx context.Context, rec slog.Record) error {
+	if refusalMessages[rec.Message] {
+		rec.Attrs(func(a slog.Attr) bool {
+			if err, ok := a.Value.Any().(error); ok && a.Key == "err" {
+				h.r.mu.Lock()
+				h.r.byRole[h.role] = append(h.r.byRole[h.role], err)
+				h.r.mu.Unlock()
+			}
+			return true
+		})
+	}
+	if !h.next.Enabled(ctx, rec.Level) {
+		return nil
+	}
+	return h.next.Handle(ctx, rec)
+}
+
+func (h *refusalHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	for _, a := range attrs {
+		if a.Key == "role" {
+			c.role = a.Value.String()
+		}
+	}
+	c.next = h.next.WithAttrs(attrs)
+	return &c
+}
+
+func (h *refusalHandler) WithGroup(name string) slog.Handler {
+	c := *h
+	c.next = h.next.WithGroup(name)
+	return &c
 }
 
 // StopWorker disconnects worker i and waits until it has stopped.
