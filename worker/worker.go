@@ -53,6 +53,9 @@ type Config struct {
 	EvidenceFile string `json:"evidence_file,omitempty"`
 	// GPU, if set, adds GPU evidence bound to each key bundle.
 	GPU attest.GPUProducer `json:"-"`
+	// GPURefresh is how often evidence with GPU evidence is remade: NRAS
+	// tokens are valid for an hour. Zero means 30 minutes.
+	GPURefresh time.Duration `json:"gpu_refresh,omitempty"`
 }
 
 // Identity is the worker's long-lived keys.
@@ -100,10 +103,12 @@ type Worker struct {
 	tee    attest.Producer
 	log    *slog.Logger
 
-	mu       sync.Mutex
-	keyID    [32]byte
-	evidence []byte
-	expires  time.Time
+	mu         sync.Mutex
+	keyID      [32]byte
+	evidence   []byte
+	expires    time.Time   // the bundle's expiry
+	refreshAt  time.Time   // when to make new evidence, well before any part of it expires
+	refreshing atomic.Bool // a refresh runs in the background
 
 	inflight atomic.Int64
 	replay   seal.ReplayCache
@@ -121,6 +126,9 @@ func New(cfg Config, id *Identity, eng engine.Engine, tee attest.Producer, log *
 	}
 	if cfg.BundleTTL <= 0 {
 		cfg.BundleTTL = 24 * time.Hour
+	}
+	if cfg.GPURefresh <= 0 {
+		cfg.GPURefresh = 30 * time.Minute
 	}
 	if cfg.Price == (price.Price{}) {
 		cfg.Price = price.Default
@@ -181,22 +189,44 @@ func (w *Worker) refreshEvidence() error {
 			return fmt.Errorf("worker: write evidence: %w", err)
 		}
 	}
+	refreshAt := now.Add(w.cfg.BundleTTL / 2)
+	if len(ev.GPU) > 0 && w.cfg.GPURefresh < w.cfg.BundleTTL/2 {
+		refreshAt = now.Add(w.cfg.GPURefresh)
+	}
 	w.mu.Lock()
-	w.keyID, w.evidence, w.expires = b.Hash(), raw, time.Unix(b.Expires, 0)
+	w.keyID, w.evidence, w.expires, w.refreshAt = b.Hash(), raw, time.Unix(b.Expires, 0), refreshAt
 	w.mu.Unlock()
 	w.log.Info("attested", "kind", ev.Kind, "key", fmt.Sprintf("%x", w.keyID[:8]), "gpu_evidence", len(ev.GPU) > 0, "collateral", len(ev.Collateral) > 0, "expires", time.Unix(b.Expires, 0).UTC().Format(time.RFC3339))
 	return nil
 }
 
-func (w *Worker) serveHello(rw http.ResponseWriter, r *http.Request) {
+// maybeRefresh makes new evidence once it is due: in the background while
+// the current evidence is still valid (asking the TEE, NRAS or Intel PCS
+// may take seconds, longer than a proxy waits for a hello), and at once
+// when it has expired.
+func (w *Worker) maybeRefresh() {
 	w.mu.Lock()
-	if time.Until(w.expires) < w.cfg.BundleTTL/2 {
-		w.mu.Unlock()
+	now := time.Now()
+	due, expired := !now.Before(w.refreshAt), !now.Before(w.expires)
+	w.mu.Unlock()
+	switch {
+	case expired:
 		if err := w.refreshEvidence(); err != nil {
-			w.log.Error("refreshing evidence", "err", err)
+			w.log.Error("refreshing expired evidence", "err", err)
 		}
-		w.mu.Lock()
+	case due && w.refreshing.CompareAndSwap(false, true):
+		go func() {
+			defer w.refreshing.Store(false)
+			if err := w.refreshEvidence(); err != nil {
+				w.log.Error("refreshing evidence", "err", err)
+			}
+		}()
 	}
+}
+
+func (w *Worker) serveHello(rw http.ResponseWriter, r *http.Request) {
+	w.maybeRefresh()
+	w.mu.Lock()
 	h := wire.Hello{Name: w.cfg.Name, Evidence: w.evidence, Price: w.cfg.Price, Capacity: w.cfg.Capacity}
 	w.mu.Unlock()
 	if w.money != nil {

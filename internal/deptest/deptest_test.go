@@ -3,6 +3,7 @@ package deptest
 
 import (
 	"os/exec"
+	"path"
 	"strings"
 	"testing"
 )
@@ -43,6 +44,11 @@ func TestNoCgo(t *testing.T) {
 	for _, d := range deps(t, nil, "{{.ImportPath}}", "github.com/cocoon-go/cocoon/cmd/cocoon") {
 		if strings.HasPrefix(d, "github.com/NVIDIA/go-nvml") {
 			t.Errorf("the default build imports %s", d)
+		}
+		// Test doubles never reach the binary.
+		switch path.Base(d) {
+		case "nvidiatest", "enginetest", "testnet", "testmodel":
+			t.Errorf("the binary imports the test double %s", d)
 		}
 	}
 	// And the whole binary builds without it.

@@ -1,0 +1,115 @@
+package worker
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cocoon-go/cocoon/attest"
+	"github.com/cocoon-go/cocoon/attest/simulated"
+	"github.com/cocoon-go/cocoon/engine/enginetest"
+	"github.com/cocoon-go/cocoon/wire"
+)
+
+// slowGPU is a test double of a GPU producer whose attestation (NRAS, in
+// production) takes as long as its gate stays closed.
+type slowGPU struct {
+	calls atomic.Int32
+	gate  chan struct{}
+}
+
+func (g *slowGPU) ProduceGPU(nonce [32]byte) ([]byte, error) {
+	if g.calls.Add(1) > 1 {
+		<-g.gate
+	}
+	return append([]byte("gpu evidence for "), nonce[:]...), nil
+}
+
+func hello(t *testing.T, w *Worker) wire.Hello {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	w.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, wire.PathHello, nil))
+	var h wire.Hello
+	if err := json.NewDecoder(rec.Body).Decode(&h); err != nil {
+		t.Fatalf("hello: %v", err)
+	}
+	return h
+}
+
+// TestGPUEvidenceRefreshedInBackground checks that a worker with GPU
+// evidence remakes its evidence every GPURefresh, long before its bundle's
+// half-life (NRAS tokens last an hour), and that a slow attestation does not
+// hold up the hello a proxy is waiting for.
+func TestGPUEvidenceRefreshedInBackground(t *testing.T) {
+	vendor, err := simulated.NewVendor(bytes.Repeat([]byte{1}, simulated.SeedSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := LoadIdentity(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpu := &slowGPU{gate: make(chan struct{})}
+	w, err := New(Config{GPU: gpu, GPURefresh: time.Millisecond}, id, &enginetest.FakeEngine{}, vendor.Device(simulated.Measurement), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := hello(t, w).Evidence
+	e, err := attest.ParseEvidence(first)
+	if err != nil || !bytes.HasPrefix(e.GPU, []byte("gpu evidence for ")) {
+		t.Fatalf("first evidence: %v, GPU %q", err, e.GPU)
+	}
+	time.Sleep(5 * time.Millisecond) // past GPURefresh
+
+	// The refresh is due and blocks on the gate: the hello answers at once
+	// with the evidence it has.
+	done := make(chan wire.Hello)
+	go func() { done <- hello(t, w) }()
+	select {
+	case h := <-done:
+		if !bytes.Equal(h.Evidence, first) {
+			t.Error("hello during a refresh served other evidence than the current")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("hello waited for the GPU attestation")
+	}
+	close(gpu.gate)
+	deadline := time.Now().Add(5 * time.Second)
+	for bytes.Equal(hello(t, w).Evidence, first) {
+		if time.Now().After(deadline) {
+			t.Fatal("evidence not refreshed after GPURefresh")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := gpu.calls.Load(); n < 2 {
+		t.Errorf("GPU producer called %d times, want a new attestation", n)
+	}
+}
+
+// TestEvidenceWithoutGPUKeepsBundleHalfLife checks that without GPU
+// evidence the worker keeps its evidence until half its bundle's life.
+func TestEvidenceWithoutGPUKeepsBundleHalfLife(t *testing.T) {
+	vendor, err := simulated.NewVendor(bytes.Repeat([]byte{1}, simulated.SeedSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := LoadIdentity(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(Config{GPURefresh: time.Millisecond}, id, &enginetest.FakeEngine{}, vendor.Device(simulated.Measurement), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := hello(t, w).Evidence
+	time.Sleep(5 * time.Millisecond)
+	hello(t, w)
+	time.Sleep(5 * time.Millisecond)
+	if !bytes.Equal(hello(t, w).Evidence, first) {
+		t.Error("evidence without GPU evidence remade before half the bundle's life")
+	}
+}
