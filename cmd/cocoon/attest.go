@@ -23,7 +23,7 @@ import (
 const attestHelp = `Usage: cocoon attest COMMAND [flags]
 
 Commands:
-  verify    verify a raw TDX quote offline against saved Intel PCS collateral, print its measurements and the verdict
+  verify    verify a TDX quote, an SEV-SNP report or a worker's whole evidence bundle offline; print what it proves and the verdict
   measure   print the image hash to allow-list (cocoon root allow-measurement HASH), from a quote or expected values
   show      say which TEE evidence this machine can produce
 
@@ -118,8 +118,8 @@ const attestVerifyHelp = `Verifies attestation evidence offline and prints what 
                       the trust settings of --policy FILE
 
 --policy FILE is a JSON trust file, the "trust" object of a proxy or client config: measurements,
-models, max_age, require_gpu, tdx {collateral, tcb_statuses}, sev_snp {roots, min_tcb},
-gpu {nras_keys}, simulated_roots. --allow-measurement adds to its measurements.
+models, max_age, require_gpu, tdx {collateral, tcb_statuses}, sev_snp {roots, min_tcb, kds},
+gpu {nras_keys}, simulated_roots (see docs/attestation.md). --allow-measurement adds to its measurements.
 Exits non-zero when the evidence is refused, naming the step that refused it.`
 
 func runAttestVerify(_ context.Context, args []string) error {
@@ -529,7 +529,7 @@ func (v *verdictJSON) human() string {
 }
 
 func runAttestMeasure(_ context.Context, args []string) error {
-	fs, _ := newFlags("attest measure", "Prints the image hash of a TD, the measurement to allow-list with\n'cocoon root allow-measurement HASH': from a quote (--tdx-quote, not verified), or from the expected\nregister values (--mrtd and --rtmr0..3; --mrconfigid, --mrowner, --mrownerconfig default to zero).\nThe hash is SHA-256(MRTD ‖ MRCONFIGID ‖ MROWNER ‖ MROWNERCONFIG ‖ RTMR0 ‖ RTMR1 ‖ RTMR2 ‖ RTMR3).")
+	fs, _ := newFlags("attest measure", "Prints the image hash of a TD or an SEV-SNP guest, the measurement to allow-list with\n'cocoon root allow-measurement HASH'. For TDX, from a quote (--tdx-quote, not verified), or from the\nexpected register values (--mrtd and --rtmr0..3; --mrconfigid, --mrowner, --mrownerconfig default to\nzero): SHA-256(MRTD ‖ MRCONFIGID ‖ MROWNER ‖ MROWNERCONFIG ‖ RTMR0 ‖ RTMR1 ‖ RTMR2 ‖ RTMR3).\nFor SEV-SNP, from a report (--snp-report) or the expected launch digest (--snp-measurement):\nSHA-256(MEASUREMENT).")
 	quote := fs.String("tdx-quote", "", "FILE holding a raw TDX quote")
 	var q tdx.Quote
 	regs := []struct {
@@ -551,12 +551,20 @@ func runAttestMeasure(_ context.Context, args []string) error {
 			return nil
 		})
 	}
+	snpReport := fs.String("snp-report", "", "FILE holding an SEV-SNP report (its image hash is SHA-256 of its MEASUREMENT)")
+	snpMeasurement := fs.String("snp-measurement", "", "an SEV-SNP launch MEASUREMENT as 96 hex digits, e.g. from sev-snp-measure")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *snpReport != "" || *snpMeasurement != "" {
+		if *quote != "" || len(set) > 0 || (*snpReport != "" && *snpMeasurement != "") {
+			return errors.New("give one of --tdx-quote, TDX register values, --snp-report or --snp-measurement")
+		}
+		return measureSNP(*snpReport, *snpMeasurement, *asJSON)
 	}
 	switch {
 	case *quote != "" && len(set) > 0:
@@ -587,6 +595,41 @@ func runAttestMeasure(_ context.Context, args []string) error {
 			ImageHash    string            `json:"image_hash"`
 			Measurements *measurementsJSON `json:"measurements"`
 		}{hash, measurementsOf(&q)})
+	}
+	fmt.Printf("image hash: %s\nallow it with: cocoon root allow-measurement %s\n", hash, hash)
+	return nil
+}
+
+// measureSNP prints the image hash of an SEV-SNP guest from a report (not
+// verified) or from its expected launch measurement.
+func measureSNP(report, measurement string, asJSON bool) error {
+	var m [48]byte
+	if report != "" {
+		raw, err := os.ReadFile(report)
+		if err != nil {
+			return err
+		}
+		r, err := snp.Parse(raw)
+		if err != nil {
+			return err
+		}
+		m = r.Measurement
+	} else {
+		b, err := hex.DecodeString(measurement)
+		if err != nil || len(b) != len(m) {
+			return fmt.Errorf("--snp-measurement: want 96 hex digits, got %q", measurement)
+		}
+		m = [48]byte(b)
+	}
+	h := snp.ImageHash(&snp.Report{Measurement: m})
+	hash := hex.EncodeToString(h[:])
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			ImageHash   string `json:"image_hash"`
+			Measurement string `json:"measurement"`
+		}{hash, hex.EncodeToString(m[:])})
 	}
 	fmt.Printf("image hash: %s\nallow it with: cocoon root allow-measurement %s\n", hash, hash)
 	return nil

@@ -253,3 +253,23 @@ func TestAttestVerifyBundle(t *testing.T) {
 	refused(t, "(gpu)", verify(gpu, at)...)
 	refused(t, "require_gpu needs gpu.nras_keys", verify(policy("gpu-no-keys", node.Trust{SimulatedRoots: []string{rootPEM}, Measurements: []string{meas}, RequireGPU: true}), at)...)
 }
+
+// TestAttestMeasureSNP checks that `cocoon attest measure` gives an SEV-SNP
+// report's image hash, the one verify reports, from the report and from its
+// launch measurement.
+func TestAttestMeasureSNP(t *testing.T) {
+	v := must(t, "attest", "measure", "--snp-report", snpReport)
+	out, _, _ := cocoon("attest", "verify", "--snp-report", snpReport, "--vcek", snpVCEK, "--json")
+	var verdict map[string]any
+	if err := json.Unmarshal([]byte(out), &verdict); err != nil {
+		t.Fatalf("verify --json: %v\n%s", err, out)
+	}
+	if v["image_hash"] != verdict["image_hash"] || len(v["image_hash"].(string)) != 64 {
+		t.Errorf("measure gives %v, verify %v", v["image_hash"], verdict["image_hash"])
+	}
+	if w := must(t, "attest", "measure", "--snp-measurement", v["measurement"].(string)); w["image_hash"] != v["image_hash"] {
+		t.Errorf("measure from the measurement = %v, from the report %v", w["image_hash"], v["image_hash"])
+	}
+	refused(t, "96 hex digits", "attest", "measure", "--snp-measurement", "abcd")
+	refused(t, "give one of", "attest", "measure", "--snp-report", snpReport, "--tdx-quote", realQuote)
+}
