@@ -5,6 +5,7 @@ import (
 	"crypto/hpke"
 	"encoding/binary"
 	"fmt"
+	"sync"
 )
 
 // PrivateKey is an HPKE private key with its KEM id: a worker's request key.
@@ -93,7 +94,41 @@ func CheckPublicKey(b []byte) error {
 	return err
 }
 
+// publicKeys remembers recently parsed public keys. Parsing an X-Wing key
+// expands its ML-KEM matrix (about 25 µs, a tenth of an encapsulation), and
+// a client encapsulates to the same few workers over and over. Keys are
+// public and parsed keys immutable, so sharing them is safe.
+var publicKeys struct {
+	sync.Mutex
+	m map[string]hpke.PublicKey
+}
+
+// maxPublicKeys bounds publicKeys; when full it starts over.
+const maxPublicKeys = 64
+
+// parsePublicKey parses an encoded public key, from publicKeys if it was
+// parsed before.
 func parsePublicKey(b []byte) (hpke.PublicKey, error) {
+	publicKeys.Lock()
+	pk, ok := publicKeys.m[string(b)]
+	publicKeys.Unlock()
+	if ok {
+		return pk, nil
+	}
+	pk, err := parsePublicKeyBytes(b)
+	if err != nil {
+		return nil, err
+	}
+	publicKeys.Lock()
+	if publicKeys.m == nil || len(publicKeys.m) >= maxPublicKeys {
+		publicKeys.m = make(map[string]hpke.PublicKey)
+	}
+	publicKeys.m[string(b)] = pk
+	publicKeys.Unlock()
+	return pk, nil
+}
+
+func parsePublicKeyBytes(b []byte) (hpke.PublicKey, error) {
 	id, rest, err := splitKEM(b, "public key")
 	if err != nil {
 		return nil, err
