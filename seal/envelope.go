@@ -254,7 +254,7 @@ func (e *Envelope) VerifySignature() error {
 
 func (e *Envelope) verifySignature() error {
 	msg := signedMessage(tagEnvelope, e.appendHead(nil, len(e.Body)), e.Body)
-	if !ed25519.Verify(e.Header.ClientKey, msg, e.Signature) {
+	if !verifyEd25519(e.Header.ClientKey, msg, e.Signature) {
 		return fmt.Errorf("seal: envelope %x: client %x: %w", e.Header.RequestID, []byte(e.Header.ClientKey), ErrSignature)
 	}
 	return nil

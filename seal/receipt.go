@@ -113,7 +113,7 @@ func (r *Receipt) Verify(pub ed25519.PublicKey) error {
 	if len(pub) != ed25519.PublicKeySize {
 		return fmt.Errorf("seal: verify receipt: public key of %d bytes: %w", len(pub), ErrMalformed)
 	}
-	if !ed25519.Verify(pub, signedMessage(tagReceipt, r.appendUnsigned(nil)), r.Signature) {
+	if !verifyEd25519(pub, signedMessage(tagReceipt, r.appendUnsigned(nil)), r.Signature) {
 		return fmt.Errorf("seal: receipt for request %x by worker %x: %w", r.RequestID, r.Worker, ErrSignature)
 	}
 	return r.checkCost()

@@ -53,6 +53,12 @@
 // agree on what was served. Every signature in the package signs a domain
 // tag followed by the SHA-256 of the signed bytes.
 //
+// Signature checks (Envelope.VerifySignature, Receipt.Verify, and so
+// Open and ClientSession.CheckReceipt) are remembered for the process: roles
+// that share one (`cocoon up`, tests) verify each signature once, not once per
+// role. The memo is keyed by a hash of key, message and signature, so it
+// answers exactly as a fresh check would.
+//
 // # Replays
 //
 // A worker remembers the envelopes it served until they expire (ReplayCache),
