@@ -34,6 +34,12 @@ var verified struct {
 // verifyEd25519 is ed25519.Verify(pub, msg, sig), remembered for the
 // process. pub must be ed25519.PublicKeySize bytes.
 func verifyEd25519(pub ed25519.PublicKey, msg, sig []byte) bool {
+	// Fixed sizes keep the memo's key unambiguous: with a signature of
+	// another length, bytes could move between signature and message and
+	// hit the memo of a message that was signed.
+	if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
+		return false
+	}
 	h := sha256.New()
 	h.Write(pub)
 	h.Write(sig)

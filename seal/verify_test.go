@@ -29,6 +29,10 @@ func TestVerifyMemo(t *testing.T) {
 		{pub, msg, bad, false}, // not remembered, refused again
 		{other, msg, sig, false},
 		{pub, []byte("cocoon/seal/v1/test\x00other"), sig, false},
+		// Bytes moved between signature and message give the same
+		// concatenation as the remembered check, and must still fail.
+		{pub, append([]byte{sig[63]}, msg...), sig[:63], false},
+		{pub, msg[1:], append(sig[:64:64], msg[0]), false},
 	}
 	for i, c := range cases {
 		var wg sync.WaitGroup
