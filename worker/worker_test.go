@@ -29,6 +29,24 @@ func (g *slowGPU) ProduceGPU(nonce [32]byte) ([]byte, error) {
 	return append([]byte("gpu evidence for "), nonce[:]...), nil
 }
 
+// newTestWorker is a worker with cfg on a fake engine and a simulated TEE.
+func newTestWorker(t *testing.T, cfg Config) *Worker {
+	t.Helper()
+	vendor, err := simulated.NewVendor(bytes.Repeat([]byte{1}, simulated.SeedSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := LoadIdentity(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(cfg, id, &enginetest.FakeEngine{}, vendor.Device(simulated.Measurement), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 func hello(t *testing.T, w *Worker) wire.Hello {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -45,19 +63,8 @@ func hello(t *testing.T, w *Worker) wire.Hello {
 // half-life (NRAS tokens last an hour), and that a slow attestation does not
 // hold up the hello a proxy is waiting for.
 func TestGPUEvidenceRefreshedInBackground(t *testing.T) {
-	vendor, err := simulated.NewVendor(bytes.Repeat([]byte{1}, simulated.SeedSize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := LoadIdentity(t.TempDir(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	gpu := &slowGPU{gate: make(chan struct{})}
-	w, err := New(Config{GPU: gpu, GPURefresh: time.Millisecond}, id, &enginetest.FakeEngine{}, vendor.Device(simulated.Measurement), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := newTestWorker(t, Config{GPU: gpu, GPURefresh: time.Millisecond})
 	first := hello(t, w).Evidence
 	e, err := attest.ParseEvidence(first)
 	if err != nil || !bytes.HasPrefix(e.GPU, []byte("gpu evidence for ")) {
@@ -93,18 +100,7 @@ func TestGPUEvidenceRefreshedInBackground(t *testing.T) {
 // TestEvidenceWithoutGPUKeepsBundleHalfLife checks that without GPU
 // evidence the worker keeps its evidence until half its bundle's life.
 func TestEvidenceWithoutGPUKeepsBundleHalfLife(t *testing.T) {
-	vendor, err := simulated.NewVendor(bytes.Repeat([]byte{1}, simulated.SeedSize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := LoadIdentity(t.TempDir(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := New(Config{GPURefresh: time.Millisecond}, id, &enginetest.FakeEngine{}, vendor.Device(simulated.Measurement), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := newTestWorker(t, Config{GPURefresh: time.Millisecond})
 	first := hello(t, w).Evidence
 	time.Sleep(5 * time.Millisecond)
 	hello(t, w)
