@@ -75,6 +75,25 @@ func TestAttestVerifyRealQuote(t *testing.T) {
 	refused(t, "image hash "+realImageHash+" is not allowed", append(pinned, "--allow-measurement", other)...)
 
 	refused(t, "refused at step parse", "attest", "verify", "--tdx-quote", realCollateral+"/root_ca.crl", "--collateral", realCollateral, "--at", realQuoteAt)
+
+	// The same with a policy file: its measurements and its collateral.
+	policy := func(trust node.Trust) string {
+		p := filepath.Join(t.TempDir(), "trust.json")
+		data, _ := json.Marshal(trust)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	withPolicy := func(p string) []string {
+		return []string{"attest", "verify", "--tdx-quote", realQuote, "--policy", p, "--at", realQuoteAt}
+	}
+	v = must(t, withPolicy(policy(node.Trust{TDX: &node.TDXTrust{Collateral: realCollateral}, Measurements: []string{realImageHash}}))...)
+	if v["verdict"] != "accepted" || !strings.Contains(v["policy"].(string), "measurement allowed") {
+		t.Errorf("verify --policy = %v", v)
+	}
+	refused(t, "is not allowed", withPolicy(policy(node.Trust{TDX: &node.TDXTrust{Collateral: realCollateral}, Measurements: []string{other}}))...)
+	refused(t, "needs --collateral DIR", withPolicy(policy(node.Trust{Measurements: []string{realImageHash}}))...)
 }
 
 // TestAttestMeasure checks that `cocoon attest measure` prints the image hash
