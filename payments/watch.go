@@ -49,9 +49,9 @@ type Watcher struct {
 	Log *slog.Logger
 
 	mu      sync.Mutex
-	next    map[*Payee]time.Time      // when to read each channel again
+	next    map[*Payee]time.Time       // when to read each channel again
 	closing map[string]*ClosingChannel // channels seen closing or closed, by address
-	retry   map[*Payee]time.Duration  // the wait after the last failed claim
+	retry   map[*Payee]time.Duration   // the wait after the last failed claim
 }
 
 // ClosingChannel is a channel a Watcher has seen its payer start closing.
