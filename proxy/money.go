@@ -38,6 +38,10 @@ type Payments struct {
 	// WorkerDeposit is what a channel to a new worker is opened with; 0
 	// opens none.
 	WorkerDeposit uint64
+	// WatchInterval is how often the state of each client channel is read,
+	// to claim at once on any whose client starts a close (see
+	// payments.Watcher); 0: payments.DefaultWatchInterval.
+	WatchInterval time.Duration
 }
 
 // money is the proxy's side of its payment channels.
@@ -49,6 +53,10 @@ type money struct {
 	payouts map[string]*payout         // by worker payout address
 	unpaid  map[string]uint64          // owed to workers whose channel is being opened
 	opening map[string]bool
+
+	watch     *payments.Watcher // claims on client channels their clients are closing
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 }
 
 // payout is how the proxy pays one worker: its channel's payments and the
@@ -81,6 +89,72 @@ func (p *Proxy) PayWith(pm *Payments) {
 			op()
 		}
 	}()
+	p.watchClients()
+}
+
+// watchClients starts watching the client channels, from now until settle:
+// a client that starts closing its channel gets every voucher it signed
+// claimed before it can take its deposit back.
+func (p *Proxy) watchClients() {
+	m := p.money
+	c := m.Chain
+	if c == nil && m.Wallet != nil {
+		c = m.Wallet.Chain()
+	}
+	if c == nil {
+		return
+	}
+	m.watch = &payments.Watcher{Chain: c, Channels: m.clientChannels, Claim: p.claimNow,
+		Interval: m.WatchInterval, Log: p.log.With("watching", "client channels")}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stopWatch, m.watchDone = cancel, make(chan struct{})
+	go func() {
+		defer close(m.watchDone)
+		m.watch.Run(ctx)
+	}()
+}
+
+// clientChannels lists the channels that pay the proxy.
+func (m *money) clientChannels() []*payments.Payee {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	chans := make([]*payments.Payee, 0, len(m.byAddr))
+	for _, ch := range m.byAddr {
+		chans = append(chans, ch)
+	}
+	return chans
+}
+
+// claimNow claims ch's newest voucher on the proxy's wallet, whose sends go
+// one at a time, and waits for the outcome.
+func (p *Proxy) claimNow(ctx context.Context, ch *payments.Payee) error {
+	done := make(chan error, 1)
+	op := func() {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		done <- ch.Claim(ctx, p.money.Wallet)
+	}
+	select {
+	case p.walletOps <- op:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ClosingChannels lists the client channels the proxy has seen their clients
+// start closing, with what is left to claim on each; nil for a proxy that
+// takes no payments.
+func (p *Proxy) ClosingChannels() []payments.ClosingChannel {
+	if p.money == nil || p.money.watch == nil {
+		return nil
+	}
+	return p.money.watch.Closing()
 }
 
 // addPayout starts paying the worker at addr through payer.
@@ -311,13 +385,12 @@ func (p *Proxy) settle() error {
 	if m == nil {
 		return nil
 	}
-	p.Flush()
-	m.mu.Lock()
-	var chans []*payments.Payee
-	for _, ch := range m.byAddr {
-		chans = append(chans, ch)
+	if m.watch != nil {
+		m.stopWatch()
+		<-m.watchDone
 	}
-	m.mu.Unlock()
+	p.Flush()
+	chans := m.clientChannels()
 	var errs []error
 	done := make(chan struct{})
 	p.walletOps <- func() {

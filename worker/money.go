@@ -25,22 +25,68 @@ type Payments struct {
 	// ClaimThreshold is the unclaimed amount at which the worker claims on
 	// chain; it also claims everything when it stops. 0: 1 TON.
 	ClaimThreshold uint64
+	// WatchInterval is how often the channel's state is read, to claim at
+	// once if the proxy starts closing it (see payments.Watcher); 0:
+	// payments.DefaultWatchInterval.
+	WatchInterval time.Duration
+
+	watch     *payments.Watcher
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 }
 
 // PayWith makes the worker announce pm's wallet as its payout address and
-// claim what its proxy's vouchers cover. Call it before Run.
+// claim what its proxy's vouchers cover: past the threshold, at once if the
+// proxy starts closing the channel, and on a clean stop. Call it before Run;
+// the channel is watched from now until Run returns.
 func (w *Worker) PayWith(pm *Payments) {
 	if pm.ClaimThreshold == 0 {
 		pm.ClaimThreshold = 1_000_000_000
 	}
 	w.money = pm
+	c := pm.Chain
+	if c == nil {
+		c = pm.Wallet.Chain()
+	}
+	pm.watch = &payments.Watcher{Chain: c, Channels: w.channels, Interval: pm.WatchInterval,
+		Log: w.log.With("watching", "proxy channel"),
+		Claim: func(ctx context.Context, ch *payments.Payee) error {
+			w.claimMu.Lock()
+			defer w.claimMu.Unlock()
+			return ch.Claim(ctx, pm.Wallet)
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	pm.stopWatch, pm.watchDone = cancel, make(chan struct{})
+	go func() {
+		defer close(pm.watchDone)
+		pm.watch.Run(ctx)
+	}()
+}
+
+// channels lists the channel the worker is paid through, once known.
+func (w *Worker) channels() []*payments.Payee {
+	w.payMu.Lock()
+	defer w.payMu.Unlock()
+	if w.money.Channel == nil {
+		return nil
+	}
+	return []*payments.Payee{w.money.Channel}
+}
+
+// ClosingChannels lists the worker's channel if the worker has seen its
+// proxy start closing it, with what is left to claim; nil otherwise.
+func (w *Worker) ClosingChannels() []payments.ClosingChannel {
+	if w.money == nil {
+		return nil
+	}
+	return w.money.watch.Closing()
 }
 
 // serveVoucher takes the proxy's newest voucher.
 func (w *Worker) serveVoucher(rw http.ResponseWriter, r *http.Request) {
 	wire.ServeVoucher(rw, r, w.channel, func(ch *payments.Payee) {
 		if ch.ShouldClaim(w.money.ClaimThreshold) {
-			go w.claim()
+			go w.claimNewest()
 		}
 	})
 }
@@ -72,8 +118,16 @@ func (w *Worker) channel(ctx context.Context, addr string) (*payments.Payee, err
 	return ch, nil
 }
 
-// claim sends the newest voucher to the channel; claims go one at a time.
+// claim is the settlement of a clean stop (Run calls it as it returns): it
+// stops watching the channel and claims whatever the newest voucher covers.
 func (w *Worker) claim() {
+	w.money.stopWatch()
+	<-w.money.watchDone
+	w.claimNewest()
+}
+
+// claimNewest sends the newest voucher to the channel; claims go one at a time.
+func (w *Worker) claimNewest() {
 	w.claimMu.Lock()
 	defer w.claimMu.Unlock()
 	w.payMu.Lock()

@@ -1,0 +1,63 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/cocoon-go/cocoon/payments"
+	"github.com/cocoon-go/cocoon/payments/paymentstest"
+)
+
+// newPaidProxy is a proxy paid through ch's channel, watching it every
+// millisecond.
+func newPaidProxy(ch *paymentstest.Channel) *Proxy {
+	p := New(Config{}, tls.Certificate{}, nil, nil, slog.New(slog.DiscardHandler))
+	p.PayWith(&Payments{Chain: ch.Chain, Wallet: ch.PayeeWallet, WatchInterval: time.Millisecond,
+		Clients: map[string]*payments.Payee{"client": ch.Payee}})
+	return p
+}
+
+// A client that starts closing its channel while the proxy holds vouchers far
+// below its claim threshold: the proxy claims them at once, and the client's
+// finish close takes back only the rest.
+func TestProxyClaimsWhenAClientStartsAClose(t *testing.T) {
+	ch := paymentstest.Open(t, 3*paymentstest.TON)
+	ch.Pay(120_000_000)
+	p := newPaidProxy(ch)
+	if _, err := payments.StartClose(ch.Ctx, ch.PayerWallet, ch.Config); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ch.Payee.Claimed() != 120_000_000; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the proxy did not claim a closing channel")
+		}
+	}
+	if got := p.ClosingChannels(); len(got) != 1 || got[0].Channel != ch.Address().String() || got[0].Unclaimed != 0 {
+		t.Errorf("closing channels %+v", got)
+	}
+	ch.FinishClose(ch.Ledger(), 120_000_000)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// While a client's channel stays open the proxy claims nothing below its
+// threshold; its Close claims everything.
+func TestProxyWatchLeavesAnOpenChannel(t *testing.T) {
+	ch := paymentstest.Open(t, 3*paymentstest.TON)
+	ch.Pay(120_000_000)
+	p := newPaidProxy(ch)
+	txs := ch.Chain.Status().Transactions
+	time.Sleep(30 * time.Millisecond)
+	if ch.Chain.Status().Transactions != txs || ch.Payee.Claimed() != 0 || len(p.ClosingChannels()) != 0 {
+		t.Fatalf("an open channel: %d transactions, %d claimed", ch.Chain.Status().Transactions-txs, ch.Payee.Claimed())
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ch.State().Claimed; got != 120_000_000 {
+		t.Fatalf("after Close the chain has paid %d, want 120000000", got)
+	}
+}

@@ -1,0 +1,71 @@
+package worker
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cocoon-go/cocoon/payments"
+	"github.com/cocoon-go/cocoon/payments/paymentstest"
+)
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+	}
+}
+
+// stop runs w's clean stop: Run with a context already done returns at once, settling.
+func stop(t *testing.T, w *Worker) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := w.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A proxy that starts closing its channel to a worker while the worker holds
+// a voucher far below its claim threshold: the worker claims it at once, and
+// the proxy's finish close takes back only the rest.
+func TestWorkerClaimsWhenItsProxyStartsAClose(t *testing.T) {
+	ch := paymentstest.Open(t, 2*paymentstest.TON)
+	ch.Pay(40_000_000)
+	ch.Pay(25_000_000)
+	w := newTestWorker(t, Config{})
+	w.PayWith(&Payments{Wallet: ch.PayeeWallet, Channel: ch.Payee, WatchInterval: time.Millisecond})
+	if _, err := payments.StartClose(ch.Ctx, ch.PayerWallet, ch.Config); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the worker claims", func() bool { return ch.Payee.Claimed() == 65_000_000 })
+	if got := ch.State(); got.Claimed != 65_000_000 {
+		t.Fatalf("chain: %+v", got)
+	}
+	if got := w.ClosingChannels(); len(got) != 1 || got[0].State != "closing" || got[0].Unclaimed != 0 {
+		t.Errorf("closing channels %+v", got)
+	}
+	ch.FinishClose(ch.Ledger(), 65_000_000)
+	stop(t, w)
+}
+
+// While its channel stays open the worker claims nothing below its
+// threshold, however often it looks; its clean stop claims everything.
+func TestWorkerWatchLeavesAnOpenChannel(t *testing.T) {
+	ch := paymentstest.Open(t, 2*paymentstest.TON)
+	ch.Pay(40_000_000)
+	w := newTestWorker(t, Config{})
+	w.PayWith(&Payments{Wallet: ch.PayeeWallet, Channel: ch.Payee, WatchInterval: time.Millisecond})
+	txs := ch.Chain.Status().Transactions
+	time.Sleep(30 * time.Millisecond)
+	if ch.Chain.Status().Transactions != txs || ch.Payee.Claimed() != 0 || len(w.ClosingChannels()) != 0 {
+		t.Fatalf("an open channel: %d transactions, %d claimed", ch.Chain.Status().Transactions-txs, ch.Payee.Claimed())
+	}
+	stop(t, w)
+	if got := ch.State().Claimed; got != 40_000_000 {
+		t.Fatalf("after a clean stop the chain has paid %d, want 40000000", got)
+	}
+}
