@@ -29,6 +29,22 @@ type MoneyConfig struct {
 	// Deposit opens channels: the client's to its proxy, and the proxy's to
 	// each new worker. TON ("1.5") or nanoTON ("1500000000n").
 	Deposit string `json:"deposit"`
+	// WatchInterval is how often a payee (the proxy, a worker) reads the
+	// state of the channels it is paid through, to claim at once on any
+	// whose payer starts a close: a Go duration ("30s"). "": 1 minute.
+	WatchInterval string `json:"watch_interval,omitempty"`
+}
+
+// watchInterval is m.WatchInterval parsed; 0 for the default.
+func (m *MoneyConfig) watchInterval() (time.Duration, error) {
+	if m.WatchInterval == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(m.WatchInterval)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("watch interval %q: want a positive duration such as 30s", m.WatchInterval)
+	}
+	return d, nil
 }
 
 // open opens the chain and the wallet of m.
@@ -61,6 +77,10 @@ func (m *MoneyConfig) open(ctx context.Context, log *slog.Logger) (chain.Chain, 
 // proxyMoney makes p paid by its clients' channels and paying workers by
 // channels it opens, with its wallet.
 func proxyMoney(ctx context.Context, p *proxy.Proxy, dataDir string, m *MoneyConfig, log *slog.Logger) (io.Closer, error) {
+	watch, err := m.watchInterval()
+	if err != nil {
+		return nil, err
+	}
 	c, closer, w, deposit, err := m.open(ctx, log)
 	if err != nil {
 		return nil, err
@@ -70,7 +90,7 @@ func proxyMoney(ctx context.Context, p *proxy.Proxy, dataDir string, m *MoneyCon
 		closer.Close()
 		return nil, err
 	}
-	p.PayWith(&proxy.Payments{Chain: c, Wallet: w, Dir: filepath.Join(dataDir, "channels"), VoucherKey: key, WorkerDeposit: deposit})
+	p.PayWith(&proxy.Payments{Chain: c, Wallet: w, Dir: filepath.Join(dataDir, "channels"), VoucherKey: key, WorkerDeposit: deposit, WatchInterval: watch})
 	log.Info("paid by channel", "wallet", w.Address().String(), "chain", c.Name())
 	return closer, nil
 }
@@ -78,12 +98,16 @@ func proxyMoney(ctx context.Context, p *proxy.Proxy, dataDir string, m *MoneyCon
 // WorkerMoney is what a separately run worker needs to be paid: its wallet
 // and where its proxy's channel is found and kept.
 func WorkerMoney(ctx context.Context, dataDir string, m *MoneyConfig, log *slog.Logger) (*worker.Payments, io.Closer, error) {
+	watch, err := m.watchInterval()
+	if err != nil {
+		return nil, nil, err
+	}
 	c, closer, w, _, err := m.open(ctx, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	log.Info("paid by channel", "wallet", w.Address().String(), "chain", c.Name())
-	return &worker.Payments{Wallet: w, Chain: c, Dir: filepath.Join(dataDir, "channels")}, closer, nil
+	return &worker.Payments{Wallet: w, Chain: c, Dir: filepath.Join(dataDir, "channels"), WatchInterval: watch}, closer, nil
 }
 
 // clientMoney opens (or finds) the client's channel to its proxy, funded

@@ -5,10 +5,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/cocoon-go/cocoon/chain"
 	"github.com/cocoon-go/cocoon/engine/enginetest"
+	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/payments"
 )
 
 // BenchmarkSettlement counts the on-chain transactions a `cocoon up` network
@@ -47,4 +52,84 @@ func BenchmarkSettlement(b *testing.B) {
 	after := c.Status().Transactions
 	n.closeChain()
 	b.ReportMetric(float64(after-before)*1000/float64(b.N), "tx/1000req")
+}
+
+// TestStatusShowsAClose: when the client starts closing its channel, the
+// status of the running network and of the stopped one shows the channel
+// closing and when the client may finish; the proxy's clean stop claims the
+// client's vouchers all the same.
+func TestStatusShowsAClose(t *testing.T) {
+	fake := enginetest.NewFakeServer(enginetest.FakeOptions{Answer: "an answer of some words"})
+	defer fake.Close()
+	dir := t.TempDir()
+	ctx := context.Background()
+	n, err := Up(ctx, UpConfig{DataDir: dir, Addr: "127.0.0.1:0", Workers: 1, Engine: EngineConfig{URL: fake.URL}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped { // a second Close would panic
+			n.Close()
+		}
+	}()
+	resp, err := http.Post(n.BaseURL+"/chat/completions", "application/json", strings.NewReader(`{"model":"fake-model","messages":[{"role":"user","content":"hello"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	n.Client.Flush()
+	for deadline := time.Now().Add(5 * time.Second); n.ends.proxyPayee.Total() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the proxy got no voucher")
+		}
+	}
+
+	key, err := identity.Ed25519(filepath.Join(dir, "wallets", "client.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wallet, err := chain.NewWallet(n.Chain, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := payments.Find(ctx, n.Chain, n.ends.proxyPayee.Address().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	closing, err := payments.StartClose(ctx, wallet, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, st *Status, settled bool) {
+		t.Helper()
+		for _, c := range st.Channels {
+			if c.Payer != "client" {
+				if !c.ClosableAt.IsZero() || c.State != "open" {
+					t.Errorf("%s: channel %s→%s is %s, closable at %v", when, c.Payer, c.Payee, c.State, c.ClosableAt)
+				}
+				continue
+			}
+			if c.State != "closing" || !c.ClosableAt.Equal(closing.ClosableAt()) || c.ClaimError != "" {
+				t.Errorf("%s: client's channel %+v, want closing, closable at %v", when, c, closing.ClosableAt())
+			}
+			if settled && (c.Claimed == 0 || c.Claimed != c.VoucherTotal) {
+				t.Errorf("%s: client's channel claimed %d of a voucher of %d", when, c.Claimed, c.VoucherTotal)
+			}
+		}
+	}
+	st, err := n.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("running", st, false)
+	stopped = true
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = ReadStatus(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	check("stopped", st, true)
 }

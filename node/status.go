@@ -45,6 +45,12 @@ type ChannelStatus struct {
 	Claimed      uint64 `json:"claimed"`
 	VoucherTotal uint64 `json:"voucher_total"` // the newest voucher the payee holds
 	State        string `json:"state"`
+	// ClosableAt, once the payer has started a close, is when it may finish
+	// it and take back whatever is not claimed by then.
+	ClosableAt time.Time `json:"closable_at,omitzero"`
+	// ClaimError, on a running network, is why the payee's last claim on a
+	// closing channel failed; it is retried until the channel closes.
+	ClaimError string `json:"claim_error,omitempty"`
 }
 
 // ReadStatus reads the state of the network whose data directory is dataDir:
@@ -101,7 +107,7 @@ const statusPath = "/cocoon/v1/status"
 
 // Status reads the running network's state from its chain and its payees.
 func (n *Network) Status(ctx context.Context) (*Status, error) {
-	return buildStatus(ctx, n.manifest, n.Chain, func(ch ManifestChannel, _ contracts.ChannelConfig) uint64 {
+	st, err := buildStatus(ctx, n.manifest, n.Chain, func(ch ManifestChannel, _ contracts.ChannelConfig) uint64 {
 		if ch.Payee == "proxy" {
 			return n.ends.proxyPayee.Total()
 		}
@@ -110,6 +116,25 @@ func (n *Network) Status(ctx context.Context) (*Status, error) {
 		}
 		return 0
 	})
+	if err != nil {
+		return nil, err
+	}
+	// What the payees' watchers know of channels their payers are closing.
+	closing := map[string]payments.ClosingChannel{}
+	for _, c := range n.Proxy.ClosingChannels() {
+		closing[c.Channel] = c
+	}
+	for _, w := range n.Workers {
+		for _, c := range w.ClosingChannels() {
+			closing[c.Channel] = c
+		}
+	}
+	for i, ch := range st.Channels {
+		if c, ok := closing[ch.Address]; ok && c.Error != "" {
+			st.Channels[i].ClaimError = fmt.Sprintf("%d failed claims, the last: %s", c.Failures, c.Error)
+		}
+	}
+	return st, nil
 }
 
 func buildStatus(ctx context.Context, m *Manifest, c chain.Chain, voucherTotal func(ManifestChannel, contracts.ChannelConfig) uint64) (*Status, error) {
@@ -136,6 +161,9 @@ func buildStatus(ctx context.Context, m *Manifest, c chain.Chain, voucherTotal f
 				return nil, fmt.Errorf("status: channel %s: %w", ch.Address, err)
 			}
 			cs.Deposit, cs.Claimed, cs.State = s.Deposit, s.Claimed, s.Status.String()
+			if s.Status != contracts.ChannelOpen {
+				cs.ClosableAt = s.ClosableAt().UTC()
+			}
 			cfg := contracts.ChannelConfig{Payer: s.Payer, Payee: s.Payee, PayerKey: s.PayerKey, PayeeKey: s.PayeeKey, Nonce: s.Nonce, CloseDelay: s.CloseDelay}
 			cs.VoucherTotal = max(voucherTotal(ch, cfg), cs.Claimed)
 		}
