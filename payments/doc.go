@@ -14,7 +14,8 @@
 // contract pays the difference to what it has already paid. N payments therefore cost a handful of
 // transactions — open, a claim now and then, a close — whatever N is. A payer whose payee has gone away
 // calls StartClose, waits the channel's close delay (during which the payee may still claim) and
-// FinishClose takes back everything that was not claimed.
+// FinishClose takes back everything that was not claimed. A payee therefore runs a Watcher, which reads
+// its channels' state now and then and claims the newest voucher as soon as it sees a close started.
 //
 // # Crash safety
 //
