@@ -181,6 +181,13 @@ func (w *Watcher) check(ctx context.Context, ch *Payee) time.Duration {
 	unclaimed := ch.Unclaimed()
 	switch st.Status {
 	case contracts.ChannelOpen:
+		// Accept refuses vouchers above the deposit as known and an open channel's deposit only
+		// grows, so this is a deposit announced but never paid in (SetDeposit): say so, as no claim
+		// of that voucher can go through.
+		if total := ch.Total(); total > st.Deposit {
+			log.Error("the newest voucher is above the channel's deposit: the chain will refuse to pay it",
+				"total", total, "deposit", st.Deposit)
+		}
 		w.mu.Lock()
 		delete(w.closing, addr)
 		delete(w.retry, ch)
