@@ -219,6 +219,9 @@ func (w *Watcher) check(ctx context.Context, ch *Payee) time.Duration {
 		return w.interval() // the payer may still pay during the close: look again
 	}
 	if err := w.Claim(ctx, ch); err != nil {
+		if ctx.Err() != nil {
+			return w.interval() // stopping: the role's clean stop claims
+		}
 		return w.failed(ctx, ch, c, log, err)
 	}
 	w.mu.Lock()
