@@ -29,13 +29,14 @@ func TestProxyClaimsWhenAClientStartsAClose(t *testing.T) {
 	if _, err := payments.StartClose(ch.Ctx, ch.PayerWallet, ch.Config); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ch.Payee.Claimed() != 120_000_000; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the proxy did not claim a closing channel")
-		}
+	claimed := func() bool {
+		got := p.ClosingChannels()
+		return ch.Payee.Claimed() == 120_000_000 && len(got) == 1 && got[0].Channel == ch.Address().String() && got[0].Unclaimed == 0
 	}
-	if got := p.ClosingChannels(); len(got) != 1 || got[0].Channel != ch.Address().String() || got[0].Unclaimed != 0 {
-		t.Errorf("closing channels %+v", got)
+	for deadline := time.Now().Add(5 * time.Second); !claimed(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the proxy did not claim a closing channel: claimed %d, closing %+v", ch.Payee.Claimed(), p.ClosingChannels())
+		}
 	}
 	ch.FinishClose(ch.Ledger(), 120_000_000)
 	if err := p.Close(); err != nil {

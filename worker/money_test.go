@@ -41,12 +41,12 @@ func TestWorkerClaimsWhenItsProxyStartsAClose(t *testing.T) {
 	if _, err := payments.StartClose(ch.Ctx, ch.PayerWallet, ch.Config); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the worker claims", func() bool { return ch.Payee.Claimed() == 65_000_000 })
+	waitFor(t, "the worker claims and says so", func() bool {
+		got := w.ClosingChannels()
+		return ch.Payee.Claimed() == 65_000_000 && len(got) == 1 && got[0].State == "closing" && got[0].Unclaimed == 0
+	})
 	if got := ch.State(); got.Claimed != 65_000_000 {
 		t.Fatalf("chain: %+v", got)
-	}
-	if got := w.ClosingChannels(); len(got) != 1 || got[0].State != "closing" || got[0].Unclaimed != 0 {
-		t.Errorf("closing channels %+v", got)
 	}
 	ch.FinishClose(ch.Ledger(), 65_000_000)
 	stop(t, w)
