@@ -61,4 +61,9 @@ func TestProxyWatchLeavesAnOpenChannel(t *testing.T) {
 	if got := ch.State().Claimed; got != 120_000_000 {
 		t.Fatalf("after Close the chain has paid %d, want 120000000", got)
 	}
+	// A second Close does nothing (it used to send on the closed wallet queue).
+	txs = ch.Chain.Status().Transactions
+	if err := p.Close(); err != nil || ch.Chain.Status().Transactions != txs {
+		t.Fatalf("second Close: %v, %d transactions", err, ch.Chain.Status().Transactions-txs)
+	}
 }

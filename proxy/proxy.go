@@ -262,8 +262,12 @@ func (p *Proxy) untrack(c net.Conn) {
 // cover on chain, and drops every worker connection.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
+	again := p.closed
 	p.closed = true
 	p.mu.Unlock()
+	if again {
+		return nil // settled by the first Close
+	}
 	err := p.settle()
 	p.mu.Lock()
 	for c := range p.conns {
