@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/cocoon-go/cocoon/node"
 )
@@ -36,6 +37,12 @@ func runStatus(ctx context.Context, args []string) error {
 	for _, c := range st.Channels {
 		fmt.Printf("  %s → %s  %s  deposit %s  claimed %s  newest voucher %s  (%s)\n",
 			c.Payer, c.Payee, c.Address, node.FormatTON(c.Deposit), node.FormatTON(c.Claimed), node.FormatTON(c.VoucherTotal), c.State)
+		if !c.ClosableAt.IsZero() {
+			fmt.Printf("    the payer may finish closing at %s\n", c.ClosableAt.Format(time.RFC3339))
+		}
+		if c.ClaimError != "" {
+			fmt.Printf("    CLAIM FAILING: %s\n", c.ClaimError)
+		}
 	}
 	return nil
 }
