@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cocoon-go/cocoon/internal/atomicfile"
 	"github.com/google/go-tdx-guest/pcs"
 	"github.com/google/go-tdx-guest/verify/trust"
 )
@@ -118,4 +119,33 @@ func isHex(s string, n int) bool {
 		}
 	}
 	return true
+}
+
+// Save writes entries (a snapshot's, see ParseSnapshot) into d in its layout,
+// creating the directory, so that the collateral they hold can be used
+// offline with d as a getter. Files are written atomically; existing files
+// for the same URLs are replaced, others are left alone.
+func (d Dir) Save(entries []SnapshotEntry) error {
+	if err := os.MkdirAll(string(d), 0o755); err != nil {
+		return fmt.Errorf("tdx: collateral directory: %w", err)
+	}
+	for _, e := range entries {
+		body, chain, _, err := d.files(e.URL)
+		if err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(filepath.Join(string(d), body), e.Body, 0o644); err != nil {
+			return fmt.Errorf("tdx: collateral: %w", err)
+		}
+		if chain == "" {
+			continue
+		}
+		if e.IssuerChain == "" {
+			return fmt.Errorf("tdx: collateral for %s has no issuer chain", e.URL)
+		}
+		if err := atomicfile.WriteFile(filepath.Join(string(d), chain), []byte(e.IssuerChain+"\n"), 0o644); err != nil {
+			return fmt.Errorf("tdx: collateral: %w", err)
+		}
+	}
+	return nil
 }

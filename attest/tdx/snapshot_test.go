@@ -3,6 +3,8 @@ package tdx
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -208,4 +210,44 @@ func FuzzParseSnapshot(f *testing.F) {
 		}
 		NewSnapshotGetter(entries, nil).Get(entries[0].URL)
 	})
+}
+
+// TestDirSave checks that a snapshot saved as a directory is the collateral
+// it came from: the real quote verifies against it at the pinned date, and
+// the files are those of the source directory.
+func TestDirSave(t *testing.T) {
+	entries, err := ParseSnapshot(realSnapshot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := Dir(filepath.Join(t.TempDir(), "collateral"))
+	if err := out.Save(entries); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("testdata/tdx-2026-01/quote.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewVerifier(out).Verify(raw, pinned); err != nil {
+		t.Fatalf("verifying against the saved directory: %v", err)
+	}
+	files, err := os.ReadDir(string(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		got, _ := os.ReadFile(filepath.Join(string(out), f.Name()))
+		want, err := os.ReadFile(filepath.Join(collateralDir, f.Name()))
+		if err != nil || !bytes.Equal(bytes.TrimSpace(got), bytes.TrimSpace(want)) {
+			t.Errorf("%s differs from the source directory's (%v)", f.Name(), err)
+		}
+	}
+	// TCB info, QE identity and the quote's PCK CRL, each with its issuer
+	// chain, and the root CA CRL.
+	if len(files) != 7 {
+		t.Errorf("saved %d files, want 7", len(files))
+	}
+	if err := out.Save([]SnapshotEntry{{URL: "https://example.com/other", Body: []byte("x")}}); !errors.Is(err, ErrNotInDir) {
+		t.Errorf("saving an unknown URL: %v, want ErrNotInDir", err)
+	}
 }

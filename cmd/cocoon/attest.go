@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/cocoon-go/cocoon/attest/snp"
 	"github.com/cocoon-go/cocoon/attest/tdx"
 	"github.com/cocoon-go/cocoon/attest/tsm"
+	"github.com/cocoon-go/cocoon/internal/atomicfile"
 	"github.com/cocoon-go/cocoon/node"
 	"github.com/google/go-tdx-guest/verify/trust"
 )
@@ -25,6 +27,7 @@ const attestHelp = `Usage: cocoon attest COMMAND [flags]
 Commands:
   verify    verify a TDX quote, an SEV-SNP report or a worker's whole evidence bundle offline; print what it proves and the verdict
   measure   print the image hash to allow-list (cocoon root allow-measurement HASH), from a quote or expected values
+  collateral  fetch Intel's collateral for a TDX quote (from PCS, a PCCS or a directory) and save it for offline use
   show      say which TEE evidence this machine can produce
 
 Run 'cocoon attest COMMAND --help' for the flags of a command.
@@ -32,7 +35,7 @@ Run 'cocoon attest COMMAND --help' for the flags of a command.
 
 func runAttest(ctx context.Context, args []string) error {
 	return runSub(ctx, "attest", attestHelp, map[string]func(context.Context, []string) error{
-		"verify": runAttestVerify, "measure": runAttestMeasure, "show": runAttestShow,
+		"verify": runAttestVerify, "measure": runAttestMeasure, "show": runAttestShow, "collateral": runAttestCollateral,
 	}, args)
 }
 
@@ -597,6 +600,53 @@ func runAttestMeasure(_ context.Context, args []string) error {
 		}{hash, measurementsOf(&q)})
 	}
 	fmt.Printf("image hash: %s\nallow it with: cocoon root allow-measurement %s\n", hash, hash)
+	return nil
+}
+
+func runAttestCollateral(_ context.Context, args []string) error {
+	fs, _ := newFlags("attest collateral", "Fetches Intel's collateral for a TDX quote (TCB info, QE identity, PCK and root CA CRLs, with their\nissuer chains) and saves it: as a directory (--out DIR, the layout --collateral and tdx.collateral\nread) and/or as the snapshot a worker ships with its evidence (--snapshot FILE). Fetched responses\nare cached in --cache-dir. Collateral expires within weeks: fetch it again before then.")
+	quote := fs.String("tdx-quote", "", "FILE holding a raw TDX quote (required)")
+	from := fs.String("from", "pcs", `where to fetch from: "pcs" (Intel PCS), a PCCS https:// URL, or a DIR of saved responses`)
+	out := fs.String("out", "", "DIR to save the collateral in")
+	snapshot := fs.String("snapshot", "", "FILE to save the collateral snapshot in")
+	cacheDir := fs.String("cache-dir", defaultDir("attest"), "DIR caching what is fetched from PCS or a PCCS")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *quote == "" || (*out == "" && *snapshot == "") {
+		return errors.New("--tdx-quote FILE and at least one of --out DIR or --snapshot FILE are required")
+	}
+	raw, err := os.ReadFile(*quote)
+	if err != nil {
+		return err
+	}
+	getter, err := (&node.TDXTrust{Collateral: *from, CacheDir: filepath.Join(*cacheDir, "collateral", "intel")}).Getter(*cacheDir)
+	if err != nil {
+		return err
+	}
+	snap, err := tdx.Snapshot(raw, getter)
+	if err != nil {
+		return err
+	}
+	entries, err := tdx.ParseSnapshot(snap)
+	if err != nil {
+		return err
+	}
+	if *out != "" {
+		if err := tdx.Dir(*out).Save(entries); err != nil {
+			return err
+		}
+		fmt.Printf("saved %d responses in %s\n", len(entries), *out)
+	}
+	if *snapshot != "" {
+		if err := atomicfile.WriteFile(*snapshot, snap, 0o644); err != nil {
+			return err
+		}
+		fmt.Printf("saved a %d-byte snapshot in %s\n", len(snap), *snapshot)
+	}
 	return nil
 }
 

@@ -292,3 +292,26 @@ func TestAttestMeasureSNP(t *testing.T) {
 	refused(t, "96 hex digits", "attest", "measure", "--snp-measurement", "abcd")
 	refused(t, "give one of", "attest", "measure", "--snp-report", snpReport, "--tdx-quote", realQuote)
 }
+
+// TestAttestCollateral saves the collateral of the real quote, fetched from
+// a directory standing in for Intel PCS, as a directory and a snapshot, and
+// verifies the quote against the saved directory.
+func TestAttestCollateral(t *testing.T) {
+	dir := t.TempDir()
+	out, snap := filepath.Join(dir, "collateral"), filepath.Join(dir, "snapshot.bin")
+	stdout, errs, err := cocoon("attest", "collateral", "--tdx-quote", realQuote, "--from", realCollateral, "--out", out, "--snapshot", snap, "--cache-dir", dir)
+	if err != nil {
+		t.Fatalf("attest collateral: %v\n%s", err, errs)
+	}
+	if !strings.Contains(stdout, "saved 4 responses in "+out) || !strings.Contains(stdout, "snapshot in "+snap) {
+		t.Errorf("attest collateral printed:\n%s", stdout)
+	}
+	if fi, err := os.Stat(snap); err != nil || fi.Size() == 0 {
+		t.Fatalf("snapshot: %v", err)
+	}
+	v := must(t, "attest", "verify", "--tdx-quote", realQuote, "--collateral", out, "--at", realQuoteAt)
+	if v["verdict"] != "accepted" {
+		t.Errorf("verify against the saved collateral = %v", v)
+	}
+	refused(t, "--out DIR or --snapshot FILE", "attest", "collateral", "--tdx-quote", realQuote)
+}
