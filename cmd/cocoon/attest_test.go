@@ -256,6 +256,27 @@ func TestAttestVerifyBundle(t *testing.T) {
 	refused(t, "(freshness)", verify(shortAge, at)...)
 	refused(t, "refused at step validity", verify(good, created.Add(25*time.Hour).Format(time.RFC3339))...)
 
+	// Evidence from a TEE in debug mode, and a report bound to another
+	// bundle than the one it comes with.
+	write := func(name string, e *attest.Evidence) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, e.Marshal(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	debugDev := vendor.Device(simulated.Measurement, simulated.WithDebug(), simulated.WithClock(func() time.Time { return created }))
+	debugEv, err := attest.Attest(debugDev, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused(t, "(debug)", "attest", "verify", "--bundle", write("debug.bin", debugEv), "--policy", good, "--at", at)
+	other := *b
+	other.Expires++
+	swapped := *ev
+	swapped.Bundle = other.Marshal()
+	refused(t, "refused at step binding", "attest", "verify", "--bundle", write("swapped.bin", &swapped), "--policy", good, "--at", at)
+
 	// A policy demanding a confidential-computing GPU refuses a bundle
 	// without GPU evidence.
 	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
