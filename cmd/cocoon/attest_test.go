@@ -336,3 +336,12 @@ func TestAttestCollateral(t *testing.T) {
 	}
 	refused(t, "--out DIR or --snapshot FILE", "attest", "collateral", "--tdx-quote", realQuote)
 }
+
+// TestWorkerGPUNeedsNVML checks that asking the default build for GPU
+// evidence says how to get a binary that can produce it.
+func TestWorkerGPUNeedsNVML(t *testing.T) {
+	dir := t.TempDir()
+	refused(t, "built without NVML; rebuild it on the GPU machine with `go build -tags nvml ./cmd/cocoon`",
+		"worker", "--proxy", "127.0.0.1:1", "--data-dir", dir, "--simulated-tee", filepath.Join(dir, "tee"), "--gpu", "nvml")
+	refused(t, `gpu "cuda": want "nvml"`, "worker", "--proxy", "127.0.0.1:1", "--data-dir", dir, "--simulated-tee", filepath.Join(dir, "tee"), "--gpu", "cuda")
+}
