@@ -20,7 +20,11 @@
 //  4. policy: [Policy.Check] (a [*PolicyError] naming the rule, [ErrPolicy]);
 //  5. validity: the bundle must not have expired ([ErrExpired]).
 //
-// [Checker] runs all five; [Cache] remembers its successes until they expire.
+// Between steps 3 and 4, GPU evidence that came with the bundle is verified
+// by the [Checker]'s [GPUVerifier], if it has one, and must carry the
+// bundle hash as its nonce ([ErrGPU]).
+//
+// [Checker] runs all of them; [Cache] remembers its successes until they expire.
 //
 // # Evidence kinds
 //
@@ -34,7 +38,14 @@
 // verifier with an explicit root. The producer side, which holds the private
 // keys, lives in package attest/simulated, which production roles do not import.
 //
-// Real kinds ("tdx", "sev-snp", and GPU evidence) plug in as further
-// [Verifier] implementations; [EvidenceVerifier] gives them the whole
-// [Evidence], collateral and GPU evidence included.
+// Real kinds are further [Verifier] implementations: package attest/tdx
+// (Intel TDX, with go-tdx-guest) and attest/snp (AMD SEV-SNP, with
+// go-sev-guest), which are [EvidenceVerifier] implementations reading the collateral that
+// travels with the evidence. GPU evidence is checked by a [GPUVerifier]
+// (package attest/nvidia) and required by [Policy.RequireGPU]. Package
+// attest/tsm produces real evidence on confidential guests; package
+// attest/collateral fetches and caches vendor collateral.
+//
+// A verifier that panics on evidence (a third-party parser meeting
+// malformed input) refuses it as [ErrMalformed] rather than crashing.
 package attest
