@@ -89,6 +89,14 @@ func (d Dir) files(url string) (body, chain, header string, err error) {
 	return "", "", "", fmt.Errorf("%w: no file in %s for %q", ErrNotInDir, string(d), url)
 }
 
+// IntelCollateralURL reports whether url is one go-tdx-guest asks for
+// Intel's collateral at: TCB info, QE identity, a PCK CRL or the root CA
+// CRL. Getters fetch no other URL, whatever a certificate names.
+func IntelCollateralURL(url string) bool {
+	_, _, _, err := Dir("").files(url)
+	return err == nil
+}
+
 func (d Dir) read(name string) ([]byte, error) {
 	path := filepath.Join(string(d), name)
 	f, err := os.Open(path)

@@ -143,6 +143,9 @@ func (p *PCS) Get(url string) (map[string][]string, []byte, error) {
 
 // GetContext is Get with a context.
 func (p *PCS) GetContext(ctx context.Context, url string) (map[string][]string, []byte, error) {
+	if !IntelCollateralURL(url) {
+		return nil, nil, fmt.Errorf("tdx: %q is not an Intel collateral URL; not fetched", url)
+	}
 	r, err := p.cache.Fetch(ctx, p.URL(url))
 	if err != nil {
 		return nil, nil, err

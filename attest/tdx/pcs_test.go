@@ -227,3 +227,20 @@ func TestPCSRefusesGarbage(t *testing.T) {
 		t.Fatalf("err = %v, want ErrCollateral", err)
 	}
 }
+
+// TestPCSFetchesOnlyIntelCollateral: whatever URL a certificate names, a
+// PCS getter fetches only Intel's collateral URLs.
+func TestPCSFetchesOnlyIntelCollateral(t *testing.T) {
+	hits := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits++ }))
+	defer srv.Close()
+	p := NewPCS(srv.URL, newCache(t, t.TempDir(), srv.Client(), &clock{pinned}))
+	for _, url := range []string{srv.URL + "/internal-admin", "http://169.254.169.254/latest/meta-data", IntelPCS + "/sgx/certification/v4/other"} {
+		if _, _, err := p.Get(url); err == nil || !strings.Contains(err.Error(), "not an Intel collateral URL") {
+			t.Errorf("Get(%q): err = %v, want a refusal", url, err)
+		}
+	}
+	if hits != 0 {
+		t.Errorf("the server was asked %d times", hits)
+	}
+}

@@ -163,8 +163,8 @@ type SnapshotGetter struct {
 var _ trust.ContextHTTPSGetter = (*SnapshotGetter)(nil)
 
 // NewSnapshotGetter returns a getter serving entries, and fallback (which
-// may be nil: then other URLs are refused with ErrNotInSnapshot) for URLs
-// not among them.
+// may be nil) for Intel's collateral URLs not among them; other URLs are
+// refused with ErrNotInSnapshot.
 func NewSnapshotGetter(entries []SnapshotEntry, fallback trust.HTTPSGetter) *SnapshotGetter {
 	g := &SnapshotGetter{entries: make(map[string]SnapshotEntry, len(entries)), fallback: fallback}
 	for _, e := range entries {
@@ -182,7 +182,10 @@ func (g *SnapshotGetter) Get(url string) (map[string][]string, []byte, error) {
 func (g *SnapshotGetter) GetContext(ctx context.Context, url string) (map[string][]string, []byte, error) {
 	e, ok := g.entries[url]
 	if !ok {
-		if g.fallback == nil {
+		// Only Intel's collateral URLs are passed on: the URLs go-tdx-guest
+		// asks for come partly from certificates in the snapshot, which
+		// the worker wrote.
+		if g.fallback == nil || !IntelCollateralURL(url) {
 			return nil, nil, fmt.Errorf("%w: %s", ErrNotInSnapshot, url)
 		}
 		return trust.GetWith(ctx, g.fallback, url)

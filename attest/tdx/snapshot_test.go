@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,8 +108,10 @@ func TestSnapshotVerifies(t *testing.T) {
 	}
 }
 
-// TestSnapshotFallback: URLs missing from a snapshot are asked of the
-// verifier's getter.
+// TestSnapshotFallback: a verifier without a getter verifies with the
+// snapshot alone and fetches nothing; one with a getter of its own ignores
+// the snapshot and uses its own collateral; a snapshot getter passes on to
+// its fallback only Intel's collateral URLs.
 func TestSnapshotFallback(t *testing.T) {
 	entries, err := ParseSnapshot(realSnapshot(t))
 	if err != nil {
@@ -119,18 +122,25 @@ func TestSnapshotFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := &attest.Evidence{Kind: attest.KindTDX, CPU: realQuote(t), Collateral: partial}
-	if _, err := NewVerifier(nil).VerifyEvidence(ev, pinned); !errors.Is(err, ErrCollateral) {
-		t.Fatalf("partial snapshot, no getter: err = %v, want ErrCollateral", err)
+	if _, err := NewVerifier(nil).VerifyEvidence(ev, pinned); !errors.Is(err, ErrCollateral) || !strings.Contains(err.Error(), ErrNotInSnapshot.Error()) {
+		t.Fatalf("partial snapshot, no getter: err = %v, want ErrCollateral saying it is not in the snapshot", err)
 	}
-	only := &recorder{getter: Dir(collateralDir)}
-	if _, err := NewVerifier(only).VerifyEvidence(ev, pinned); err != nil {
+	own := &recorder{getter: Dir(collateralDir)}
+	if _, err := NewVerifier(own).VerifyEvidence(ev, pinned); err != nil {
 		t.Fatalf("partial snapshot with a getter: %v", err)
 	}
-	if got := only.entries(); len(got) != 1 || got[0].URL != RootCACRLURL {
-		t.Fatalf("getter asked for %d URLs, want only the root CA CRL", len(got))
+	if got := own.entries(); len(got) != 4 {
+		t.Fatalf("own getter asked for %d URLs, want all 4: the snapshot is ignored", len(got))
 	}
-	if _, _, err := NewSnapshotGetter(entries, nil).Get("https://example.com/"); !errors.Is(err, ErrNotInSnapshot) {
-		t.Fatalf("err = %v, want ErrNotInSnapshot", err)
+	fallback := &recorder{getter: Dir(collateralDir)}
+	g := NewSnapshotGetter(entries, fallback)
+	for _, url := range []string{"https://example.com/", "http://169.254.169.254/latest/meta-data", "file:///etc/passwd"} {
+		if _, _, err := g.Get(url); !errors.Is(err, ErrNotInSnapshot) {
+			t.Errorf("Get(%q): err = %v, want ErrNotInSnapshot", url, err)
+		}
+	}
+	if got := fallback.entries(); len(got) != 0 {
+		t.Errorf("the fallback was asked for %d URLs that are not Intel's", len(got))
 	}
 }
 

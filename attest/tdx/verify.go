@@ -239,33 +239,27 @@ func (v *Verifier) Verify(cpu []byte, now time.Time) (*attest.Claims, error) {
 	return v.verify(cpu, v.getter, now)
 }
 
-// VerifyEvidence is Verify, except that e.Collateral, when not empty, is a
-// collateral snapshot (see Snapshot) served to go-tdx-guest first, with the
-// verifier's own getter, if any, asked for URLs the snapshot lacks. If the
-// quote does not verify with the snapshot and the verifier has a getter, it
-// is verified again with the getter alone, so that a worker's outdated
-// snapshot does not stop a verifier that can fetch fresh collateral.
+// VerifyEvidence is Verify for a quote that may come with a snapshot of
+// Intel's collateral (attest.Evidence.Collateral, see Snapshot).
 //
-// A snapshot cannot make a quote pass that would fail with collateral
-// fetched from Intel: every response in it is signed by Intel and checked
-// at now, as fetched collateral is. It can hold the oldest collateral still
-// valid at now, though: a TCB recovery Intel published since reaches
-// verifiers with a getter of their own once it lapses.
+// A verifier with a getter of its own (Intel PCS, a PCCS or a directory)
+// ignores the snapshot and uses its own collateral: a worker's snapshot can
+// hold the oldest collateral still valid, from before a revocation or a TCB
+// recovery that the verifier's own would show. A verifier without one
+// (NewVerifier(nil)) verifies with the snapshot alone, and fetches nothing:
+// the snapshot comes from the worker, so nothing in it may make the
+// verifier reach out to a URL. Either way every response is signed by Intel
+// and checked at now, so a snapshot cannot make a quote pass that Intel's
+// collateral of that time would refuse.
 func (v *Verifier) VerifyEvidence(e *attest.Evidence, now time.Time) (*attest.Claims, error) {
-	if len(e.Collateral) == 0 {
+	if len(e.Collateral) == 0 || v.getter != nil {
 		return v.Verify(e.CPU, now)
 	}
 	entries, err := ParseSnapshot(e.Collateral)
 	if err != nil {
 		return nil, err
 	}
-	c, err := v.verify(e.CPU, NewSnapshotGetter(entries, v.getter), now)
-	if err != nil && v.getter != nil && errors.Is(err, ErrCollateral) {
-		if c, err2 := v.verify(e.CPU, v.getter, now); err2 == nil {
-			return c, nil
-		}
-	}
-	return c, err
+	return v.verify(e.CPU, NewSnapshotGetter(entries, nil), now)
 }
 
 func (v *Verifier) verify(cpu []byte, getter trust.HTTPSGetter, now time.Time) (*attest.Claims, error) {
