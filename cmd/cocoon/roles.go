@@ -120,8 +120,9 @@ func trustFlags(fs *flag.FlagSet, t *node.Trust) {
 		if t.TDX == nil {
 			t.TDX = &node.TDXTrust{}
 		}
-		if s != "shipped" {
-			t.TDX.Collateral = s
+		t.TDX.Collateral = s
+		if s == "shipped" {
+			t.TDX.Collateral = "" // only the snapshots workers ship, whatever the config file says
 		}
 		return nil
 	})
