@@ -199,5 +199,25 @@ func ReportData(bundleHash [32]byte) [64]byte {
 	return out
 }
 
+// ReportDataWithGPU returns what a TEE report must carry to bind both the
+// bundle with the given hash and the GPU evidence that comes with it:
+// SHA-512(ReportDataDomain ‖ bundleHash ‖ SHA-256(gpu)). Without GPU
+// evidence (gpu empty) it is ReportData(bundleHash). Binding the GPU
+// evidence into the CPU report keeps anyone who relays the evidence from
+// splicing in another GPU's verdict for the same (public) bundle hash.
+func ReportDataWithGPU(bundleHash [32]byte, gpu []byte) [64]byte {
+	if len(gpu) == 0 {
+		return ReportData(bundleHash)
+	}
+	g := sha256.Sum256(gpu)
+	h := sha512.New()
+	h.Write([]byte(ReportDataDomain))
+	h.Write(bundleHash[:])
+	h.Write(g[:])
+	var out [64]byte
+	h.Sum(out[:0])
+	return out
+}
+
 // shortID is the prefix of a key ID printed in errors and logs.
 func shortID(id [32]byte) []byte { return id[:8] }

@@ -184,3 +184,19 @@ func TestBundleValidity(t *testing.T) {
 		t.Errorf("before creation: %v, want ErrExpired", err)
 	}
 }
+
+// TestReportDataWithGPU: without GPU evidence the report binds the bundle
+// alone; with it, the bundle and those exact bytes.
+func TestReportDataWithGPU(t *testing.T) {
+	h := testBundle().Hash()
+	if attest.ReportDataWithGPU(h, nil) != attest.ReportData(h) {
+		t.Error("without GPU evidence, ReportDataWithGPU differs from ReportData")
+	}
+	a, b := attest.ReportDataWithGPU(h, []byte("gpu a")), attest.ReportDataWithGPU(h, []byte("gpu b"))
+	if a == attest.ReportData(h) || a == b {
+		t.Error("GPU evidence does not change report_data")
+	}
+	if a != attest.ReportDataWithGPU(h, []byte("gpu a")) {
+		t.Error("ReportDataWithGPU is not stable")
+	}
+}

@@ -67,7 +67,7 @@ func (c *Checker) check(evidence []byte, now time.Time) (*Verified, error) {
 	if claims.Kind != e.Kind {
 		return nil, fmt.Errorf("attest: %s verifier returned claims of kind %q", e.Kind, claims.Kind)
 	}
-	if err := CheckReportData(claims, id); err != nil {
+	if err := CheckReportData(claims, id, e.GPU); err != nil {
 		return nil, err
 	}
 	if len(e.GPU) > 0 && c.GPU != nil {
@@ -156,10 +156,15 @@ func (c *Checker) expiry(claims *Claims, b *Bundle) time.Time {
 }
 
 // CheckReportData returns an error wrapping [ErrReportData] unless the
-// claims carry ReportData(bundleHash).
-func CheckReportData(c *Claims, bundleHash [32]byte) error {
-	if c.ReportData != ReportData(bundleHash) {
-		return fmt.Errorf("%w: %s report for key %x carries report_data %x…", ErrReportData, c.Kind, shortID(bundleHash), c.ReportData[:8])
+// claims carry ReportDataWithGPU(bundleHash, gpu): the report binds the
+// bundle and exactly the GPU evidence that came with it, or none.
+func CheckReportData(c *Claims, bundleHash [32]byte, gpu []byte) error {
+	if c.ReportData != ReportDataWithGPU(bundleHash, gpu) {
+		what := "key bundle"
+		if len(gpu) > 0 {
+			what = "key bundle and GPU evidence"
+		}
+		return fmt.Errorf("%w: %s report for key %x carries report_data %x…, not that of its %s", ErrReportData, c.Kind, shortID(bundleHash), c.ReportData[:8], what)
 	}
 	return nil
 }

@@ -127,29 +127,29 @@ type GPUProducer interface {
 	ProduceGPU(nonce [32]byte) ([]byte, error)
 }
 
-// Attest validates b, asks p for a report binding it (and for its
-// collateral, if p is a [CollateralProducer]), asks gpu, if not nil, for GPU
-// evidence whose nonce is b's hash, and returns the evidence a worker
-// publishes. Marshal the result to send it.
+// Attest validates b, asks gpu, if not nil, for GPU evidence whose nonce is
+// b's hash, asks p for a report binding both ([ReportDataWithGPU]) and for
+// its collateral, if p is a [CollateralProducer], and returns the evidence a
+// worker publishes. Marshal the result to send it.
 func Attest(p Producer, b *Bundle, gpu GPUProducer) (*Evidence, error) {
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
 	raw := b.Marshal()
 	hash := sha256.Sum256(raw)
-	cpu, err := p.Produce(ReportData(hash))
-	if err != nil {
-		return nil, fmt.Errorf("attest: produce %s evidence: %w", p.Kind(), err)
-	}
-	e := &Evidence{Kind: p.Kind(), Bundle: raw, CPU: cpu}
-	if cp, ok := p.(CollateralProducer); ok {
-		if e.Collateral, err = cp.Collateral(cpu); err != nil {
-			return nil, fmt.Errorf("attest: %s collateral: %w", p.Kind(), err)
-		}
-	}
-	if gpu != nil {
+	e := &Evidence{Kind: p.Kind(), Bundle: raw}
+	var err error
+	if gpu != nil { // first: the CPU report binds it
 		if e.GPU, err = gpu.ProduceGPU(hash); err != nil {
 			return nil, fmt.Errorf("attest: produce GPU evidence: %w", err)
+		}
+	}
+	if e.CPU, err = p.Produce(ReportDataWithGPU(hash, e.GPU)); err != nil {
+		return nil, fmt.Errorf("attest: produce %s evidence: %w", p.Kind(), err)
+	}
+	if cp, ok := p.(CollateralProducer); ok {
+		if e.Collateral, err = cp.Collateral(e.CPU); err != nil {
+			return nil, fmt.Errorf("attest: %s collateral: %w", p.Kind(), err)
 		}
 	}
 	return e, nil

@@ -173,17 +173,44 @@ func TestCheckerRequiresGPU(t *testing.T) {
 		t.Errorf("Expires = %v, want the tokens' expiry %v", v.Expires, want)
 	}
 
-	// With GPU evidence bound to another bundle: refused.
-	swapped, err := attest.Attest(cpu, other, gpu)
+	// GPU evidence spliced in by whoever relays the evidence, for the
+	// right (public) bundle hash but not produced with the CPU report:
+	// refused, as is evidence whose GPU part was stripped.
+	bare, err := attest.Attest(cpu, b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.GPU = swapped.GPU
+	spliced := *bare
+	spliced.GPU = e.GPU
+	if _, err = checker.Check(spliced.Marshal()); !errors.Is(err, attest.ErrReportData) {
+		t.Errorf("spliced GPU evidence: %v, want ErrReportData", err)
+	}
+	stripped := *e
+	stripped.GPU = nil
+	if _, err = checker.Check(stripped.Marshal()); !errors.Is(err, attest.ErrReportData) {
+		t.Errorf("stripped GPU evidence: %v, want ErrReportData", err)
+	}
+
+	// GPU evidence made for another bundle, even when the CPU report binds
+	// it: refused by its nonce.
+	e, err = attest.Attest(cpu, b, otherNonce{gpu, other.Hash()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, err = checker.Check(e.Marshal())
 	if !errors.Is(err, nvidia.ErrNonce) || !errors.Is(err, attest.ErrGPU) || errors.Is(err, attest.ErrPolicy) {
 		t.Errorf("GPU evidence of another bundle: %v, want ErrNonce", err)
 	}
 }
+
+// otherNonce is a GPU producer that attests with a fixed nonce, whatever
+// it is asked for: a producer bound to the wrong bundle.
+type otherNonce struct {
+	p     attest.GPUProducer
+	nonce [32]byte
+}
+
+func (o otherNonce) ProduceGPU([32]byte) ([]byte, error) { return o.p.ProduceGPU(o.nonce) }
 
 // testBundle returns a valid key bundle, distinct for each seed, valid from
 // an hour before testNow for a day.

@@ -7,7 +7,10 @@
 //  2. signature: VerifySignature checks the report's ECDSA P-384 signature by
 //     its VCEK or VLEK certificate (attest.ErrSignature) and that certificate's
 //     chain through AMD's ASK or ASVK to the ARK of its product line
-//     (attest.ErrChain);
+//     (attest.ErrChain), then that the certificate's AMD extensions certify
+//     the report's REPORTED_TCB and, for a VCEK, its CHIP_ID unless masked
+//     (attest.ErrChain), so that the TCB the policy step reads is the one
+//     AMD certified;
 //  3. policy: Policy.Check (debug, migration agent, minimum TCB, report_data,
 //     image hash).
 //

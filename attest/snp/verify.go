@@ -115,9 +115,12 @@ func (r *Report) Endorsement() []byte {
 // endorsement certificate (DER; nil means the one that came with r, see
 // Report.Endorsement), a VCEK or VLEK as r's signer info says, and that the
 // certificate chains through the ASK or ASVK to an ARK of roots for its
-// product line (nil means AMDRoots). It fetches nothing and does not check
-// revocation. A signature that does not verify wraps attest.ErrSignature;
-// a missing, malformed or untrusted certificate wraps attest.ErrChain.
+// product line (nil means AMDRoots), and that the certificate certifies the
+// platform r reports: its TCB is r's REPORTED_TCB and, for a VCEK, its HWID
+// is r's CHIP_ID unless that is masked (all zeros). It fetches nothing and
+// does not check revocation. A signature that does not verify wraps
+// attest.ErrSignature; a missing, malformed or untrusted certificate, or one
+// certifying another TCB or chip, wraps attest.ErrChain.
 func VerifySignature(r *Report, endorsement []byte, roots Roots, now time.Time) error {
 	return verifySignature(r, endorsement, roots, now, nil)
 }
@@ -159,6 +162,35 @@ func verifySignature(r *Report, endorsement []byte, roots Roots, now time.Time, 
 	}
 	if err := verify.SnpAttestation(a, opts); err != nil {
 		return fmt.Errorf("%w: sev-snp %v certificate: %w", attest.ErrChain, r.Signer, err)
+	}
+	return checkEndorsedPlatform(r, cert)
+}
+
+// checkEndorsedPlatform checks that r claims the platform its endorsement
+// certificate cert certifies, which verify.SnpAttestation leaves to
+// go-sev-guest's validate package: the TCB in cert's AMD extensions must
+// equal r's REPORTED_TCB (the TCB the key was derived from), and for a VCEK
+// the HWID in cert must equal r's CHIP_ID, unless the CHIP_ID is all zeros
+// (the guest policy's MASK_CHIP_ID). Without this, a key certified for old,
+// vulnerable firmware could sign a report claiming a newer TCB, which
+// CheckPlatform's minimum would then accept. A VLEK is certified for a TCB
+// too, but for no chip. Refusals wrap attest.ErrChain.
+func checkEndorsedPlatform(r *Report, cert *x509.Certificate) error {
+	exts, err := kds.CertificateExtensions(cert, r.Signer)
+	if err != nil {
+		return fmt.Errorf("%w: sev-snp %v certificate extensions: %w", attest.ErrChain, r.Signer, err)
+	}
+	p := r.attestation.GetReport()
+	// The signed REPORTED_TCB and the Report field CheckPlatform reads.
+	for _, tcb := range []kds.TCBVersion{kds.TCBVersion(p.GetReportedTcb()), r.ReportedTCB} {
+		if tcb != exts.TCBVersion {
+			return fmt.Errorf("%w: sev-snp report's REPORTED_TCB %s (%#x) is not the TCB %s (%#x) its %v certificate certifies",
+				attest.ErrChain, TCBString(tcb), uint64(tcb), TCBString(exts.TCBVersion), uint64(exts.TCBVersion), r.Signer)
+		}
+	}
+	if chip := p.GetChipId(); r.Signer == abi.VcekReportSigner && !allZero(chip) && !bytes.Equal(chip, exts.HWID) {
+		return fmt.Errorf("%w: sev-snp report's CHIP_ID %x is not the HWID %x of its VCEK certificate",
+			attest.ErrChain, chip, exts.HWID)
 	}
 	return nil
 }
