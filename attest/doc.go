@@ -5,7 +5,8 @@
 // A worker's identity is a key [Bundle] (HPKE key, receipt-signing key, TLS
 // key hash, models, validity window). Its SHA-256, [Bundle.Hash], is the
 // worker's key ID everywhere. The worker asks its TEE for a report whose
-// report_data is [ReportData] of that hash and publishes both as [Evidence].
+// report_data is [ReportDataWithGPU] of that hash and of its GPU evidence, if
+// any, and publishes them all as [Evidence].
 //
 // Checking evidence follows the shape of github.com/google/go-tdx-guest, one
 // step per function so each can be used and tested alone, and each step
@@ -15,8 +16,8 @@
 //  2. verify signatures and chains with the [Verifier] for the evidence kind
 //     ([ErrUnknownKind], [ErrUntrustedKind], [ErrNoRoots], [ErrChain],
 //     [ErrSignature]); [VerifyChain] is the chain step shared by every kind;
-//  3. bind: the report must carry [ReportData] of the bundle hash
-//     ([CheckReportData], [ErrReportData]);
+//  3. bind: the report must carry [ReportDataWithGPU] of the bundle hash
+//     and the GPU evidence ([CheckReportData], [ErrReportData]);
 //  4. policy: [Policy.Check] (a [*PolicyError] naming the rule, [ErrPolicy]);
 //  5. validity: the bundle must not have expired ([ErrExpired]).
 //
