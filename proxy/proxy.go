@@ -43,7 +43,13 @@ type Config struct {
 	// ClaimThreshold is the unclaimed amount on a client's channel at which
 	// the proxy claims it on chain; it also claims everything on Close.
 	ClaimThreshold uint64 `json:"claim_threshold"`
+	// HelloInterval is how often the proxy re-reads a connected worker's
+	// hello, to pick up refreshed evidence. 0: DefaultHelloInterval.
+	HelloInterval time.Duration `json:"hello_interval,omitempty"`
 }
+
+// DefaultHelloInterval is how often a worker's hello is re-read by default.
+const DefaultHelloInterval = time.Minute
 
 // DefaultClaimThreshold is 1 TON.
 const DefaultClaimThreshold = 1_000_000_000
@@ -57,7 +63,7 @@ type Proxy struct {
 	log    *slog.Logger
 
 	mu      sync.Mutex
-	workers map[[32]byte]*workerConn
+	workers map[[32]byte]*workerConn // by every key ID in workerConn.keys
 	conns   map[net.Conn]struct{}
 	closed  bool
 
@@ -75,6 +81,9 @@ func New(cfg Config, cert tls.Certificate, checker *attest.Cache, ledger account
 	if cfg.ClaimThreshold == 0 {
 		cfg.ClaimThreshold = DefaultClaimThreshold
 	}
+	if cfg.HelloInterval <= 0 {
+		cfg.HelloInterval = DefaultHelloInterval
+	}
 	if cfg.FeeBPS > price.One {
 		cfg.FeeBPS = price.One
 	}
@@ -90,6 +99,11 @@ type workerConn struct {
 	verified *attest.Verified
 	hello    wire.Hello
 	models   map[string]bool
+	// keys are the key IDs routed to this connection, with the expiry of
+	// each bundle: the current one and superseded ones of the same keys,
+	// which clients may still seal to (at most wire.MaxPreviousKeys).
+	// Guarded by Proxy.mu.
+	keys map[[32]byte]time.Time
 
 	mu       sync.Mutex
 	inflight int
@@ -154,6 +168,7 @@ func (p *Proxy) admit(conn *tls.Conn) {
 	}
 	id := w.verified.KeyID
 	log = log.With("worker", w.name, "key_id", hex.EncodeToString(id[:8]))
+	w.keys = map[[32]byte]time.Time{id: bundleExpiry(w.verified)}
 	p.mu.Lock()
 	if old := p.workers[id]; old != nil {
 		old.cc.Close()
@@ -164,43 +179,110 @@ func (p *Proxy) admit(conn *tls.Conn) {
 	p.payoutFor(w)
 
 	// Re-read the hello now and then: the worker refreshes its evidence
-	// before its bundle expires, and a changed bundle means a new admission.
-	// A dead link is noticed by HTTP/2 pings (ReadIdleTimeout above).
-	tick := time.NewTicker(time.Second)
+	// before its bundle expires. A dead link is noticed by HTTP/2 pings
+	// (ReadIdleTimeout above).
+	tick := time.NewTicker(min(time.Second, p.cfg.HelloInterval))
 	defer tick.Stop()
-	for n := 1; ; n++ {
-		<-tick.C
+	next := time.Now().Add(p.cfg.HelloInterval)
+	for range tick.C {
 		if st := cc.State(); st.Closed || st.Closing {
 			break
 		}
-		if n%60 != 0 {
+		if time.Now().Before(next) {
 			continue
 		}
 		hctx, hcancel := context.WithTimeout(context.Background(), 15*time.Second)
 		nw := &workerConn{cc: cc, conn: conn}
 		err := p.hello(hctx, nw)
 		hcancel()
-		if err == nil && nw.verified.KeyID != id {
-			err = errors.New("worker changed its key bundle")
+		if err == nil {
+			err = p.update(w, nw, log)
 		}
 		if err != nil {
 			log.Warn("dropping worker", "err", err)
 			cc.Close()
 			break
 		}
-		p.mu.Lock() // candidates reads hello and models under p.mu
-		w.mu.Lock()
-		w.verified, w.hello, w.models = nw.verified, nw.hello, nw.models
-		w.mu.Unlock()
-		p.mu.Unlock()
+		next = time.Now().Add(p.cfg.HelloInterval)
 	}
 	p.mu.Lock()
-	if p.workers[id] == w {
-		delete(p.workers, id)
+	for id := range w.keys {
+		if p.workers[id] == w {
+			delete(p.workers, id)
+		}
 	}
 	p.mu.Unlock()
 	log.Info("worker disconnected")
 }
+
+// ErrKeysChanged refuses a connected worker whose new key bundle carries
+// other keys than the one it was admitted with: that is a new worker, to be
+// admitted on a new connection.
+var ErrKeysChanged = errors.New("worker changed its keys")
+
+// update takes the re-read hello nw of the connected worker w. Refreshed
+// evidence for the same bundle, or a new bundle of the same keys (new
+// expiry), replaces w's in place: requests sealed to the superseded key ID
+// keep reaching w until that bundle expires, and streams in flight go on.
+func (p *Proxy) update(w *workerConn, nw *workerConn, log *slog.Logger) error {
+	p.mu.Lock() // candidates reads hello, models and keys under p.mu
+	defer p.mu.Unlock()
+	w.mu.Lock()
+	old := w.verified
+	w.mu.Unlock()
+	id := nw.verified.KeyID
+	if id != old.KeyID {
+		if !sameKeys(old.Bundle, nw.verified.Bundle) {
+			return fmt.Errorf("%w: bundle %x replaces %x", ErrKeysChanged, id[:8], old.KeyID[:8])
+		}
+		if other := p.workers[id]; other != nil && other != w {
+			other.cc.Close() // as on admission: the newest connection of a bundle wins
+		}
+		w.keys[id] = bundleExpiry(nw.verified)
+		p.workers[id] = w
+		log.Info("worker refreshed its key bundle", "key_id", hex.EncodeToString(id[:8]), "previous", hex.EncodeToString(old.KeyID[:8]))
+	}
+	p.pruneKeys(w, id, time.Now())
+	w.mu.Lock()
+	w.verified, w.hello, w.models = nw.verified, nw.hello, nw.models
+	w.mu.Unlock()
+	return nil
+}
+
+// pruneKeys drops from w (and from routing) the superseded key IDs whose
+// bundles have expired, and the oldest beyond wire.MaxPreviousKeys, as the
+// worker does. p.mu must be held.
+func (p *Proxy) pruneKeys(w *workerConn, current [32]byte, now time.Time) {
+	drop := func(k [32]byte) {
+		delete(w.keys, k)
+		if p.workers[k] == w {
+			delete(p.workers, k)
+		}
+	}
+	var past [][32]byte
+	for k, exp := range w.keys {
+		switch {
+		case k == current:
+		case now.Before(exp):
+			past = append(past, k)
+		default:
+			drop(k)
+		}
+	}
+	slices.SortFunc(past, func(a, b [32]byte) int { return w.keys[b].Compare(w.keys[a]) }) // latest expiry first
+	for _, k := range past[min(len(past), wire.MaxPreviousKeys):] {
+		drop(k)
+	}
+}
+
+// sameKeys reports whether a and b carry the same HPKE, signing and TLS keys.
+func sameKeys(a, b *attest.Bundle) bool {
+	return bytes.Equal(a.HPKEKey, b.HPKEKey) && a.SigningKey.Equal(b.SigningKey) && a.TLSKeyHash == b.TLSKeyHash
+}
+
+// bundleExpiry is when v's bundle expires: until then the worker accepts
+// requests sealed to it.
+func bundleExpiry(v *attest.Verified) time.Time { return time.Unix(v.Bundle.Expires, 0) }
 
 // hello asks the worker who it is and verifies the answer.
 func (p *Proxy) hello(ctx context.Context, w *workerConn) error {
@@ -281,7 +363,13 @@ func (p *Proxy) Close() error {
 func (p *Proxy) Workers() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.workers)
+	n := 0
+	for id, w := range p.workers {
+		if id == w.verified.KeyID {
+			n++
+		}
+	}
+	return n
 }
 
 // Handler serves clients: the directory of workers and sealed requests.
@@ -296,7 +384,10 @@ func (p *Proxy) Handler() http.Handler {
 func (p *Proxy) serveDirectory(rw http.ResponseWriter, r *http.Request) {
 	d := wire.Directory{Payee: p.payeeInfo()}
 	p.mu.Lock()
-	for _, w := range p.workers {
+	for id, w := range p.workers {
+		if id != w.verified.KeyID {
+			continue // a superseded bundle: the directory shows the current one
+		}
 		w.mu.Lock()
 		d.Workers = append(d.Workers, wire.WorkerInfo{Evidence: w.hello.Evidence, Price: w.hello.Price,
 			Capacity: w.hello.Capacity, InFlight: w.inflight, Models: w.hello.Models})
@@ -310,11 +401,15 @@ func (p *Proxy) serveDirectory(rw http.ResponseWriter, r *http.Request) {
 // candidates returns the admitted workers among the envelope's recipients
 // that serve its model within its price cap, least loaded first.
 func (p *Proxy) candidates(env *seal.Envelope) (list []*workerConn, known bool) {
+	now := time.Now()
 	p.mu.Lock()
 	for _, k := range env.Keys {
 		w := p.workers[k.KeyID]
-		if w == nil {
+		if w == nil || slices.Contains(list, w) {
 			continue
+		}
+		if k.KeyID != w.verified.KeyID && !now.Before(w.keys[k.KeyID]) {
+			continue // a superseded bundle that has expired: the worker refuses it too
 		}
 		known = true
 		if w.models[env.Header.Model] && w.hello.Price.Within(env.Header.PriceCap) {
@@ -524,6 +619,9 @@ func (p *Proxy) book(b []byte, w *workerConn, q *request, resHash [32]byte) erro
 	if err != nil {
 		return err
 	}
+	p.mu.Lock()
+	_, ours := w.keys[rc.Worker] // the current or a superseded bundle of w's keys
+	p.mu.Unlock()
 	w.mu.Lock()
 	v := w.verified
 	w.mu.Unlock()
@@ -531,7 +629,7 @@ func (p *Proxy) book(b []byte, w *workerConn, q *request, resHash [32]byte) erro
 		return err
 	}
 	switch {
-	case rc.Worker != v.KeyID:
+	case !ours:
 		return errors.New("receipt names another worker")
 	case rc.RequestID != env.Header.RequestID || rc.HeaderHash != env.Header.Hash():
 		return errors.New("receipt is for another request")

@@ -47,6 +47,14 @@ const ALPN = "cocoon-worker/1"
 // bytes is a third larger in base64, and the rest is small.
 const MaxHelloSize = 2 << 20
 
+// MaxPreviousKeys is how many superseded key bundles a worker keeps
+// accepting requests for, and a proxy keeps routing to the same connection,
+// until each expires. A refresh of evidence (every 30 minutes with GPU
+// evidence) makes a new bundle with the same keys; a client may still hold
+// the previous one for a while, and its sealed requests stay valid for
+// minutes.
+const MaxPreviousKeys = 4
+
 // Hello is what a worker tells a proxy about itself when it connects.
 type Hello struct {
 	Name     string      `json:"name"`

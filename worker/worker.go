@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,6 +106,7 @@ type Worker struct {
 
 	mu         sync.Mutex
 	keyID      [32]byte
+	previous   []pastKey // superseded bundles still accepted, newest first
 	evidence   []byte
 	expires    time.Time   // the bundle's expiry
 	refreshAt  time.Time   // when to make new evidence, well before any part of it expires
@@ -146,6 +148,12 @@ func New(cfg Config, id *Identity, eng engine.Engine, tee attest.Producer, log *
 	mux.HandleFunc("POST "+wire.PathVouchers, w.serveVoucher)
 	w.handler = mux
 	return w, nil
+}
+
+// pastKey is the key ID of a superseded bundle and when that bundle expires.
+type pastKey struct {
+	id      [32]byte
+	expires time.Time
 }
 
 // KeyID is the hash of the worker's current key bundle.
@@ -194,6 +202,13 @@ func (w *Worker) refreshEvidence() error {
 		refreshAt = now.Add(w.cfg.GPURefresh)
 	}
 	w.mu.Lock()
+	if id := b.Hash(); id != w.keyID && w.keyID != ([32]byte{}) {
+		// Same keys, new metadata: clients holding the old bundle keep
+		// sealing to its key ID until it expires.
+		w.previous = append([]pastKey{{w.keyID, w.expires}}, w.previous...)
+	}
+	w.previous = slices.DeleteFunc(w.previous, func(k pastKey) bool { return !now.Before(k.expires) })
+	w.previous = w.previous[:min(len(w.previous), wire.MaxPreviousKeys)]
 	w.keyID, w.evidence, w.expires, w.refreshAt = b.Hash(), raw, time.Unix(b.Expires, 0), refreshAt
 	w.mu.Unlock()
 	w.log.Info("attested", "kind", ev.Kind, "key", fmt.Sprintf("%x", w.keyID[:8]), "gpu_evidence", len(ev.GPU) > 0, "collateral", len(ev.Collateral) > 0, "expires", time.Unix(b.Expires, 0).UTC().Format(time.RFC3339))
@@ -311,8 +326,7 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 		fail(http.StatusRequestEntityTooLarge, api.TypeInvalidRequest, "too_large", "sealed request is too large", false)
 		return
 	}
-	keyID := w.KeyID()
-	env, body, sess, err := seal.Open(raw, keyID, w.id.HPKE)
+	env, body, sess, err := w.open(raw)
 	if err != nil {
 		fail(http.StatusBadRequest, api.TypeInvalidRequest, "bad_envelope", "cannot open sealed request: "+err.Error(), false)
 		return
@@ -402,6 +416,31 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seal.WriteRecord(rw, seal.RecordReceipt, rc.Marshal())
+}
+
+// open opens a sealed request addressed to the worker's current key ID or,
+// failing that, to one of its superseded bundles that has not expired: all
+// of them carry the same HPKE key.
+func (w *Worker) open(raw []byte) (*seal.Envelope, []byte, *seal.WorkerSession, error) {
+	w.mu.Lock()
+	ids := [][32]byte{w.keyID}
+	now := time.Now()
+	for _, k := range w.previous {
+		if now.Before(k.expires) {
+			ids = append(ids, k.id)
+		}
+	}
+	w.mu.Unlock()
+	env, body, sess, err := seal.Open(raw, ids[0], w.id.HPKE)
+	for _, id := range ids[1:] {
+		if !errors.Is(err, seal.ErrNotRecipient) {
+			break
+		}
+		if e, b, s, err2 := seal.Open(raw, id, w.id.HPKE); !errors.Is(err2, seal.ErrNotRecipient) {
+			return e, b, s, err2
+		}
+	}
+	return env, body, sess, err
 }
 
 func engineRequest(req *api.Request, h *seal.Header, body []byte) *engine.Request {

@@ -53,6 +53,12 @@ type Options struct {
 	Unrecorded bool
 	// GPU[i], if set, adds GPU evidence to worker i's key bundles.
 	GPU []attest.GPUProducer
+	// BundleTTL and GPURefresh set the workers' worker.Config fields of
+	// those names (0: the worker's defaults).
+	BundleTTL, GPURefresh time.Duration
+	// HelloInterval is how often the proxy re-reads each worker's hello
+	// (0: the proxy's default, a minute).
+	HelloInterval time.Duration
 	// Checker, if set, edits the attestation checker of the proxy and of
 	// the client (role "proxy" or "client") before use, for example to set
 	// a GPU verifier or require a GPU.
@@ -113,7 +119,7 @@ func Start(t testing.TB, opts Options) *Net {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Proxy = proxy.New(proxy.Config{FeeBPS: 1000, CreditLimit: opts.CreditLimit}, cert, checker("proxy"), n.Ledger, log.With("role", "proxy"))
+	n.Proxy = proxy.New(proxy.Config{FeeBPS: 1000, CreditLimit: opts.CreditLimit, HelloInterval: opts.HelloInterval}, cert, checker("proxy"), n.Ledger, log.With("role", "proxy"))
 	wln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +163,8 @@ func Start(t testing.TB, opts Options) *Net {
 		if i < len(opts.GPU) {
 			gpu = opts.GPU[i]
 		}
-		w, err := worker.New(worker.Config{Name: name, Proxy: n.Links.addr, ProxyPin: pin, Capacity: opts.Capacity, Price: opts.WorkerPrice, GPU: gpu},
+		w, err := worker.New(worker.Config{Name: name, Proxy: n.Links.addr, ProxyPin: pin, Capacity: opts.Capacity, Price: opts.WorkerPrice,
+			GPU: gpu, BundleTTL: opts.BundleTTL, GPURefresh: opts.GPURefresh},
 			id, eng, vendor.Device(simulated.Measurement), log.With("role", name))
 		if err != nil {
 			t.Fatal(err)
