@@ -246,6 +246,15 @@ func (w *Watcher) seen(addr string, st *contracts.ChannelState, unclaimed uint64
 	return c, fresh
 }
 
+// IsClosing reports whether the watcher has seen the payer of the channel
+// at addr (its address as Payee.Address().String() gives it) start closing
+// it, or close it: a payee should stop serving on credit through it.
+func (w *Watcher) IsClosing(addr string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closing[addr] != nil
+}
+
 func (w *Watcher) closingOf(addr string) *ClosingChannel {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -201,6 +201,23 @@ func (p *Proxy) paidBy(client string) uint64 {
 	return 0
 }
 
+// checkChannelOpen refuses a client whose payer channel its watcher has seen
+// closing: what it would be served on credit from now on could be taken
+// back when the close finishes.
+func (p *Proxy) checkChannelOpen(client string) error {
+	m := p.money
+	if m == nil || m.watch == nil {
+		return nil
+	}
+	m.mu.Lock()
+	ch := m.Clients[client]
+	m.mu.Unlock()
+	if ch != nil && m.watch.IsClosing(ch.Address().String()) {
+		return fmt.Errorf("payment channel %s is closing: open a new channel to keep using this proxy", ch.Address())
+	}
+	return nil
+}
+
 // serveVoucher takes a client's newest voucher.
 func (p *Proxy) serveVoucher(rw http.ResponseWriter, r *http.Request) {
 	wire.ServeVoucher(rw, r, p.clientChannel, func(ch *payments.Payee) {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/tls"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +39,11 @@ func TestProxyClaimsWhenAClientStartsAClose(t *testing.T) {
 			t.Fatalf("the proxy did not claim a closing channel: claimed %d, closing %+v", ch.Payee.Claimed(), p.ClosingChannels())
 		}
 	}
+	// From now on the client is refused: what it would be served on credit
+	// could be taken back when the close finishes.
+	if err := p.checkChannelOpen("client"); err == nil || !strings.Contains(err.Error(), "is closing") {
+		t.Errorf("a client whose channel is closing: %v, want a refusal", err)
+	}
 	ch.FinishClose(ch.Ledger(), 120_000_000)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
@@ -54,6 +60,9 @@ func TestProxyWatchLeavesAnOpenChannel(t *testing.T) {
 	time.Sleep(30 * time.Millisecond)
 	if ch.Chain.Status().Transactions != txs || ch.Payee.Claimed() != 0 || len(p.ClosingChannels()) != 0 {
 		t.Fatalf("an open channel: %d transactions, %d claimed", ch.Chain.Status().Transactions-txs, ch.Payee.Claimed())
+	}
+	if err := p.checkChannelOpen("client"); err != nil {
+		t.Errorf("a client whose channel is open: %v", err)
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)

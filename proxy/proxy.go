@@ -459,6 +459,10 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 		api.WriteError(rw, api.Errorf(http.StatusPaymentRequired, api.TypeInsufficient, "credit_limit", "%v", err))
 		return
 	}
+	if err := p.checkChannelOpen(client); err != nil {
+		api.WriteError(rw, api.Errorf(http.StatusPaymentRequired, api.TypeInsufficient, "channel_closing", "%v", err))
+		return
+	}
 	cands, known := p.candidates(env)
 	if len(cands) == 0 {
 		msg := "none of the request's workers is connected to this proxy"
