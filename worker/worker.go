@@ -218,14 +218,17 @@ func (w *Worker) refreshEvidence() error {
 // maybeRefresh makes new evidence once it is due: in the background while
 // the current evidence is still valid (asking the TEE, NRAS or Intel PCS
 // may take seconds, longer than a proxy waits for a hello), and at once
-// when it has expired.
+// when it has expired; never two refreshes at a time.
 func (w *Worker) maybeRefresh() {
 	w.mu.Lock()
 	now := time.Now()
 	due, expired := !now.Before(w.refreshAt), !now.Before(w.expires)
 	w.mu.Unlock()
 	switch {
-	case expired:
+	case expired && w.refreshing.CompareAndSwap(false, true):
+		// One refresh at a time: hellos arriving meanwhile get the
+		// current evidence rather than piling up more.
+		defer w.refreshing.Store(false)
 		if err := w.refreshEvidence(); err != nil {
 			w.log.Error("refreshing expired evidence", "err", err)
 		}
