@@ -281,17 +281,25 @@ func (p *Proxy) claim(ch *payments.Payee) {
 	}
 }
 
+// payout is the wallet the worker on w is paid to, as its newest hello says.
+func (w *workerConn) payout() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.hello.Payout
+}
+
 // payWorker pays amount to the worker on w through its channel.
 func (p *Proxy) payWorker(w *workerConn, amount uint64) {
 	m := p.money
-	if m == nil || amount == 0 || w.hello.Payout == "" {
+	payout := w.payout()
+	if m == nil || amount == 0 || payout == "" {
 		return
 	}
 	m.mu.Lock()
-	po := m.payouts[w.hello.Payout]
+	po := m.payouts[payout]
 	if po == nil {
 		// Its channel is being opened; the amount goes with the first voucher.
-		m.unpaid[w.hello.Payout] += amount
+		m.unpaid[payout] += amount
 	}
 	m.mu.Unlock()
 	if po != nil {
@@ -304,10 +312,10 @@ func (p *Proxy) payWorker(w *workerConn, amount uint64) {
 // previous link), or opens a channel to a new worker.
 func (p *Proxy) payoutFor(w *workerConn) {
 	m := p.money
-	if m == nil || w.hello.Payout == "" {
+	addr := w.payout()
+	if m == nil || addr == "" {
 		return
 	}
-	addr := w.hello.Payout
 	m.mu.Lock()
 	po, opening := m.payouts[addr], m.opening[addr]
 	if po == nil && !opening && m.WorkerDeposit > 0 && m.Dir != "" {

@@ -195,6 +195,7 @@ func (p *Proxy) admit(conn *tls.Conn) {
 		nw := &workerConn{cc: cc, conn: conn}
 		err := p.hello(hctx, nw)
 		hcancel()
+		payout := w.payout()
 		if err == nil {
 			err = p.update(w, nw, log)
 		}
@@ -202,6 +203,9 @@ func (p *Proxy) admit(conn *tls.Conn) {
 			log.Warn("dropping worker", "err", err)
 			cc.Close()
 			break
+		}
+		if w.payout() != payout {
+			p.payoutFor(w) // paid to a new wallet from now on
 		}
 		next = time.Now().Add(p.cfg.HelloInterval)
 	}
