@@ -219,9 +219,14 @@ func (m *money) openChannels(ctx context.Context, dataDir string, clientKey ed25
 		}
 	}()
 	open := func(payer, payee string, payerKey ed25519.PublicKey, payeeKey ed25519.PublicKey) (contracts.ChannelConfig, error) {
-		cfg := contracts.ChannelConfig{
+		// The first channel the payer may pay through: a closing one is
+		// passed over for a new one.
+		cfg, _, err := payments.Usable(ctx, m.chain, contracts.ChannelConfig{
 			Payer: m.wallets[payer].Address(), Payee: m.wallets[payee].Address(),
-			PayerKey: payerKey, PayeeKey: payeeKey, Nonce: 1, CloseDelay: time.Hour,
+			PayerKey: payerKey, PayeeKey: payeeKey, CloseDelay: time.Hour,
+		}, filepath.Join(dataDir, payer, "channels"))
+		if err != nil {
+			return cfg, err
 		}
 		addr, err := payments.Open(ctx, m.wallets[payer], cfg, upDeposit)
 		if err != nil && !errors.Is(err, payments.ErrAlreadyOpen) {

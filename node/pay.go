@@ -132,22 +132,26 @@ func (n *Client) clientMoney(ctx context.Context, dataDir string, key ed25519.Pr
 	if err != nil || len(pp.Key) != ed25519.PublicKeySize {
 		return fail(fmt.Errorf("the proxy's payee address or key is malformed"))
 	}
-	cfg := contracts.ChannelConfig{Payer: w.Address(), Payee: proxyAddr, PayerKey: key.Public().(ed25519.PublicKey),
-		PayeeKey: ed25519.PublicKey(pp.Key), Nonce: 1, CloseDelay: time.Hour}
+	store := filepath.Join(dataDir, "channels")
+	cfg, state, err := payments.Usable(ctx, c, contracts.ChannelConfig{Payer: w.Address(), Payee: proxyAddr,
+		PayerKey: key.Public().(ed25519.PublicKey), PayeeKey: ed25519.PublicKey(pp.Key), CloseDelay: time.Hour}, store)
+	if err != nil {
+		return fail(err)
+	}
 	addr, err := cfg.Address()
 	if err != nil {
 		return fail(err)
 	}
-	if _, err := payments.State(ctx, c, addr); err != nil {
+	if state == nil {
 		if deposit == 0 {
-			return fail(fmt.Errorf("no channel to the proxy yet (%v): give a deposit to open one", err))
+			return fail(fmt.Errorf("no open channel to the proxy (channel %d would be %s): give a deposit to open one", cfg.Nonce, addr))
 		}
 		if _, err := payments.Open(ctx, w, cfg, deposit); err != nil && !errors.Is(err, payments.ErrAlreadyOpen) {
 			return fail(fmt.Errorf("opening a channel to the proxy: %w", err))
 		}
 		log.Info("channel to the proxy opened", "channel", addr.String(), "deposit", FormatTON(deposit))
 	}
-	payer, err := payments.OpenPayer(filepath.Join(dataDir, "channels"), cfg, key)
+	payer, err := payments.OpenPayer(store, cfg, key)
 	if err != nil {
 		return fail(err)
 	}

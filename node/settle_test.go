@@ -126,4 +126,33 @@ func TestStatusShowsAClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("stopped", st, true)
+
+	// Started again, the client pays through a new channel: the proxy
+	// serves no client on a closing one.
+	n2, err := Up(ctx, UpConfig{DataDir: dir, Addr: "127.0.0.1:0", Workers: 1, Engine: EngineConfig{URL: fake.URL}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	resp, err = http.Post(n2.BaseURL+"/chat/completions", "application/json", strings.NewReader(`{"model":"fake-model","messages":[{"role":"user","content":"hello"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("after restarting: HTTP %d", resp.StatusCode)
+	}
+	if st, err = n2.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	open := 0
+	for _, c := range st.Channels {
+		if c.Payer == "client" && c.State == "open" {
+			open++
+		}
+	}
+	if open != 1 {
+		t.Errorf("after restarting, %d open client channels, want 1: %+v", open, st.Channels)
+	}
 }

@@ -3,6 +3,7 @@ package payments
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/xssnick/tonutils-go/address"
 
@@ -50,4 +51,37 @@ func FindPayee(ctx context.Context, c chain.Chain, dir, addr string, wallet *add
 		return nil, nil, err
 	}
 	return p, state, nil
+}
+
+// maxNonce bounds the channels Usable looks at for one payer and payee.
+const maxNonce = 1000
+
+// Usable returns ch with the first nonce, from 1, that a payer may pay
+// through: a channel that is open, or one not deployed yet that the payer
+// has never used (it has no store in dir, see ChannelDir); state is nil for
+// the latter, which the payer then opens. Channels that are closing or
+// closed are passed over: a payer whose channel is closing pays through a
+// new one, since its payee stops serving on the old. A used address is
+// never deployed again, even if its account is gone: its vouchers' totals
+// would count from zero on a fresh contract.
+func Usable(ctx context.Context, c chain.Chain, ch contracts.ChannelConfig, dir string) (_ contracts.ChannelConfig, state *contracts.ChannelState, _ error) {
+	for nonce := uint64(1); nonce <= maxNonce; nonce++ {
+		ch.Nonce = nonce
+		addr, err := ch.Address()
+		if err != nil {
+			return ch, nil, err
+		}
+		st, err := State(ctx, c, addr)
+		switch {
+		case err == nil && st.Status == contracts.ChannelOpen:
+			return ch, st, nil
+		case err == nil: // closing or closed
+			continue
+		}
+		if _, serr := os.Stat(ChannelDir(dir, addr)); serr == nil {
+			continue // used before, and gone from the chain
+		}
+		return ch, nil, nil
+	}
+	return ch, nil, fmt.Errorf("payments: no usable channel among nonces 1 to %d", maxNonce)
 }

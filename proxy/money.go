@@ -336,8 +336,9 @@ func (p *Proxy) payoutFor(w *workerConn) {
 		p.log.Warn("worker's payout address", "worker", w.name, "err", err)
 		return
 	}
-	cfg := contracts.ChannelConfig{Payer: m.Wallet.Address(), Payee: payee, PayerKey: m.VoucherKey.Public().(ed25519.PublicKey),
-		PayeeKey: w.verified.Bundle.SigningKey, Nonce: 1, CloseDelay: time.Hour}
+	w.mu.Lock()
+	payeeKey := w.verified.Bundle.SigningKey
+	w.mu.Unlock()
 	p.walletOps <- func() {
 		defer func() {
 			m.mu.Lock()
@@ -346,6 +347,14 @@ func (p *Proxy) payoutFor(w *workerConn) {
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		// The first channel to this worker still open, or new: the proxy
+		// may have closed an earlier one.
+		cfg, _, err := payments.Usable(ctx, m.Chain, contracts.ChannelConfig{Payer: m.Wallet.Address(), Payee: payee,
+			PayerKey: m.VoucherKey.Public().(ed25519.PublicKey), PayeeKey: payeeKey, CloseDelay: time.Hour}, m.Dir)
+		if err != nil {
+			p.log.Error("opening a channel to worker", "worker", w.name, "err", err)
+			return
+		}
 		if _, err := payments.Open(ctx, m.Wallet, cfg, m.WorkerDeposit); err != nil && !errors.Is(err, payments.ErrAlreadyOpen) {
 			p.log.Error("opening a channel to worker", "worker", w.name, "err", err)
 			return
