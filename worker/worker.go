@@ -104,13 +104,13 @@ type Worker struct {
 	tee    attest.Producer
 	log    *slog.Logger
 
-	mu         sync.Mutex
-	keyID      [32]byte
-	previous   []pastKey // superseded bundles still accepted, newest first
-	evidence   []byte
-	expires    time.Time   // the bundle's expiry
-	refreshAt  time.Time   // when to make new evidence, well before any part of it expires
-	refreshing atomic.Bool // a refresh runs in the background
+	mu          sync.Mutex
+	keyID       [32]byte
+	previous    []pastKey // superseded bundles still accepted, newest first
+	evidence    []byte
+	expires     time.Time     // the bundle's expiry
+	refreshAt   time.Time     // when to make new evidence, well before any part of it expires
+	refreshDone chan struct{} // closed when the refresh under way ends; nil when none runs
 
 	inflight atomic.Int64
 	replay   seal.ReplayCache
@@ -215,31 +215,52 @@ func (w *Worker) refreshEvidence() error {
 	return nil
 }
 
-// maybeRefresh makes new evidence once it is due: in the background while
-// the current evidence is still valid (asking the TEE, NRAS or Intel PCS
-// may take seconds, longer than a proxy waits for a hello), and at once
-// when it has expired; never two refreshes at a time.
+// expiredWait is how long a hello waits for new evidence when the current
+// has expired: less than a proxy waits for a hello.
+const expiredWait = 10 * time.Second
+
+// maybeRefresh makes new evidence once it is due, in the background, one
+// refresh at a time: asking the TEE, NRAS or Intel PCS may take seconds,
+// longer than a proxy waits for a hello, and the current evidence is still
+// valid. Only when it has expired does the hello wait for the new one (at
+// most expiredWait).
 func (w *Worker) maybeRefresh() {
 	w.mu.Lock()
 	now := time.Now()
 	due, expired := !now.Before(w.refreshAt), !now.Before(w.expires)
 	w.mu.Unlock()
-	switch {
-	case expired && w.refreshing.CompareAndSwap(false, true):
-		// One refresh at a time: hellos arriving meanwhile get the
-		// current evidence rather than piling up more.
-		defer w.refreshing.Store(false)
-		if err := w.refreshEvidence(); err != nil {
-			w.log.Error("refreshing expired evidence", "err", err)
-		}
-	case due && w.refreshing.CompareAndSwap(false, true):
-		go func() {
-			defer w.refreshing.Store(false)
-			if err := w.refreshEvidence(); err != nil {
-				w.log.Error("refreshing evidence", "err", err)
-			}
-		}()
+	if !due && !expired {
+		return
 	}
+	done := w.startRefresh()
+	if expired {
+		select {
+		case <-done:
+		case <-time.After(expiredWait):
+		}
+	}
+}
+
+// startRefresh starts a refresh of the evidence unless one is under way,
+// and returns a channel closed when the one under way ends.
+func (w *Worker) startRefresh() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.refreshDone != nil {
+		return w.refreshDone
+	}
+	done := make(chan struct{})
+	w.refreshDone = done
+	go func() {
+		if err := w.refreshEvidence(); err != nil {
+			w.log.Error("refreshing evidence", "err", err)
+		}
+		w.mu.Lock()
+		w.refreshDone = nil
+		w.mu.Unlock()
+		close(done)
+	}()
+	return done
 }
 
 func (w *Worker) serveHello(rw http.ResponseWriter, r *http.Request) {

@@ -109,3 +109,34 @@ func TestEvidenceWithoutGPUKeepsBundleHalfLife(t *testing.T) {
 		t.Error("evidence without GPU evidence remade before half the bundle's life")
 	}
 }
+
+// TestExpiredEvidenceWaitsForTheRefresh checks that once the evidence has
+// expired a hello waits for the refresh under way and serves its result,
+// rather than the expired evidence, and that hellos arriving meanwhile
+// start no second refresh.
+func TestExpiredEvidenceWaitsForTheRefresh(t *testing.T) {
+	gpu := &slowGPU{gate: make(chan struct{})}
+	w := newTestWorker(t, Config{GPU: gpu})
+	w.mu.Lock()
+	w.expires = time.Now().Add(-time.Second) // as if the bundle had expired
+	w.mu.Unlock()
+	done := make(chan wire.Hello, 2)
+	go func() { done <- hello(t, w) }()
+	go func() { done <- hello(t, w) }()
+	select {
+	case <-done:
+		t.Fatal("a hello served expired evidence instead of waiting for the refresh")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(gpu.gate)
+	for range 2 {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("hello still waiting after the refresh ended")
+		}
+	}
+	if n := gpu.calls.Load(); n < 2 || n > 3 {
+		t.Errorf("GPU producer called %d times: want the first attestation and one refresh (at most one more after it)", n)
+	}
+}
