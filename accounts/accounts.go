@@ -15,12 +15,18 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/cocoon-go/cocoon/price"
 )
 
-// ErrCreditLimit is the error for a client whose unpaid answers reach its credit.
+// ErrCreditLimit is the error for a client whose unpaid answers, with what
+// its requests in flight may still cost, would pass its credit.
 var ErrCreditLimit = errors.New("accounts: client has reached its credit limit")
+
+// ErrDuplicate is the error for a request id its client has used before:
+// admitted, in flight or booked, until the request expires.
+var ErrDuplicate = errors.New("accounts: request id already used by this client")
 
 // Entry is one metered answer, taken from a verified usage receipt.
 type Entry struct {
@@ -32,6 +38,9 @@ type Entry struct {
 	Usage     price.Usage `json:"usage"`
 	Cost      uint64      `json:"cost"`       // nanoTON the client pays
 	WorkerPay uint64      `json:"worker_pay"` // nanoTON the worker earns
+	// Expires is when the sealed request expired (unix seconds): until
+	// then a journal replayed at start refuses its id again.
+	Expires int64 `json:"expires,omitempty"`
 }
 
 // Account is the running total of one client or worker.
@@ -43,7 +52,8 @@ type Account struct {
 
 // Ledger meters requests.
 type Ledger interface {
-	// Record books one answer. Recording the same request id twice books it once.
+	// Record books one answer. An entry whose (client, request id) was
+	// booked before is ErrDuplicate and books nothing.
 	Record(e Entry) error
 	// Client and Worker return running totals.
 	Client(id string) Account
@@ -51,15 +61,36 @@ type Ledger interface {
 	Close() error
 }
 
-// File is a Ledger kept as a journal of JSON lines, replayed on open.
+// Credit is what a client may owe the proxy, as its payment channels say.
+type Credit struct {
+	// Allowance bounds what the client may leave unpaid, requests in
+	// flight included: min(credit limit, deposit not yet covered by
+	// vouchers) for a client paying by channel.
+	Allowance uint64
+	// Paid is what the client's vouchers cover, over all its channels.
+	Paid uint64
+}
+
+// File is a Ledger kept as a journal of JSON lines, replayed on open. It
+// also admits requests (see Admit): it remembers every (client, request
+// id) it has admitted or booked until the request expires, and holds what
+// each request in flight may cost against its client's credit.
 type File struct {
 	mu      sync.Mutex
 	f       *os.File
 	w       *bufio.Writer
-	seen    map[string]bool
+	used    map[requestKey]int64 // admitted or booked → expiry, unix seconds
+	booked  map[requestKey]bool  // booked, among used
+	held    map[string]uint64    // by client: what its admitted requests may still cost
 	clients map[string]*Account
 	workers map[string]*Account
+	prune   int64 // when used is next pruned
+	now     func() time.Time
 }
+
+// requestKey names a request: request ids are the client's choice, so
+// they are unique only per client.
+type requestKey struct{ client, id string }
 
 // OpenFile opens or creates the journal at path.
 func OpenFile(path string) (*File, error) {
@@ -70,9 +101,12 @@ func OpenFile(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	l := &File{f: f, seen: map[string]bool{},
-		clients: map[string]*Account{}, workers: map[string]*Account{}}
-	// Replay; a torn last line (a crash mid-write) is cut off.
+	l := &File{f: f, used: map[requestKey]int64{}, booked: map[requestKey]bool{}, held: map[string]uint64{},
+		clients: map[string]*Account{}, workers: map[string]*Account{}, now: time.Now}
+	// Replay; a torn last line (a crash mid-write) is cut off. Only the
+	// ids of requests not yet expired are remembered: an expired request
+	// is refused before it is admitted, so the others cannot come back.
+	now := l.now().Unix()
 	r := bufio.NewReader(f)
 	var good int64
 	for {
@@ -88,7 +122,7 @@ func OpenFile(path string) (*File, error) {
 		if json.Unmarshal(line, &e) != nil {
 			break
 		}
-		l.apply(e)
+		l.apply(e, now, false)
 		good += int64(len(line))
 	}
 	if err := f.Truncate(good); err != nil {
@@ -103,11 +137,25 @@ func OpenFile(path string) (*File, error) {
 	return l, nil
 }
 
-func (l *File) apply(e Entry) bool {
-	if l.seen[e.RequestID] {
+// recordLifetime is how long the id of an entry booked without an expiry
+// is remembered.
+const recordLifetime = 10 * 60
+
+// apply books e in memory unless its request was booked before; l.mu held.
+// live is false while the journal is replayed.
+func (l *File) apply(e Entry, now int64, live bool) bool {
+	k := requestKey{e.Client, e.RequestID}
+	if l.booked[k] {
 		return false
 	}
-	l.seen[e.RequestID] = true
+	exp := e.Expires
+	if exp == 0 && live {
+		exp = now + recordLifetime
+	}
+	if exp > now {
+		l.booked[k] = true
+		l.used[k] = max(l.used[k], exp)
+	}
 	tokens := e.Usage.PromptTokens + e.Usage.CompletionTokens
 	add(l.clients, e.Client, tokens, e.Cost)
 	add(l.workers, e.Worker, tokens, e.WorkerPay)
@@ -134,8 +182,13 @@ func (l *File) Record(e Entry) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.apply(e) {
-		return nil
+	return l.record(e, b)
+}
+
+// record books e, encoded as b; l.mu held.
+func (l *File) record(e Entry, b []byte) error {
+	if !l.apply(e, l.now().Unix(), true) {
+		return fmt.Errorf("%w: client %.16s, request %s", ErrDuplicate, e.Client, e.RequestID)
 	}
 	l.w.Write(b)
 	l.w.WriteByte('\n')
@@ -143,6 +196,121 @@ func (l *File) Record(e Entry) error {
 		return fmt.Errorf("accounts: writing journal: %w", err)
 	}
 	return nil
+}
+
+// Ticket is an admitted request: its id is taken and what it may cost is
+// held against its client's credit until it is booked or released.
+type Ticket struct {
+	l      *File
+	key    requestKey
+	hold   uint64
+	closed bool // booked or released; guarded by l.mu
+}
+
+// Admit takes request id of client, valid until expires (unix seconds), for
+// one answer that may cost up to hold nanoTON. It refuses ErrDuplicate for
+// an id the client has used before (admitted, in flight or booked), and,
+// unless credit is nil (no limit), ErrCreditLimit when what the client
+// leaves unpaid (booked less credit.Paid) with what its admitted requests
+// may cost, this one included, would pass credit.Allowance. Admission and
+// the credit check happen under one lock, so concurrent requests cannot
+// overshoot the credit together.
+func (l *File) Admit(client, id string, expires int64, hold uint64, credit *Credit) (*Ticket, error) {
+	k := requestKey{client, id}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now().Unix()
+	l.pruneUsed(now)
+	if exp, ok := l.used[k]; ok && exp > now {
+		return nil, fmt.Errorf("%w: client %.16s, request %s", ErrDuplicate, client, id)
+	}
+	if credit != nil {
+		owed := l.clients[client].amount()
+		unpaid := owed - min(owed, credit.Paid)
+		need := unpaid + l.held[client]
+		if need > credit.Allowance || hold > credit.Allowance-need {
+			return nil, fmt.Errorf("%w: %d nanoTON unpaid, %d held for requests in flight, this one may cost %d; allowed %d",
+				ErrCreditLimit, unpaid, l.held[client], hold, credit.Allowance)
+		}
+	}
+	l.used[k] = expires
+	l.held[client] += hold
+	return &Ticket{l: l, key: k, hold: hold}, nil
+}
+
+// pruneUsed forgets expired request ids, once a minute; l.mu held.
+func (l *File) pruneUsed(now int64) {
+	if now < l.prune {
+		return
+	}
+	l.prune = now + 60
+	for k, exp := range l.used {
+		if exp <= now {
+			delete(l.used, k)
+			delete(l.booked, k)
+		}
+	}
+}
+
+// Book records e, the answer to t's request, and releases t's hold. e must
+// be for t's client and request id; the id stays taken until it expires.
+func (t *Ticket) Book(e Entry) error {
+	if e.Client != t.key.client || e.RequestID != t.key.id {
+		return fmt.Errorf("accounts: entry for client %.16s request %s booked on the ticket of %.16s request %s", e.Client, e.RequestID, t.key.client, t.key.id)
+	}
+	e.Expires = t.l.usedUntil(t.key)
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("accounts: %w", err)
+	}
+	l := t.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t.closed {
+		return fmt.Errorf("%w: client %.16s, request %s", ErrDuplicate, t.key.client, t.key.id)
+	}
+	t.release()
+	return l.record(e, b)
+}
+
+// Release gives back t's hold without booking anything (the request was not
+// served); the id stays taken until it expires. Releasing twice, or after
+// Book, does nothing.
+func (t *Ticket) Release() {
+	t.l.mu.Lock()
+	defer t.l.mu.Unlock()
+	if !t.closed {
+		t.release()
+	}
+}
+
+// release gives back t's hold; l.mu held.
+func (t *Ticket) release() {
+	t.closed = true
+	l := t.l
+	if l.held[t.key.client] -= t.hold; l.held[t.key.client] == 0 {
+		delete(l.held, t.key.client)
+	}
+}
+
+func (l *File) usedUntil(k requestKey) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.used[k]
+}
+
+// Held is what the admitted, unbooked requests of client may still cost.
+func (l *File) Held(client string) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.held[client]
+}
+
+func (a *Account) amount() uint64 {
+	if a == nil {
+		return 0
+	}
+	return a.Amount
 }
 
 // Client implements Ledger.
