@@ -197,10 +197,11 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 	return n, nil
 }
 
-// ProxyDefaults is the proxy configuration `cocoon up` uses: a 10% fee and a
-// credit limit of 1000 TON per client.
+// ProxyDefaults is the proxy configuration `cocoon up` and `cocoon proxy`
+// start from: a 10% fee and the proxy's default credit limit, which a client
+// paying by channel gets only as far as its deposit covers.
 func ProxyDefaults() proxy.Config {
-	return proxy.Config{FeeBPS: 1000, CreditLimit: 1000_000_000_000}
+	return proxy.Config{FeeBPS: 1000, CreditLimit: proxy.DefaultCreditLimit}
 }
 
 // Close stops everything Up started.

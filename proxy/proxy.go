@@ -34,8 +34,20 @@ import (
 
 // Config configures a proxy.
 type Config struct {
-	FeeBPS      uint64 `json:"fee_bps"`      // the proxy's share of each cost, in 1/10000
-	CreditLimit uint64 `json:"credit_limit"` // nanoTON a client may leave unpaid before it is refused (0: no limit)
+	FeeBPS uint64 `json:"fee_bps"` // the proxy's share of each cost, in 1/10000
+	// CreditLimit bounds what a client may leave unpaid, with what its
+	// requests in flight may cost, in nanoTON. A client paying by channel
+	// gets min(CreditLimit, its deposit not yet covered by vouchers).
+	// 0: DefaultCreditLimit.
+	CreditLimit uint64 `json:"credit_limit"`
+	// Clients are the account keys (hex) a proxy without payment channels
+	// serves, each up to CreditLimit; it refuses every other key. A proxy
+	// paid by channels serves any client with an open channel.
+	Clients []string `json:"clients,omitempty"`
+	// DrainTimeout bounds how long the proxy keeps reading a worker's
+	// answer for its receipt after the client has gone away. 0:
+	// DefaultDrainTimeout.
+	DrainTimeout time.Duration `json:"drain_timeout,omitempty"`
 	// WorkerFee is what a worker earns per token, in nanoTON, with the
 	// same prompt/cached/completion multipliers as the price (the root
 	// contract's worker_fee). 0: the cost less FeeBPS.
@@ -51,6 +63,12 @@ type Config struct {
 // DefaultHelloInterval is how often a worker's hello is re-read by default.
 const DefaultHelloInterval = time.Minute
 
+// DefaultCreditLimit is 1 TON.
+const DefaultCreditLimit = 1_000_000_000
+
+// DefaultDrainTimeout is how long an answer is drained after its client left.
+const DefaultDrainTimeout = 10 * time.Minute
+
 // DefaultClaimThreshold is 1 TON.
 const DefaultClaimThreshold = 1_000_000_000
 
@@ -59,13 +77,15 @@ type Proxy struct {
 	cfg    Config
 	cert   tls.Certificate
 	attest *attest.Cache
-	ledger accounts.Ledger
+	ledger *accounts.File
 	log    *slog.Logger
 
 	mu      sync.Mutex
 	workers map[[32]byte]*workerConn // by every key ID in workerConn.keys
 	conns   map[net.Conn]struct{}
 	closed  bool
+	stopped context.Context // done once Close starts
+	stop    context.CancelFunc
 
 	money     *money
 	walletOps chan func() // sends of the proxy's wallet, one at a time
@@ -74,7 +94,7 @@ type Proxy struct {
 
 // New returns a proxy that admits workers whose evidence passes checker and
 // books answers in ledger.
-func New(cfg Config, cert tls.Certificate, checker *attest.Cache, ledger accounts.Ledger, log *slog.Logger) *Proxy {
+func New(cfg Config, cert tls.Certificate, checker *attest.Cache, ledger *accounts.File, log *slog.Logger) *Proxy {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -84,11 +104,19 @@ func New(cfg Config, cert tls.Certificate, checker *attest.Cache, ledger account
 	if cfg.HelloInterval <= 0 {
 		cfg.HelloInterval = DefaultHelloInterval
 	}
+	if cfg.CreditLimit == 0 {
+		cfg.CreditLimit = DefaultCreditLimit
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
+	}
 	if cfg.FeeBPS > price.One {
 		cfg.FeeBPS = price.One
 	}
-	return &Proxy{cfg: cfg, cert: cert, attest: checker, ledger: ledger, log: log,
+	p := &Proxy{cfg: cfg, cert: cert, attest: checker, ledger: ledger, log: log,
 		workers: map[[32]byte]*workerConn{}, conns: map[net.Conn]struct{}{}}
+	p.stopped, p.stop = context.WithCancel(context.Background())
+	return p
 }
 
 // workerConn is one connected, admitted worker.
@@ -170,11 +198,12 @@ func (p *Proxy) admit(conn *tls.Conn) {
 	log = log.With("worker", w.name, "key_id", hex.EncodeToString(id[:8]))
 	w.keys = map[[32]byte]time.Time{id: bundleExpiry(w.verified)}
 	p.mu.Lock()
-	if old := p.workers[id]; old != nil {
-		old.cc.Close()
-	}
+	old := p.workers[id]
 	p.workers[id] = w
 	p.mu.Unlock()
+	if old != nil {
+		old.cc.Close() // the newest connection of a bundle wins; closed outside the lock
+	}
 	log.Info("worker admitted", "kind", w.verified.Claims.Kind, "models", w.hello.Models, "capacity", w.hello.Capacity)
 	p.payoutFor(w)
 
@@ -229,6 +258,12 @@ var ErrKeysChanged = errors.New("worker changed its keys")
 // expiry), replaces w's in place: requests sealed to the superseded key ID
 // keep reaching w until that bundle expires, and streams in flight go on.
 func (p *Proxy) update(w *workerConn, nw *workerConn, log *slog.Logger) error {
+	var other *workerConn
+	defer func() {
+		if other != nil {
+			other.cc.Close() // outside the lock: closing a TLS connection may block
+		}
+	}()
 	p.mu.Lock() // candidates reads hello, models and keys under p.mu
 	defer p.mu.Unlock()
 	w.mu.Lock()
@@ -239,8 +274,8 @@ func (p *Proxy) update(w *workerConn, nw *workerConn, log *slog.Logger) error {
 		if !sameKeys(old.Bundle, nw.verified.Bundle) {
 			return fmt.Errorf("%w: bundle %x replaces %x", ErrKeysChanged, id[:8], old.KeyID[:8])
 		}
-		if other := p.workers[id]; other != nil && other != w {
-			other.cc.Close() // as on admission: the newest connection of a bundle wins
+		if o := p.workers[id]; o != nil && o != w {
+			other = o // as on admission: the newest connection of a bundle wins
 		}
 		w.keys[id] = bundleExpiry(nw.verified)
 		p.workers[id] = w
@@ -354,6 +389,7 @@ func (p *Proxy) Close() error {
 	if again {
 		return nil // settled by the first Close
 	}
+	p.stop()
 	err := p.settle()
 	p.mu.Lock()
 	for c := range p.conns {
@@ -435,7 +471,10 @@ func (p *Proxy) candidates(env *seal.Envelope) (list []*workerConn, known bool) 
 	return list, known
 }
 
-// serveRequest routes one sealed request. Until a worker has streamed
+// serveRequest routes one sealed request. Before anything reaches a worker
+// the envelope's signature is checked and its request is admitted: its id
+// taken (a reused id, a replay or a fan-out copy is refused) and what it may
+// cost held against the client's credit. Until a worker has streamed
 // something, a failing worker is replaced by the next candidate; after that,
 // a failure ends the stream with an error record and no receipt.
 func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
@@ -454,19 +493,36 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 		api.WriteError(rw, api.Errorf(http.StatusBadRequest, api.TypeInvalidRequest, "bad_envelope", "%v", err))
 		return
 	}
-	if time.Now().Unix() > env.Header.Expires {
+	now := time.Now()
+	switch {
+	case now.Unix() >= env.Header.Expires:
 		api.WriteError(rw, api.Errorf(http.StatusBadRequest, api.TypeInvalidRequest, "expired", "sealed request has expired"))
+		return
+	case env.Header.Expires > now.Add(seal.DefaultMaxLifetime).Unix():
+		api.WriteError(rw, api.Errorf(http.StatusBadRequest, api.TypeInvalidRequest, "expired", "sealed request expires more than %v ahead", seal.DefaultMaxLifetime))
+		return
+	}
+	if err := env.VerifySignature(); err != nil {
+		api.WriteError(rw, unauthorized(err))
 		return
 	}
 	client := hex.EncodeToString(env.Header.ClientKey)
-	if err := p.checkCredit(client); err != nil {
+	credit, aerr := p.credit(client)
+	if aerr != nil {
+		api.WriteError(rw, aerr)
+		return
+	}
+	hold := MaxCost(env)
+	ticket, err := p.ledger.Admit(client, hex.EncodeToString(env.Header.RequestID[:]), env.Header.Expires, hold, credit)
+	switch {
+	case errors.Is(err, accounts.ErrDuplicate):
+		api.WriteError(rw, api.Errorf(http.StatusConflict, api.TypeInvalidRequest, "duplicate_request", "%v", err))
+		return
+	case err != nil:
 		api.WriteError(rw, api.Errorf(http.StatusPaymentRequired, api.TypeInsufficient, "credit_limit", "%v", err))
 		return
 	}
-	if err := p.checkChannelOpen(client); err != nil {
-		api.WriteError(rw, api.Errorf(http.StatusPaymentRequired, api.TypeInsufficient, "channel_closing", "%v", err))
-		return
-	}
+	defer ticket.Release() // unless booked
 	cands, known := p.candidates(env)
 	if len(cands) == 0 {
 		msg := "none of the request's workers is connected to this proxy"
@@ -476,10 +532,7 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 		api.WriteError(rw, api.Errorf(http.StatusServiceUnavailable, api.TypeUnavailable, "no_worker", "%s", msg))
 		return
 	}
-	// The client's signature is checked while the first worker starts on
-	// the request; nothing reaches the client before it has passed.
-	q := &request{raw: raw, env: env, client: client, sig: make(chan error, 1)}
-	go func() { q.sig <- env.VerifySignature() }()
+	q := &request{raw: raw, env: env, client: client, ticket: ticket, hold: hold}
 	var last *wire.ErrorRecord
 	for _, w := range cands {
 		done, erec := p.try(rw, r, w, q)
@@ -492,26 +545,7 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 		}
 		p.log.Info("retrying on another worker", "from", w.name, "err", erec.Message)
 	}
-	if err := q.authorized(); err != nil {
-		api.WriteError(rw, unauthorized(err))
-		return
-	}
 	api.WriteError(rw, &last.Error)
-}
-
-// checkCredit refuses a client whose unpaid answers — booked, less what its
-// newest voucher covers — reach the credit limit.
-func (p *Proxy) checkCredit(client string) error {
-	if p.cfg.CreditLimit == 0 {
-		return nil
-	}
-	owed := p.ledger.Client(client).Amount
-	paid := p.paidBy(client)
-	unpaid := owed - min(owed, paid)
-	if unpaid >= p.cfg.CreditLimit {
-		return fmt.Errorf("%w: %d nanoTON unpaid (booked %d, vouchers cover %d), credit %d", accounts.ErrCreditLimit, unpaid, owed, paid, p.cfg.CreditLimit)
-	}
-	return nil
 }
 
 // request is one sealed request being routed.
@@ -519,18 +553,8 @@ type request struct {
 	raw    []byte
 	env    *seal.Envelope
 	client string // hex account key
-
-	sig     chan error // the signature check's result, once
-	sigDone bool
-	sigErr  error
-}
-
-// authorized waits for the check of the client's signature.
-func (q *request) authorized() error {
-	if !q.sigDone {
-		q.sigErr, q.sigDone = <-q.sig, true
-	}
-	return q.sigErr
+	ticket *accounts.Ticket
+	hold   uint64 // the most the request may cost
 }
 
 func unauthorized(err error) *api.Error {
@@ -539,6 +563,11 @@ func unauthorized(err error) *api.Error {
 
 // try sends the request to w. It returns done once it has answered the
 // client; otherwise the worker's error, which says whether to retry.
+//
+// The worker's request does not end when the client goes away: once a
+// worker has started, the proxy drains its answer (for at most
+// DrainTimeout) and books the receipt, which proves what was produced, so
+// a client cannot hang up before the receipt to be served for free.
 func (p *Proxy) try(rw http.ResponseWriter, r *http.Request, w *workerConn, q *request) (done bool, _ *wire.ErrorRecord) {
 	lost := func(err error) *wire.ErrorRecord {
 		return &wire.ErrorRecord{Error: *api.Errorf(http.StatusBadGateway, api.TypeServer, "worker_lost", "worker %s failed: %v", w.name, err), Retry: true}
@@ -551,8 +580,15 @@ func (p *Proxy) try(rw http.ResponseWriter, r *http.Request, w *workerConn, q *r
 		w.inflight--
 		w.mu.Unlock()
 	}()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), p.cfg.DrainTimeout)
+	defer cancel()
+	unhook := context.AfterFunc(p.stopped, cancel) // a closing proxy cuts every answer
+	defer unhook()
 	start := time.Now()
-	req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, "https://worker"+wire.PathRun, bytes.NewReader(q.raw))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://worker"+wire.PathRun, bytes.NewReader(q.raw))
+	if err != nil {
+		return false, lost(err)
+	}
 	req.Header.Set("Content-Type", wire.ContentEnvelope)
 	resp, err := w.cc.RoundTrip(req)
 	if err != nil {
@@ -575,52 +611,51 @@ func (p *Proxy) try(rw http.ResponseWriter, r *http.Request, w *workerConn, q *r
 		return false, erec
 	}
 
-	if err := q.authorized(); err != nil {
-		api.WriteError(rw, unauthorized(err))
-		return true, nil
-	}
-
 	// Committed to this worker: relay every record as it comes.
 	rw.Header().Set("Content-Type", wire.ContentRecords)
 	rw.WriteHeader(http.StatusOK)
 	flusher, _ := rw.(http.Flusher)
+	gone := false // the client went away; keep draining for the receipt
 	var resHash seal.ResponseHasher
 	for {
-		switch typ {
-		case seal.RecordChunk:
+		if typ == seal.RecordChunk {
 			resHash.Add(payload)
 		}
-		if seal.WriteRecord(rw, typ, payload) != nil {
-			return true, nil // the client went away
+		if !gone {
+			gone = seal.WriteRecord(rw, typ, payload) != nil
+			if !gone && flusher != nil && (q.env.Header.Stream || typ != seal.RecordChunk) {
+				flusher.Flush()
+			}
 		}
-		if flusher != nil && (q.env.Header.Stream || typ != seal.RecordChunk) {
-			flusher.Flush()
-		}
-		if typ == seal.RecordReceipt {
+		switch typ {
+		case seal.RecordReceipt:
 			// The client checks the receipt itself; the proxy checks it
 			// after relaying it, off the answer's critical path.
 			if err := p.book(payload, w, q, resHash.Sum()); err != nil {
 				p.log.Error("refusing worker receipt", "worker", w.name, "err", err)
 			}
 			return true, nil
-		}
-		if typ == seal.RecordError {
+		case seal.RecordError:
 			return true, nil
 		}
 		typ, payload, err = rr.Next()
 		if err != nil {
-			if r.Context().Err() == nil {
+			if ctx.Err() == nil {
 				p.log.Warn("worker lost mid-stream", "worker", w.name, "err", err)
 			}
 			erec := lost(err)
 			erec.Retry = false
-			seal.WriteRecord(rw, seal.RecordError, mustJSON(erec))
+			if !gone {
+				seal.WriteRecord(rw, seal.RecordError, mustJSON(erec))
+			}
 			return true, nil
 		}
 	}
 }
 
-// book checks a worker's receipt against what the proxy relayed and records it.
+// book checks a worker's receipt against what the proxy relayed and books
+// it on the request's ticket; only a receipt booked now is paid to the
+// worker, so no answer is paid twice.
 func (p *Proxy) book(b []byte, w *workerConn, q *request, resHash [32]byte) error {
 	env := q.env
 	rc, err := seal.ParseReceipt(b)
@@ -647,10 +682,11 @@ func (p *Proxy) book(b []byte, w *workerConn, q *request, resHash [32]byte) erro
 		return errors.New("receipt's response hash does not match the relayed answer")
 	case !rc.Price.Within(env.Header.PriceCap):
 		return errors.New("receipt's price is above the client's limit")
+	case rc.Cost.Total > q.hold:
+		return fmt.Errorf("receipt's cost %d is above the most the request could cost, %d", rc.Cost.Total, q.hold)
 	}
 	workerPay := p.workerPay(rc)
-	defer p.payWorker(w, workerPay)
-	return p.ledger.Record(accounts.Entry{
+	err = q.ticket.Book(accounts.Entry{
 		Time:      rc.Time,
 		RequestID: hex.EncodeToString(rc.RequestID[:]),
 		Client:    q.client,
@@ -660,6 +696,11 @@ func (p *Proxy) book(b []byte, w *workerConn, q *request, resHash [32]byte) erro
 		Cost:      rc.Cost.Total,
 		WorkerPay: workerPay,
 	})
+	if err != nil {
+		return err
+	}
+	p.payWorker(w, workerPay)
+	return nil
 }
 
 // workerPay is the worker's share of an answer; the proxy keeps the rest.

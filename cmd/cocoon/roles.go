@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -159,7 +161,14 @@ func runProxy(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address for clients (TLS)")
 	fs.StringVar(&cfg.WorkerListen, "worker-listen", cfg.WorkerListen, "address workers dial (TLS)")
 	fs.Uint64Var(&cfg.Proxy.FeeBPS, "fee-bps", cfg.Proxy.FeeBPS, "proxy's share of each cost in 1/10000")
-	fs.Uint64Var(&cfg.Proxy.CreditLimit, "credit-limit", cfg.Proxy.CreditLimit, "nanoTON a client may owe before it is refused (0: none)")
+	fs.Uint64Var(&cfg.Proxy.CreditLimit, "credit-limit", cfg.Proxy.CreditLimit, "nanoTON a client may leave unpaid, requests in flight included; a client paying by channel gets at most its deposit not yet covered by vouchers")
+	fs.Func("client", "hex account key of a client this proxy serves without payment channels, up to --credit-limit (repeatable; with --chain any client with an open channel is served)", func(s string) error {
+		if b, err := hex.DecodeString(s); err != nil || len(b) != ed25519.PublicKeySize {
+			return fmt.Errorf("--client %q: want 64 hex digits, an Ed25519 public key", s)
+		}
+		cfg.Proxy.Clients = append(cfg.Proxy.Clients, strings.ToLower(s))
+		return nil
+	})
 	trustFlags(fs, &cfg.Trust)
 	money := moneyFlags(fs, &cfg.Money, "deposit of the channel opened to each new worker")
 	if err := fs.Parse(args); err != nil {

@@ -90,8 +90,10 @@ func TestBundleRefreshIsSeamless(t *testing.T) {
 	nras := nvidiatest.NewNRAS()
 	defer nras.Close()
 	eng := &gated{FakeEngine: newFake("one two three four five six"), n: 2, reached: make(chan struct{}), release: make(chan struct{})}
+	_, priv, _ := ed25519.GenerateKey(nil) // a second client, with the new bundle
 	n := Start(t, Options{
 		Engines: []engine.Engine{eng},
+		Clients: []string{hex.EncodeToString(priv.Public().(ed25519.PublicKey))},
 		GPU:     []attest.GPUProducer{&nvidia.Producer{Collector: nvidiatest.Collector{GPUs: 1}, NRAS: nras.Client()}},
 		Checker: func(_ string, c *attest.Checker) { c.GPU = nvidia.NewVerifier(nras.Keys()) },
 		// A bundle's times are in seconds: after a second, the next hello
@@ -155,7 +157,6 @@ func TestBundleRefreshIsSeamless(t *testing.T) {
 	}
 
 	// A client with the new bundle is served as well.
-	_, priv, _ := ed25519.GenerateKey(nil)
 	h := seal.Header{RequestID: [16]byte{1}, Endpoint: api.EndpointChat, Model: enginetest.DefaultModel, PriceCap: price.Default,
 		Expires: time.Now().Add(time.Minute).Unix(), ClientKey: priv.Public().(ed25519.PublicKey)}
 	raw, _, err := seal.Seal(h, []byte(`{"model":"`+enginetest.DefaultModel+`","messages":[{"role":"user","content":"hi"}]}`),

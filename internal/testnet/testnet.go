@@ -38,7 +38,8 @@ import (
 // Options shape a test network.
 type Options struct {
 	Engines     []engine.Engine // one worker per engine
-	CreditLimit uint64          // proxy's credit limit per client (0: none)
+	CreditLimit uint64          // proxy's credit limit per client (0: the proxy's default)
+	Clients     []string        // more client keys (hex) the proxy serves besides the network's client
 	Fanout      int             // client's k
 	Capacity    int             // each worker's capacity (0: 4)
 	WorkerPrice price.Price     // zero: price.Default
@@ -119,7 +120,14 @@ func Start(t testing.TB, opts Options) *Net {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Proxy = proxy.New(proxy.Config{FeeBPS: 1000, CreditLimit: opts.CreditLimit, HelloInterval: opts.HelloInterval}, cert, checker("proxy"), n.Ledger, log.With("role", "proxy"))
+	// The proxy takes no payments here, so it serves the keys it is told to.
+	key, err := identity.Ed25519(filepath.Join(dir, "client", "client.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.ClientKey = hex.EncodeToString(key.Public().(ed25519.PublicKey))
+	n.Proxy = proxy.New(proxy.Config{FeeBPS: 1000, CreditLimit: opts.CreditLimit, HelloInterval: opts.HelloInterval,
+		Clients: append([]string{n.ClientKey}, opts.Clients...)}, cert, checker("proxy"), n.Ledger, log.With("role", "proxy"))
 	wln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -184,11 +192,6 @@ func Start(t testing.TB, opts Options) *Net {
 		time.Sleep(5 * time.Millisecond)
 	}
 
-	key, err := identity.Ed25519(filepath.Join(dir, "client", "client.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.ClientKey = hex.EncodeToString(key.Public().(ed25519.PublicKey))
 	n.Journal, err = accounts.OpenFile(filepath.Join(dir, "client", "receipts.jsonl"))
 	if err != nil {
 		t.Fatal(err)

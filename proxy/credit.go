@@ -1,0 +1,76 @@
+package proxy
+
+import (
+	"math"
+	"net/http"
+	"slices"
+
+	"github.com/cocoon-go/cocoon/accounts"
+	"github.com/cocoon-go/cocoon/api"
+	"github.com/cocoon-go/cocoon/price"
+	"github.com/cocoon-go/cocoon/seal"
+)
+
+// credit is what client may owe this proxy. A proxy paid by channels serves
+// a client only against an open channel whose deposit, less what its
+// vouchers already cover, pays for its unpaid answers: the allowance is
+// min(CreditLimit, that deposit). A proxy without channels serves only the
+// client keys it was told to serve (Config.Clients), each up to CreditLimit.
+func (p *Proxy) credit(client string) (*accounts.Credit, *api.Error) {
+	if p.paidByChannels() {
+		paid, available, ok := p.covered(client)
+		if !ok {
+			return nil, api.Errorf(http.StatusPaymentRequired, api.TypeInsufficient, "no_channel",
+				"no open payment channel from this client pays this proxy: open one and send its first voucher")
+		}
+		if err := p.checkChannelOpen(client); err != nil {
+			return nil, api.Errorf(http.StatusPaymentRequired, api.TypeInsufficient, "channel_closing", "%v", err)
+		}
+		return &accounts.Credit{Allowance: min(p.cfg.CreditLimit, available), Paid: paid}, nil
+	}
+	if !slices.Contains(p.cfg.Clients, client) {
+		return nil, api.Errorf(http.StatusForbidden, api.TypeInvalidRequest, "client_not_allowed",
+			"this proxy takes no payments and does not serve client %.16s…", client)
+	}
+	return &accounts.Credit{Allowance: p.cfg.CreditLimit, Paid: p.paidBy(client)}, nil
+}
+
+// MaxCost is the most the request in env may cost: its price cap for the
+// most tokens a worker may bill it. The proxy holds this much of the
+// client's credit while the request is in flight.
+func MaxCost(env *seal.Envelope) uint64 {
+	c, err := env.Header.PriceCap.Cost(maxUsage(&env.Header, len(env.Body)))
+	if err != nil {
+		return math.MaxUint64
+	}
+	return c.Total
+}
+
+// maxUsage bounds what a worker may bill: a prompt token per byte of the
+// sealed body and a few per message, and the header's completion limit.
+func maxUsage(h *seal.Header, body int) price.Usage {
+	completion := uint64(h.MaxTokens)
+	if completion == 0 {
+		completion = 4096
+	}
+	return price.Usage{PromptTokens: uint64(body) + 256, CompletionTokens: completion}
+}
+
+// paidByChannels reports whether the proxy serves clients against payment
+// channels.
+func (p *Proxy) paidByChannels() bool {
+	return p.money != nil && (p.money.Chain != nil || p.money.Wallet != nil)
+}
+
+// covered is what client's vouchers pay this proxy and what is left of its
+// channel's deposit beyond them; false if no channel of client is known.
+func (p *Proxy) covered(client string) (paid, available uint64, ok bool) {
+	p.money.mu.Lock()
+	ch := p.money.Clients[client]
+	p.money.mu.Unlock()
+	if ch == nil {
+		return 0, 0, false
+	}
+	paid, dep := ch.Total(), ch.Deposit()
+	return paid, dep - min(dep, paid), true
+}
