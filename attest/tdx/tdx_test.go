@@ -151,6 +151,7 @@ func TestChecker(t *testing.T) {
 		SigningKey: make([]byte, 32),
 		Created:    pinned.Unix(),
 		Expires:    pinned.Add(time.Hour).Unix(),
+		Config:     attest.RuntimeConfig{Engine: attest.EngineEmbedded, KEM: 0x0020},
 	}
 	ev := &attest.Evidence{Kind: attest.KindTDX, Bundle: bundle.Marshal(), CPU: realQuote(t)}
 	c := verifiedClaims(t)
