@@ -293,10 +293,13 @@ func verifyTDX(raw []byte, getter trust.HTTPSGetter, at time.Time, policy tdx.Po
 	// match the quote itself, and said so.
 	claims := q.Claims(c)
 	notes := fillPolicy(&policy.Measurements, &policy.ReportData, claims.Measurement, claims.ReportData, wantRD)
+	if err := tdx.CheckAttributes(q, false); err != nil {
+		return refuse(stepPolicy, err)
+	}
 	if err := policy.Check(claims); err != nil {
 		return refuse(stepPolicy, err)
 	}
-	v.Verdict, v.PolicyNote = "accepted", "TCB and debug checked; "+strings.Join(notes, "; ")
+	v.Verdict, v.PolicyNote = "accepted", "TCB, debug and migratable checked; "+strings.Join(notes, "; ")
 	return v, nil
 }
 
