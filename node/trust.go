@@ -83,13 +83,16 @@ type SEVSNPTrust struct {
 	// Roots is a directory of AMD's certificate chains (<line>.pem, see
 	// snp.LoadRoots); empty: AMD's roots as embedded in go-sev-guest.
 	Roots string `json:"roots,omitempty"`
-	// MinTCB is the lowest reported TCB accepted, as
-	// "bl=N,tee=N,snp=N,ucode=N" or a hex uint64; empty: any.
+	// MinTCB is the lowest reported TCB accepted from every product line,
+	// as "bl=N,tee=N,snp=N,ucode=N" or a hex uint64 ("0x0" accepts any);
+	// empty: snp.DefaultMinTCB of each report's line (Milan:
+	// bl=3,tee=0,snp=20,ucode=209; other lines are refused until set).
 	MinTCB string `json:"min_tcb,omitempty"`
-	// KDS fetches from AMD KDS the VCEK of reports that come without one,
-	// and checks AMD's CRLs; fetched certificates are cached under
-	// CacheDir or the role's data directory's collateral/amd folder.
-	KDS      bool   `json:"kds,omitempty"`
+	// Offline fetches nothing from AMD KDS: no missing VCEKs, and no CRLs,
+	// so a revoked AMD signing key goes unnoticed. By default the verifier
+	// fetches both, cached under CacheDir or the role's data directory's
+	// collateral/amd folder, and refuses reports whose CRL it cannot get.
+	Offline  bool   `json:"offline,omitempty"`
 	CacheDir string `json:"cache_dir,omitempty"`
 }
 
@@ -304,7 +307,7 @@ func (t *SEVSNPTrust) verifier(dataDir string) (*snp.Verifier, error) {
 		}
 		v = v.WithMinTCB(min)
 	}
-	if t.KDS {
+	if !t.Offline {
 		dir := t.CacheDir
 		if dir == "" {
 			dir = filepath.Join(dataDir, "collateral", "amd")
@@ -313,7 +316,7 @@ func (t *SEVSNPTrust) verifier(dataDir string) (*snp.Verifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("trust: sev_snp kds: %w", err)
 		}
-		v = v.WithKDS(cache.SEV()).WithRevocationCheck()
+		v = v.WithKDS(cache.SEV()) // and AMD's CRLs
 	}
 	return v, nil
 }

@@ -27,7 +27,7 @@ func TestTrustCheckerKinds(t *testing.T) {
 
 	c, err := Trust{
 		TDX:          &TDXTrust{Collateral: "pcs"},
-		SEVSNP:       &SEVSNPTrust{KDS: true, MinTCB: "bl=2,tee=0,snp=5,ucode=68"},
+		SEVSNP:       &SEVSNPTrust{MinTCB: "bl=2,tee=0,snp=5,ucode=68"},
 		Measurements: []string{someMeasurement},
 	}.NewChecker(dataDir, log)
 	if err != nil {

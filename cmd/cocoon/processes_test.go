@@ -146,7 +146,7 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	if root == nil || meas == nil {
 		t.Fatalf("simulated-tee printed:\n%s", out)
 	}
-	trust := []string{"--trust-simulated-root", root[1], "--allow-measurement", meas[1]}
+	trust := []string{"--trust-simulated-root", root[1], "--allow-simulated-measurement", meas[1]}
 
 	proxy := start(t, "proxy", append([]string{"proxy", "--data-dir", filepath.Join(dir, "proxy"),
 		"--listen", "127.0.0.1:0", "--worker-listen", "127.0.0.1:0"}, trust...)...)
