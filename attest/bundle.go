@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -28,13 +29,16 @@ const (
 // bundleMagic and bundleVersion start every marshaled bundle.
 const (
 	bundleMagic   = "CCNB"
-	bundleVersion = 1
+	bundleVersion = 2 // 2 added the runtime configuration and upstream model names
 )
 
 // Model is one model a worker serves.
 type Model struct {
 	Name string // the name apps use, e.g. "Qwen/Qwen3-8B"
 	Hash string // lowercase hex SHA-256 of the weights; empty where unknown (no allow-list accepts it)
+	// Upstream is the engine's name for the model, where it differs from
+	// Name; part of the runtime configuration ([Bundle.ConfigDigest]).
+	Upstream string
 }
 
 // Bundle is a worker's identity: the public keys a client seals to and
@@ -47,6 +51,9 @@ type Bundle struct {
 	Models     []Model
 	Created    int64 // unix seconds
 	Expires    int64 // unix seconds; the bundle is valid while Created <= now < Expires
+	// Config is, with Models, what decides where the worker's plaintext
+	// goes and what it charges: its runtime configuration.
+	Config RuntimeConfig
 }
 
 // Marshal returns the canonical encoding of b: models sorted by name, every
@@ -54,9 +61,12 @@ type Bundle struct {
 // Call [Bundle.Validate] first: Marshal encodes whatever it is given, and
 // [ParseBundle] refuses bundles that do not validate.
 //
-// Layout (version 1): "CCNB" 0x01, HPKE key (uint32 length ‖ bytes), signing
+// Layout (version 2): "CCNB" 0x02, HPKE key (uint32 length ‖ bytes), signing
 // key (uint32 length ‖ bytes), TLS key hash (32 bytes), created and expires
-// (int64), model count (uint16), then per model its name and hash (each
+// (int64), then the runtime configuration, the bytes [Bundle.ConfigDigest]
+// hashes: engine endpoint (uint32 length ‖ bytes), KEM (uint16), price per
+// token and prompt, cached and completion multipliers (uint64 each), model
+// count (uint16), then per model its name, hash and upstream name (each
 // uint32 length ‖ bytes). Integers are big-endian.
 func (b *Bundle) Marshal() []byte {
 	w := binenc.AppendMagic(nil, bundleMagic, bundleVersion)
@@ -65,13 +75,7 @@ func (b *Bundle) Marshal() []byte {
 	w = append(w, b.TLSKeyHash[:]...)
 	w = binenc.AppendU64(w, uint64(b.Created))
 	w = binenc.AppendU64(w, uint64(b.Expires))
-	models := sortedModels(b.Models)
-	w = binenc.AppendU16(w, uint16(len(models)))
-	for _, m := range models {
-		w = binenc.AppendBytes(w, []byte(m.Name))
-		w = binenc.AppendBytes(w, []byte(m.Hash))
-	}
-	return w
+	return b.appendConfig(w)
 }
 
 func sortedModels(ms []Model) []Model {
@@ -84,8 +88,10 @@ func sortedModels(ms []Model) []Model {
 func (b *Bundle) Hash() [32]byte { return sha256.Sum256(b.Marshal()) }
 
 // Validate reports whether b can be published: keys of the right sizes,
-// 0 < Created < Expires, at most 64 models with distinct, printable names
-// and hashes that are empty or 64 lowercase hex digits.
+// 0 < Created < Expires, at most 64 models with distinct, printable names,
+// hashes that are empty or 64 lowercase hex digits and printable ASCII
+// upstream names, and a valid runtime configuration ([RuntimeConfig.Validate])
+// whose KEM is that of the HPKE key.
 func (b *Bundle) Validate() error {
 	switch {
 	case len(b.HPKEKey) == 0 || len(b.HPKEKey) > maxHPKEKey:
@@ -106,6 +112,13 @@ func (b *Bundle) Validate() error {
 			return malformed("bundle: model %q listed twice", m.Name)
 		}
 	}
+	if err := b.Config.Validate(); err != nil {
+		return err
+	}
+	// The HPKE key starts with its KEM id (package seal's encoding).
+	if len(b.HPKEKey) < 2 || binary.BigEndian.Uint16(b.HPKEKey) != b.Config.KEM {
+		return malformed("bundle: config names KEM %#04x, the HPKE key %x… is not for it", b.Config.KEM, b.HPKEKey[:min(2, len(b.HPKEKey))])
+	}
 	return nil
 }
 
@@ -116,6 +129,9 @@ func validateModel(m Model) error {
 	}
 	if m.Hash != "" && !isLowerHex(m.Hash, modelHashChars) {
 		return malformed("bundle: model %q: hash %q is not %d lowercase hex digits", m.Name, m.Hash, modelHashChars)
+	}
+	if len(m.Upstream) > maxUpstream || !printableASCII(m.Upstream) {
+		return malformed("bundle: model %q: upstream name %q: want at most %d printable ASCII bytes", m.Name, m.Upstream, maxUpstream)
 	}
 	return nil
 }
@@ -148,15 +164,7 @@ func ParseBundle(p []byte) (*Bundle, error) {
 	r.Fixed("TLS key hash", b.TLSKeyHash[:])
 	b.Created = int64(r.U64("created"))
 	b.Expires = int64(r.U64("expires"))
-	n := int(r.U16("model count"))
-	if n > maxModels {
-		r.Failf("%d models (at most %d)", n, maxModels)
-	}
-	for i := 0; i < n && r.Err() == nil; i++ {
-		name := r.BytesNoCopy("model name", 1, maxModelName)
-		hash := r.BytesNoCopy("model hash", 0, modelHashChars)
-		b.Models = append(b.Models, Model{Name: string(name), Hash: string(hash)})
-	}
+	b.parseConfig(r)
 	if err := r.Finish(); err != nil {
 		return nil, malformed("bundle: %v", err)
 	}

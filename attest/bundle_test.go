@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"reflect"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cocoon-go/cocoon/attest"
+	"github.com/cocoon-go/cocoon/price"
 )
 
 // testNow is the pinned clock of these tests.
@@ -33,11 +35,16 @@ func testBundle() *attest.Bundle {
 		SigningKey: signing.Public().(ed25519.PublicKey),
 		TLSKeyHash: tls,
 		Models: []attest.Model{
-			{Name: "qwen3-8b", Hash: modelHashB},
+			{Name: "qwen3-8b", Hash: modelHashB, Upstream: "Qwen/Qwen3-8B"},
 			{Name: "llama-3.1-8b", Hash: modelHashA},
 		},
 		Created: testNow.Add(-time.Hour).Unix(),
 		Expires: testNow.Add(23 * time.Hour).Unix(),
+		Config: attest.RuntimeConfig{
+			Engine: "http://127.0.0.1:8000/v1",
+			KEM:    0x0020,
+			Price:  price.Default,
+		},
 	}
 }
 
@@ -66,7 +73,7 @@ func TestBundleRoundTrip(t *testing.T) {
 // independently from the documented layout): the hash is every worker's key ID,
 // so changing it must be deliberate (a new bundle version).
 func TestBundleHashStable(t *testing.T) {
-	const want = "79bc4f4ef70ebbf2489d6c396ca086b5d5b78e863b052f9a9c8b8f010f333bd2"
+	const want = "10bfa98517331b690bff4079cc62de8b9f8bd981aecc9a10304591f7ff81ac6b"
 	h := testBundle().Hash()
 	if got := hex.EncodeToString(h[:]); got != want {
 		t.Errorf("bundle hash = %s, want %s", got, want)
@@ -79,12 +86,16 @@ func TestBundleHashStable(t *testing.T) {
 	}
 	// Every field does.
 	for name, mutate := range map[string]func(*attest.Bundle){
-		"hpke":    func(b *attest.Bundle) { b.HPKEKey[5] ^= 1 },
-		"signing": func(b *attest.Bundle) { b.SigningKey = bytes.Repeat([]byte{1}, 32) },
-		"tls":     func(b *attest.Bundle) { b.TLSKeyHash[3] ^= 1 },
-		"model":   func(b *attest.Bundle) { b.Models[0].Hash = modelHashA },
-		"created": func(b *attest.Bundle) { b.Created++ },
-		"expires": func(b *attest.Bundle) { b.Expires++ },
+		"hpke":     func(b *attest.Bundle) { b.HPKEKey[5] ^= 1 },
+		"signing":  func(b *attest.Bundle) { b.SigningKey = bytes.Repeat([]byte{1}, 32) },
+		"tls":      func(b *attest.Bundle) { b.TLSKeyHash[3] ^= 1 },
+		"model":    func(b *attest.Bundle) { b.Models[0].Hash = modelHashA },
+		"created":  func(b *attest.Bundle) { b.Created++ },
+		"expires":  func(b *attest.Bundle) { b.Expires++ },
+		"engine":   func(b *attest.Bundle) { b.Config.Engine = "http://127.0.0.1:8001/v1" },
+		"upstream": func(b *attest.Bundle) { b.Models[0].Upstream = "other" },
+		"kem":      func(b *attest.Bundle) { b.Config.KEM++ },
+		"price":    func(b *attest.Bundle) { b.Config.Price.CompletionMul++ },
 	} {
 		b := testBundle()
 		mutate(b)
@@ -111,7 +122,8 @@ func TestParseBundleRefuses(t *testing.T) {
 	for name, input := range map[string][]byte{
 		"empty":     nil,
 		"magic":     append([]byte("XXXX"), valid[4:]...),
-		"version":   append(append([]byte("CCNB"), 2), valid[5:]...),
+		"version 1": append(append([]byte("CCNB"), 1), valid[5:]...),
+		"version 3": append(append([]byte("CCNB"), 3), valid[5:]...),
 		"truncated": valid[:len(valid)-1],
 		"trailing":  append(bytes.Clone(valid), 0),
 		"huge":      make([]byte, attest.MaxBundleSize+1),
@@ -128,13 +140,17 @@ func unsortedBundle() []byte {
 	b := testBundle()
 	raw := b.Marshal()
 	enc := func(m attest.Model) []byte {
-		one := testBundle()
-		one.Models = []attest.Model{m}
-		r := one.Marshal()
-		return r[len(r)-(8+len(m.Name)+len(m.Hash)):]
+		var w []byte
+		for _, f := range []string{m.Name, m.Hash, m.Upstream} {
+			w = append(binary.BigEndian.AppendUint32(w, uint32(len(f))), f...)
+		}
+		return w
 	}
-	sorted := append(enc(b.Models[1]), enc(b.Models[0])...)
+	sorted := append(enc(b.Models[1]), enc(b.Models[0])...) // the models come last
 	head := raw[:len(raw)-len(sorted)]
+	if !bytes.Equal(raw[len(head):], sorted) {
+		panic("unsortedBundle: the models are not where the layout says")
+	}
 	return append(bytes.Clone(head), append(enc(b.Models[0]), enc(b.Models[1])...)...)
 }
 
@@ -198,5 +214,86 @@ func TestReportDataWithGPU(t *testing.T) {
 	}
 	if a != attest.ReportDataWithGPU(h, []byte("gpu a")) {
 		t.Error("ReportDataWithGPU is not stable")
+	}
+}
+
+// TestConfigDigestStable pins the runtime configuration digest (computed
+// independently from the documented layout) and shows what enters it: what
+// decides where plaintext goes and what is charged, not keys or validity.
+func TestConfigDigestStable(t *testing.T) {
+	const want = "53d426fd9b5ba9c295afe009d6ba8f84c650e5fc0393dc7a87a210b4f8aefcfd"
+	d := testBundle().ConfigDigest()
+	if got := hex.EncodeToString(d[:]); got != want {
+		t.Errorf("config digest = %s, want %s", got, want)
+	}
+	for name, mutate := range map[string]func(*attest.Bundle){
+		"signing": func(b *attest.Bundle) { b.SigningKey = bytes.Repeat([]byte{1}, 32) },
+		"created": func(b *attest.Bundle) { b.Created++ },
+		"order":   func(b *attest.Bundle) { b.Models[0], b.Models[1] = b.Models[1], b.Models[0] },
+	} {
+		b := testBundle()
+		mutate(b)
+		if b.ConfigDigest() != d {
+			t.Errorf("changing %s changes the config digest", name)
+		}
+	}
+	for name, mutate := range map[string]func(*attest.Bundle){
+		"engine":   func(b *attest.Bundle) { b.Config.Engine = "http://127.0.0.1:8001/v1" },
+		"weights":  func(b *attest.Bundle) { b.Models[0].Hash = modelHashA },
+		"upstream": func(b *attest.Bundle) { b.Models[1].Upstream = "llama" },
+		"kem":      func(b *attest.Bundle) { b.Config.KEM++ },
+		"price":    func(b *attest.Bundle) { b.Config.Price.PerToken++ },
+	} {
+		b := testBundle()
+		mutate(b)
+		if b.ConfigDigest() == d {
+			t.Errorf("changing %s does not change the config digest", name)
+		}
+	}
+}
+
+func TestBundleValidateConfig(t *testing.T) {
+	for name, mutate := range map[string]func(*attest.Bundle){
+		"no engine":         func(b *attest.Bundle) { b.Config.Engine = "" },
+		"relative socket":   func(b *attest.Bundle) { b.Config.Engine = "unix:engine.sock" },
+		"ftp":               func(b *attest.Bundle) { b.Config.Engine = "ftp://127.0.0.1/" },
+		"credentials":       func(b *attest.Bundle) { b.Config.Engine = "http://user:secret@127.0.0.1:8000/v1" },
+		"control char":      func(b *attest.Bundle) { b.Config.Engine = "http://127.0.0.1:8000/\n" },
+		"kem not the key's": func(b *attest.Bundle) { b.Config.KEM = 0x647a },
+		"upstream newline":  func(b *attest.Bundle) { b.Models[0].Upstream = "a\nb" },
+	} {
+		b := testBundle()
+		mutate(b)
+		if err := b.Validate(); !errors.Is(err, attest.ErrMalformed) {
+			t.Errorf("%s: Validate = %v, want ErrMalformed", name, err)
+		}
+	}
+	for _, e := range []string{attest.EngineEmbedded, "unix:/run/vllm.sock", "https://engine.example:443/v1"} {
+		b := testBundle()
+		b.Config.Engine = e
+		if err := b.Validate(); err != nil {
+			t.Errorf("engine %q: %v", e, err)
+		}
+	}
+}
+
+func TestLocalEngine(t *testing.T) {
+	for e, want := range map[string]bool{
+		attest.EngineEmbedded:          true,
+		"unix:/run/vllm.sock":          true,
+		"http://127.0.0.1:8000/v1":     true,
+		"http://127.8.9.10/v1":         true,
+		"http://[::1]:8000/v1":         true,
+		"http://[::ffff:127.0.0.1]/v1": true,
+		"http://localhost:8000/v1":     false, // resolved by whoever controls the resolver
+		"http://10.0.0.5:8000/v1":      false,
+		"https://api.example.com/v1":   false,
+		"http://0.0.0.0:8000/v1":       false,
+		"unix:relative":                false,
+		"":                             false,
+	} {
+		if got := attest.LocalEngine(e); got != want {
+			t.Errorf("LocalEngine(%q) = %v, want %v", e, got, want)
+		}
 	}
 }

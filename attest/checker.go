@@ -8,10 +8,11 @@ import (
 
 // Verified is a key bundle whose evidence passed every check.
 type Verified struct {
-	Bundle  *Bundle
-	KeyID   [32]byte // Bundle.Hash(): the worker's key ID
-	Claims  *Claims
-	Expires time.Time // when this result stops holding: the earliest of bundle expiry, report age limit, evidence expiry
+	Bundle       *Bundle
+	KeyID        [32]byte // Bundle.Hash(): the worker's key ID
+	ConfigDigest [32]byte // Bundle.ConfigDigest(): the worker's runtime configuration
+	Claims       *Claims
+	Expires      time.Time // when this result stops holding: the earliest of bundle expiry, report age limit, evidence expiry
 }
 
 // Checker runs every step of checking evidence: parse, verify by kind,
@@ -83,7 +84,7 @@ func (c *Checker) check(evidence []byte, now time.Time) (*Verified, error) {
 	if err := b.CheckValidity(now); err != nil {
 		return nil, err
 	}
-	return &Verified{Bundle: b, KeyID: id, Claims: claims, Expires: c.expiry(claims, b)}, nil
+	return &Verified{Bundle: b, KeyID: id, ConfigDigest: b.ConfigDigest(), Claims: claims, Expires: c.expiry(claims, b)}, nil
 }
 
 func (c *Checker) verifiers(kind string) []Verifier {

@@ -31,9 +31,9 @@ func testVendor(t testing.TB, seed []byte) *simulated.Vendor {
 // models, and runs on the pinned clock.
 func testChecker(vendor *simulated.Vendor) *attest.Checker {
 	c := attest.NewChecker(attest.Policy{
-		Measurements: [][32]byte{simulated.Measurement},
-		Models:       []string{modelHashA, modelHashB},
-		MaxAge:       time.Hour,
+		SimulatedMeasurements: [][32]byte{simulated.Measurement},
+		Models:                []string{modelHashA, modelHashB},
+		MaxAge:                time.Hour,
 	}, vendor.Verifier())
 	c.Now = func() time.Time { return testNow }
 	return c
@@ -211,7 +211,7 @@ func TestCheckRefusesMeasurement(t *testing.T) {
 
 	// A policy that names no measurement refuses everything.
 	c := testChecker(vendor)
-	c.Policy.Measurements = nil
+	c.Policy.SimulatedMeasurements = nil
 	_, err = c.Check(evidence(t, device(vendor), testBundle()).Marshal())
 	wantRule(t, err, attest.RuleMeasurement)
 }

@@ -3,8 +3,10 @@
 // checks the result against a policy of allowed measurements and models.
 //
 // A worker's identity is a key [Bundle] (HPKE key, receipt-signing key, TLS
-// key hash, models, validity window). Its SHA-256, [Bundle.Hash], is the
-// worker's key ID everywhere. The worker asks its TEE for a report whose
+// key hash, models, validity window, and the [RuntimeConfig] that decides
+// where its plaintext goes and what it charges: engine endpoint, model map,
+// KEM, prices). Its SHA-256, [Bundle.Hash], is the worker's key ID
+// everywhere; [Bundle.ConfigDigest] names its configuration alone. The worker asks its TEE for a report whose
 // report_data is [ReportDataWithGPU] of that hash and of its GPU evidence, if
 // any, and publishes them all as [Evidence].
 //
@@ -18,7 +20,10 @@
 //     [ErrSignature]); [VerifyChain] is the chain step shared by every kind;
 //  3. bind: the report must carry [ReportDataWithGPU] of the bundle hash
 //     and the GPU evidence ([CheckReportData], [ErrReportData]);
-//  4. policy: [Policy.Check] (a [*PolicyError] naming the rule, [ErrPolicy]);
+//  4. policy: [Policy.Check] (a [*PolicyError] naming the rule, [ErrPolicy]):
+//     measurements allowed per evidence kind (simulated evidence only
+//     against [Policy.SimulatedMeasurements]), models, an engine on the
+//     worker's machine ([LocalEngine]), allowed configuration digests;
 //  5. validity: the bundle must not have expired ([ErrExpired]).
 //
 // Between steps 3 and 4, GPU evidence that came with the bundle is verified

@@ -51,6 +51,10 @@ var (
 	// ErrExpired means the key bundle is outside its validity window: expired,
 	// or not valid yet.
 	ErrExpired = errors.New("attest: key bundle expired")
+
+	// ErrRemoteEngine means a worker was asked to send prompts to an engine
+	// outside its own machine (see [LocalEngine]) without being allowed to.
+	ErrRemoteEngine = errors.New("attest: engine outside the worker's machine")
 )
 
 // Rules a [*PolicyError] may name.
@@ -60,6 +64,8 @@ const (
 	RuleDebug       = "debug"       // the TEE runs in debug mode
 	RuleFreshness   = "freshness"   // the report is too old, or from the future
 	RuleGPU         = "gpu"         // the policy requires a confidential-computing GPU and none was verified
+	RuleEngine      = "engine"      // the worker's engine lies outside its machine
+	RuleConfig      = "config"      // the worker's runtime configuration digest is not on the allow-list
 )
 
 // PolicyError is a refusal by [Policy.Check]: Rule names the rule (one of

@@ -15,8 +15,16 @@ const DefaultMaxAge = 24 * time.Hour
 // Policy is what a client or proxy accepts from verified evidence. The zero
 // Policy refuses everything: with no allowed measurement nothing passes.
 type Policy struct {
-	// Measurements are the allowed image hashes. Empty refuses all evidence.
+	// Measurements are the image hashes allowed for real TEEs (every kind
+	// but simulated). Simulated evidence is never checked against them:
+	// whoever holds a development vendor's seed can make simulated evidence
+	// for any measurement, production ones included.
 	Measurements [][32]byte
+	// SimulatedMeasurements are the image hashes allowed for simulated
+	// evidence, and only for it, so that trusting a development root does
+	// not make a measurement a real TEE would need acceptable, nor the
+	// reverse.
+	SimulatedMeasurements [][32]byte
 	// Models are the allowed model weight hashes (hex). Empty allows any
 	// model; otherwise every model in a bundle must be listed.
 	Models []string
@@ -29,6 +37,13 @@ type Policy struct {
 	// GPU evidence (Claims.GPU), such as a worker whose GPU is not in CC
 	// mode or who has none.
 	RequireGPU bool
+	// AllowRemoteEngine accepts workers whose engine lies outside their own
+	// machine (see [LocalEngine]): a remote engine receives every prompt in
+	// the clear, outside the attested TEE.
+	AllowRemoteEngine bool
+	// ConfigDigests, when not empty, are the allowed runtime configurations
+	// ([Bundle.ConfigDigest]); empty allows any that passes the other rules.
+	ConfigDigests [][32]byte
 }
 
 // DefaultPolicy returns a policy with DefaultMaxAge and debug refused. Add
@@ -39,16 +54,20 @@ func DefaultPolicy() Policy {
 
 // Check applies p to verified claims about bundle b at time now. It fails
 // closed, returning a [*PolicyError] naming the first rule that refused:
-// measurement, debug, model, GPU or freshness.
+// measurement, debug, model, engine, config, GPU or freshness.
 func (p *Policy) Check(c *Claims, b *Bundle, now time.Time) error {
 	if c == nil || b == nil {
 		return &PolicyError{Rule: RuleMeasurement, Detail: "no claims or bundle to check"}
 	}
-	if len(p.Measurements) == 0 {
-		return &PolicyError{Rule: RuleMeasurement, Detail: "policy allows no measurement (refusing all evidence)"}
+	allowed, what := p.Measurements, "real-TEE"
+	if c.Kind == KindSimulated {
+		allowed, what = p.SimulatedMeasurements, "simulated"
 	}
-	if !slices.Contains(p.Measurements, c.Measurement) {
-		return &PolicyError{Rule: RuleMeasurement, Detail: fmt.Sprintf("measurement %x is not allowed", c.Measurement)}
+	if len(allowed) == 0 {
+		return &PolicyError{Rule: RuleMeasurement, Detail: fmt.Sprintf("policy allows no %s measurement (refusing all %s evidence)", what, c.Kind)}
+	}
+	if !slices.Contains(allowed, c.Measurement) {
+		return &PolicyError{Rule: RuleMeasurement, Detail: fmt.Sprintf("measurement %x is not allowed for %s evidence", c.Measurement, c.Kind)}
 	}
 	if c.Debug && !p.AllowDebug {
 		return &PolicyError{Rule: RuleDebug, Detail: c.Kind + " TEE is in debug mode"}
@@ -59,6 +78,12 @@ func (p *Policy) Check(c *Claims, b *Bundle, now time.Time) error {
 				return &PolicyError{Rule: RuleModel, Detail: fmt.Sprintf("model %q with weights hash %q is not allowed", m.Name, m.Hash)}
 			}
 		}
+	}
+	if !p.AllowRemoteEngine && !LocalEngine(b.Config.Engine) {
+		return &PolicyError{Rule: RuleEngine, Detail: fmt.Sprintf("engine %s lies outside the worker's machine, where it reads every prompt", b.Config.Engine)}
+	}
+	if d := b.ConfigDigest(); len(p.ConfigDigests) > 0 && !slices.Contains(p.ConfigDigests, d) {
+		return &PolicyError{Rule: RuleConfig, Detail: fmt.Sprintf("runtime configuration %x (%s) is not allowed", d, b.ConfigString())}
 	}
 	if p.RequireGPU && (c.GPU == nil || len(c.GPU.GPUs) == 0) {
 		return &PolicyError{Rule: RuleGPU, Detail: "no verified confidential-computing GPU evidence, and the policy requires it"}
@@ -85,11 +110,17 @@ func issuedAt(c *Claims, b *Bundle) time.Time {
 
 // ParseMeasurement decodes a hex image hash, as printed by `cocoon attest`
 // and kept on allow-lists.
-func ParseMeasurement(s string) ([32]byte, error) {
+func ParseMeasurement(s string) ([32]byte, error) { return parseHash("measurement", s) }
+
+// ParseConfigDigest decodes a hex runtime configuration digest, as printed
+// by `cocoon attest verify` and kept on allow-lists.
+func ParseConfigDigest(s string) ([32]byte, error) { return parseHash("config digest", s) }
+
+func parseHash(what, s string) ([32]byte, error) {
 	var m [32]byte
 	b, err := hex.DecodeString(strings.TrimSpace(s))
 	if err != nil || len(b) != len(m) {
-		return m, malformed("measurement %q: want 64 hex digits", s)
+		return m, malformed("%s %q: want 64 hex digits", what, s)
 	}
 	copy(m[:], b)
 	return m, nil

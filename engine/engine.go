@@ -56,7 +56,13 @@ type Model struct {
 	ID            string // the name apps use
 	Hash          string // hex SHA-256 of the weights, where known; allow-lists refer to it
 	ContextLength int
+	// Upstream is the engine server's name for the model where it differs
+	// from ID (a remote engine's model map); the worker attests it.
+	Upstream string
 }
+
+// Embedded is the Endpoint of an engine that runs in the worker's own process.
+const Embedded = "embedded"
 
 // Emit receives one response object as JSON. For a streaming request it is
 // called once per chunk ("chat.completion.chunk" or "text_completion"), in
@@ -69,6 +75,10 @@ type Emit func(data []byte) error
 type Engine interface {
 	// Models lists the models this engine serves.
 	Models() []Model
+	// Endpoint says where Run sends prompts: Embedded for an engine in the
+	// worker's process, or the server's base URL without credentials. The
+	// worker attests it, and refuses by default one outside its machine.
+	Endpoint() string
 	// Run executes req, passing response objects to emit, and returns the
 	// tokens it counted. It stops early when ctx is done or emit fails.
 	Run(ctx context.Context, req *Request, emit Emit) (price.Usage, error)

@@ -29,11 +29,16 @@ const DefaultMaxEvidenceAge = 48 * time.Hour
 // Trust says which workers a client or proxy accepts: the evidence kinds it
 // verifies, and the policy applied to what they verify. It is also the
 // policy file of `cocoon attest verify --policy`. Nothing is trusted by
-// default: at least one kind and one measurement must be given.
+// default: at least one kind, and a measurement for each kind, must be
+// given.
 type Trust struct {
 	// SimulatedRoots are PEM files of simulated-TEE vendor roots to trust.
-	// Never set in production: anyone can make such evidence.
+	// Never set in production: anyone can make such evidence. Refused
+	// together with a ton: chain.
 	SimulatedRoots []string `json:"simulated_roots,omitempty"`
+	// SimulatedMeasurements are the image hashes allowed for simulated
+	// evidence, and only for it; Measurements never apply to it.
+	SimulatedMeasurements []string `json:"simulated_measurements,omitempty"`
 	// TDX, when set, accepts Intel TDX quotes.
 	TDX *TDXTrust `json:"tdx,omitempty"`
 	// SEVSNP, when set, accepts AMD SEV-SNP reports.
@@ -41,10 +46,17 @@ type Trust struct {
 	// GPU, when set, verifies NVIDIA GPU evidence that comes with a bundle.
 	GPU *GPUTrust `json:"gpu,omitempty"`
 
-	Measurements []string `json:"measurements"`          // allowed image hashes, hex
+	Measurements []string `json:"measurements"`          // image hashes allowed for real TEEs (TDX, SEV-SNP), hex
 	Models       []string `json:"models,omitempty"`      // allowed model hashes, hex; empty: any
 	MaxAge       string   `json:"max_age,omitempty"`     // evidence freshness, e.g. "48h"; empty: 48h
 	RequireGPU   bool     `json:"require_gpu,omitempty"` // refuse workers without verified CC GPU evidence
+	// ConfigDigests are the allowed worker runtime configurations (engine
+	// endpoint, model map, KEM, prices; attest.Bundle.ConfigDigest), hex;
+	// empty: any.
+	ConfigDigests []string `json:"config_digests,omitempty"`
+	// AllowRemoteEngine accepts workers whose engine is outside their own
+	// machine, where it reads every prompt in the clear.
+	AllowRemoteEngine bool `json:"allow_remote_engine,omitempty"`
 	// Root is the address of the network's root contract, whose allow-lists
 	// of worker measurements and models are added to the ones above. It is
 	// read from the chain of the role's money configuration.
@@ -71,13 +83,16 @@ type SEVSNPTrust struct {
 	// Roots is a directory of AMD's certificate chains (<line>.pem, see
 	// snp.LoadRoots); empty: AMD's roots as embedded in go-sev-guest.
 	Roots string `json:"roots,omitempty"`
-	// MinTCB is the lowest reported TCB accepted, as
-	// "bl=N,tee=N,snp=N,ucode=N" or a hex uint64; empty: any.
+	// MinTCB is the lowest reported TCB accepted from every product line,
+	// as "bl=N,tee=N,snp=N,ucode=N" or a hex uint64 ("0x0" accepts any);
+	// empty: snp.DefaultMinTCB of each report's line (Milan:
+	// bl=3,tee=0,snp=20,ucode=209; other lines are refused until set).
 	MinTCB string `json:"min_tcb,omitempty"`
-	// KDS fetches from AMD KDS the VCEK of reports that come without one,
-	// and checks AMD's CRLs; fetched certificates are cached under
-	// CacheDir or the role's data directory's collateral/amd folder.
-	KDS      bool   `json:"kds,omitempty"`
+	// Offline fetches nothing from AMD KDS: no missing VCEKs, and no CRLs,
+	// so a revoked AMD signing key goes unnoticed. By default the verifier
+	// fetches both, cached under CacheDir or the role's data directory's
+	// collateral/amd folder, and refuses reports whose CRL it cannot get.
+	Offline  bool   `json:"offline,omitempty"`
 	CacheDir string `json:"cache_dir,omitempty"`
 }
 
@@ -88,8 +103,16 @@ type GPUTrust struct {
 	NRASKeys string `json:"nras_keys"`
 }
 
+// ErrSimulatedOnTON refuses a simulated TEE, trusted by a client or proxy or
+// used by a worker, on a ton: chain, where money is real and simulated
+// evidence proves nothing.
+var ErrSimulatedOnTON = errors.New("a simulated TEE cannot be used on a ton: chain")
+
 // checkerWithRoot is Checker for t with the root contract's allow-lists added.
 func (t Trust) checkerWithRoot(dataDir string, m *MoneyConfig, log *slog.Logger) (*attest.Cache, error) {
+	if err := t.CheckChain(m); err != nil {
+		return nil, err
+	}
 	t, err := t.withRoot(context.Background(), m, log)
 	if err != nil {
 		return nil, err
@@ -100,6 +123,18 @@ func (t Trust) checkerWithRoot(dataDir string, m *MoneyConfig, log *slog.Logger)
 	}
 	return attest.NewCache(c), nil
 }
+
+// CheckChain refuses, with ErrSimulatedOnTON, a trust that accepts simulated
+// evidence together with a money configuration on a TON network.
+func (t Trust) CheckChain(m *MoneyConfig) error {
+	if len(t.SimulatedRoots) > 0 && m != nil && onTON(m.Chain) {
+		return fmt.Errorf("trust: %w (%s): anyone holding a development vendor seed could be paid as a worker; use --trust-tdx or --trust-sev-snp", ErrSimulatedOnTON, m.Chain)
+	}
+	return nil
+}
+
+// onTON reports whether chain names a TON network rather than a local chain.
+func onTON(chain string) bool { return strings.HasPrefix(chain, "ton:") }
 
 // withRoot adds the root contract's allow-lists to t, read from m's chain.
 func (t Trust) withRoot(ctx context.Context, m *MoneyConfig, log *slog.Logger) (Trust, error) {
@@ -130,7 +165,7 @@ func (t Trust) withRoot(ctx context.Context, m *MoneyConfig, log *slog.Logger) (
 
 // Policy returns the attestation policy t describes.
 func (t Trust) Policy() (attest.Policy, error) {
-	p := attest.Policy{Models: t.Models, MaxAge: DefaultMaxEvidenceAge, RequireGPU: t.RequireGPU}
+	p := attest.Policy{Models: t.Models, MaxAge: DefaultMaxEvidenceAge, RequireGPU: t.RequireGPU, AllowRemoteEngine: t.AllowRemoteEngine}
 	if t.MaxAge != "" {
 		d, err := time.ParseDuration(t.MaxAge)
 		if err != nil || d <= 0 {
@@ -138,12 +173,22 @@ func (t Trust) Policy() (attest.Policy, error) {
 		}
 		p.MaxAge = d
 	}
-	for _, s := range t.Measurements {
-		m, err := attest.ParseMeasurement(s)
-		if err != nil {
-			return p, fmt.Errorf("trust: %w", err)
+	for _, l := range []struct {
+		from  []string
+		to    *[][32]byte
+		parse func(string) ([32]byte, error)
+	}{
+		{t.Measurements, &p.Measurements, attest.ParseMeasurement},
+		{t.SimulatedMeasurements, &p.SimulatedMeasurements, attest.ParseMeasurement},
+		{t.ConfigDigests, &p.ConfigDigests, attest.ParseConfigDigest},
+	} {
+		for _, s := range l.from {
+			h, err := l.parse(s)
+			if err != nil {
+				return p, fmt.Errorf("trust: %w", err)
+			}
+			*l.to = append(*l.to, h)
 		}
-		p.Measurements = append(p.Measurements, m)
 	}
 	return p, nil
 }
@@ -188,8 +233,11 @@ func (t Trust) NewChecker(dataDir string, log *slog.Logger) (*attest.Checker, er
 	if len(c.Verifiers) == 0 {
 		return nil, errors.New("trust: no evidence kind is trusted: give tdx or sev_snp settings (--trust-tdx, --trust-sev-snp), or a simulated vendor root for development")
 	}
-	if len(p.Measurements) == 0 {
-		return nil, errors.New("trust: no measurement is allowed, so no worker would be accepted")
+	if (t.TDX != nil || t.SEVSNP != nil) && len(p.Measurements) == 0 {
+		return nil, errors.New("trust: no measurement is allowed for TDX or SEV-SNP (--allow-measurement, --root), so no such worker would be accepted")
+	}
+	if len(t.SimulatedRoots) > 0 && len(p.SimulatedMeasurements) == 0 {
+		return nil, errors.New("trust: no simulated measurement is allowed (--allow-simulated-measurement), so no simulated worker would be accepted; real-TEE measurements never apply to simulated evidence")
 	}
 	if p.RequireGPU && c.GPU == nil {
 		return nil, errors.New("trust: require_gpu needs gpu.nras_keys (--trust-gpu), or every worker would be refused")
@@ -259,7 +307,7 @@ func (t *SEVSNPTrust) verifier(dataDir string) (*snp.Verifier, error) {
 		}
 		v = v.WithMinTCB(min)
 	}
-	if t.KDS {
+	if !t.Offline {
 		dir := t.CacheDir
 		if dir == "" {
 			dir = filepath.Join(dataDir, "collateral", "amd")
@@ -268,7 +316,7 @@ func (t *SEVSNPTrust) verifier(dataDir string) (*snp.Verifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("trust: sev_snp kds: %w", err)
 		}
-		v = v.WithKDS(cache.SEV()).WithRevocationCheck()
+		v = v.WithKDS(cache.SEV()) // and AMD's CRLs
 	}
 	return v, nil
 }

@@ -143,7 +143,7 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 	if err != nil {
 		return nil, err
 	}
-	trust := Trust{SimulatedRoots: []string{rootPath}, Measurements: measurements, Models: allowedModels}
+	trust := Trust{SimulatedRoots: []string{rootPath}, SimulatedMeasurements: measurements, Models: allowedModels}
 	vals, err := n.Chain.RunGetMethod(ctx, n.Root, "get_params")
 	if err != nil {
 		return nil, fmt.Errorf("up: reading the root's prices: %w", err)

@@ -148,6 +148,9 @@ func NewWorker(cfg WorkerConfig, eng engine.Engine, log *slog.Logger) (*worker.W
 // the TEE this machine has.
 func workerTEE(cfg WorkerConfig, log *slog.Logger) (attest.Producer, error) {
 	if cfg.SimulatedTEE != "" {
+		if cfg.Money != nil && onTON(cfg.Money.Chain) {
+			return nil, fmt.Errorf("worker: %w (%s)", ErrSimulatedOnTON, cfg.Money.Chain)
+		}
 		vendor, err := simulated.LoadVendor(cfg.SimulatedTEE)
 		if err != nil {
 			return nil, err

@@ -57,6 +57,11 @@ type Config struct {
 	// GPURefresh is how often evidence with GPU evidence is remade: NRAS
 	// tokens are valid for an hour. Zero means 30 minutes.
 	GPURefresh time.Duration `json:"gpu_refresh,omitempty"`
+	// AllowRemoteEngine lets the worker send prompts to an engine outside
+	// its own machine (see attest.LocalEngine). Without it the worker
+	// refuses to attest such an engine; with it, the engine's endpoint is in
+	// the attested bundle for clients to judge (they refuse it by default).
+	AllowRemoteEngine bool `json:"allow_remote_engine,omitempty"`
 }
 
 // Identity is the worker's long-lived keys.
@@ -176,7 +181,13 @@ func (w *Worker) refreshEvidence() error {
 	}
 	var models []attest.Model
 	for _, m := range w.engine.Models() {
-		models = append(models, attest.Model{Name: m.ID, Hash: m.Hash})
+		models = append(models, attest.Model{Name: m.ID, Hash: m.Hash, Upstream: m.Upstream})
+	}
+	// What decides where plaintext goes and what is charged is attested
+	// with the keys, and an engine off this machine only when allowed.
+	endpoint := w.engine.Endpoint()
+	if !attest.LocalEngine(endpoint) && !w.cfg.AllowRemoteEngine {
+		return fmt.Errorf("worker: %w: %s (prompts would leave the TEE in the clear; allow it explicitly with --allow-remote-engine)", attest.ErrRemoteEngine, endpoint)
 	}
 	now := time.Now()
 	b := &attest.Bundle{
@@ -186,6 +197,7 @@ func (w *Worker) refreshEvidence() error {
 		Models:     models,
 		Created:    now.Unix(),
 		Expires:    now.Add(w.cfg.BundleTTL).Unix(),
+		Config:     attest.RuntimeConfig{Engine: endpoint, KEM: w.id.HPKE.KEM(), Price: w.cfg.Price},
 	}
 	ev, err := attest.Attest(w.tee, b, w.cfg.GPU)
 	if err != nil {
@@ -211,7 +223,8 @@ func (w *Worker) refreshEvidence() error {
 	w.previous = w.previous[:min(len(w.previous), wire.MaxPreviousKeys)]
 	w.keyID, w.evidence, w.expires, w.refreshAt = b.Hash(), raw, time.Unix(b.Expires, 0), refreshAt
 	w.mu.Unlock()
-	w.log.Info("attested", "kind", ev.Kind, "key", fmt.Sprintf("%x", w.keyID[:8]), "gpu_evidence", len(ev.GPU) > 0, "collateral", len(ev.Collateral) > 0, "expires", time.Unix(b.Expires, 0).UTC().Format(time.RFC3339))
+	digest := b.ConfigDigest()
+	w.log.Info("attested", "kind", ev.Kind, "key", fmt.Sprintf("%x", w.keyID[:8]), "engine", endpoint, "config", fmt.Sprintf("%x", digest), "gpu_evidence", len(ev.GPU) > 0, "collateral", len(ev.Collateral) > 0, "expires", time.Unix(b.Expires, 0).UTC().Format(time.RFC3339))
 	return nil
 }
 

@@ -137,9 +137,9 @@ func TestCheckerRequiresGPU(t *testing.T) {
 	cpu := vendor.Device(simulated.Measurement, simulated.WithClock(func() time.Time { return testNow }))
 	gpu := &nvidia.Producer{Collector: nvidiatest.Collector{GPUs: 2, Arch: "HOPPER"}, NRAS: &nvidia.NRAS{URL: nras.URL()}}
 	checker := attest.NewChecker(attest.Policy{
-		Measurements: [][32]byte{simulated.Measurement},
-		MaxAge:       time.Hour,
-		RequireGPU:   true,
+		SimulatedMeasurements: [][32]byte{simulated.Measurement},
+		MaxAge:                time.Hour,
+		RequireGPU:            true,
 	}, vendor.Verifier())
 	checker.GPU = nvidia.NewVerifier(nras.Keys())
 	checker.Now = func() time.Time { return testNow.Add(time.Minute) }
@@ -223,5 +223,6 @@ func testBundle(seed byte) *attest.Bundle {
 		Models:     []attest.Model{{Name: "qwen3-8b", Hash: strings.Repeat("b2", 32)}},
 		Created:    testNow.Add(-time.Hour).Unix(),
 		Expires:    testNow.Add(23 * time.Hour).Unix(),
+		Config:     attest.RuntimeConfig{Engine: attest.EngineEmbedded, KEM: 0x0020},
 	}
 }

@@ -215,7 +215,7 @@ func TestVerifySignatureEndorsedPlatform(t *testing.T) {
 	if _, err := v.VerifyEvidence(&attest.Evidence{CPU: honest.Raw(), Collateral: vcek}, c.now); !errors.As(err, &pe) || pe.Rule != RuleTCB {
 		t.Errorf("Verifier.WithMinTCB(new) on an honest old report = %v, want RuleTCB", err)
 	}
-	if _, err := NewVerifier(c.roots).VerifyEvidence(&attest.Evidence{CPU: honest.Raw(), Collateral: vcek}, c.now); err != nil {
-		t.Errorf("Verifier on an honest old report = %v", err)
+	if _, err := NewVerifier(c.roots).WithMinTCB(oldTCB).VerifyEvidence(&attest.Evidence{CPU: honest.Raw(), Collateral: vcek}, c.now); err != nil {
+		t.Errorf("Verifier.WithMinTCB(old) on an honest old report = %v", err)
 	}
 }

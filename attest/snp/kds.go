@@ -111,19 +111,21 @@ func FetchVCEK(r *Report, getter trust.HTTPSGetter) ([]byte, error) {
 // attest.Evidence.Collateral), typically a collateral.Getter made with
 // CacheOptions, adapted by its SEV method. VLEKs cannot be fetched: a report
 // signed by one must bring it.
+//
+// With a getter, v also checks revocation by default: it fetches the CRL of
+// the ARK of each report's product line and refuses reports whose ASK or
+// ASVK it revokes, or whose CRL cannot be fetched or is not signed by the
+// ARK (go-sev-guest's CheckRevocations). See WithoutRevocationCheck.
 func (v *Verifier) WithKDS(getter trust.HTTPSGetter) *Verifier {
 	w := *v
 	w.kds = getter
 	return &w
 }
 
-// WithRevocationCheck returns a copy of v that also fetches, through its
-// KDS getter, the CRL of the ARK of each report's product line and refuses
-// reports whose ASK it revokes or whose CRL cannot be fetched or is not
-// signed by the ARK (go-sev-guest's CheckRevocations). It has no effect
-// without WithKDS: v fetches nothing on its own.
-func (v *Verifier) WithRevocationCheck() *Verifier {
+// WithoutRevocationCheck returns a copy of v that does not fetch AMD's CRLs
+// even with a KDS getter: a revoked ASK would then go unnoticed.
+func (v *Verifier) WithoutRevocationCheck() *Verifier {
 	w := *v
-	w.revocation = true
+	w.noRevocation = true
 	return &w
 }

@@ -89,7 +89,7 @@ func TestVCEKFromKDS(t *testing.T) {
 	kds := newFakeKDS(t)
 	dir := t.TempDir()
 	cache := newKDSCache(t, dir, kds.client())
-	v := snp.NewVerifier(nil).WithKDS(cache.SEV())
+	v := snp.NewVerifier(nil).WithKDS(cache.SEV()).WithoutRevocationCheck().WithMinTCB(sampleTCB)
 	c, err := v.Verify(raw, inValidity)
 	if err != nil {
 		t.Fatalf("Verify with KDS: %v", err)
@@ -114,7 +114,7 @@ func TestVCEKFromKDS(t *testing.T) {
 	}
 
 	kds.Close()
-	v = snp.NewVerifier(nil).WithKDS(newKDSCache(t, dir, kds.client()).SEV())
+	v = snp.NewVerifier(nil).WithKDS(newKDSCache(t, dir, kds.client()).SEV()).WithoutRevocationCheck().WithMinTCB(sampleTCB)
 	if _, err := v.VerifyEvidence(&attest.Evidence{Kind: attest.KindSEVSNP, CPU: raw}, inValidity); err != nil {
 		t.Fatalf("Verify from the disk cache: %v", err)
 	}
@@ -141,28 +141,36 @@ func TestVCEKNotAtKDS(t *testing.T) {
 	}
 }
 
-func TestRevocationCheck(t *testing.T) {
+// TestSNPChecksRevocationByDefault: a verifier that can reach AMD KDS
+// checks AMD's CRL unless told not to, and refuses when it cannot.
+func TestSNPChecksRevocationByDefault(t *testing.T) {
 	raw, _ := sample(t)
 	kds := newFakeKDS(t)
-	v := snp.NewVerifier(nil).WithKDS(newKDSCache(t, t.TempDir(), kds.client()).SEV())
-	if _, err := v.Verify(raw, inValidity); err != nil {
+	v := snp.NewVerifier(nil).WithKDS(newKDSCache(t, t.TempDir(), kds.client()).SEV()).WithMinTCB(sampleTCB)
+	// No CRL at KDS: refused.
+	if _, err := v.Verify(raw, inValidity); !errors.Is(err, attest.ErrChain) {
+		t.Fatalf("without a CRL: err = %v, want ErrChain", err)
+	}
+	if !strings.HasSuffix(kds.requests[len(kds.requests)-1], "/vcek/v1/Milan/crl") {
+		t.Fatalf("last request %q, want the Milan CRL", kds.requests[len(kds.requests)-1])
+	}
+	// Told not to, it fetches no CRL.
+	kds.mu.Lock()
+	kds.requests = nil
+	kds.mu.Unlock()
+	if _, err := v.WithoutRevocationCheck().Verify(raw, inValidity); err != nil {
 		t.Fatal(err)
 	}
 	for _, req := range kds.requests {
 		if strings.HasSuffix(req, "/crl") {
-			t.Fatalf("CRL fetched without WithRevocationCheck")
+			t.Fatalf("CRL fetched WithoutRevocationCheck")
 		}
-	}
-	// No CRL at KDS: refused.
-	rv := v.WithRevocationCheck()
-	if _, err := rv.Verify(raw, inValidity); !errors.Is(err, attest.ErrChain) {
-		t.Fatalf("without a CRL: err = %v, want ErrChain", err)
 	}
 	// A CRL not signed by AMD's ARK: refused.
 	kds.mu.Lock()
 	kds.crl = foreignCRL(t)
 	kds.mu.Unlock()
-	_, err := snp.NewVerifier(nil).WithKDS(newKDSCache(t, t.TempDir(), kds.client()).SEV()).WithRevocationCheck().Verify(raw, inValidity)
+	_, err := snp.NewVerifier(nil).WithKDS(newKDSCache(t, t.TempDir(), kds.client()).SEV()).WithMinTCB(sampleTCB).Verify(raw, inValidity)
 	if !errors.Is(err, attest.ErrChain) || !strings.Contains(err.Error(), "ARK") {
 		t.Fatalf("with a foreign CRL: err = %v, want ErrChain naming the ARK", err)
 	}

@@ -23,8 +23,9 @@
 // A Verifier given a getter with WithKDS fetches the VCEK of reports that
 // come without one from AMD KDS (FetchVCEK), typically through the disk
 // cache of package attest/collateral (CacheOptions), which keeps a VCEK
-// until its NotAfter; with WithRevocationCheck it also checks AMD's CRL of
-// the product line's signing keys. VLEKs cannot be fetched.
+// until its NotAfter, and by default also checks AMD's CRL of the product
+// line's signing keys through it (WithoutRevocationCheck turns that off).
+// VLEKs cannot be fetched.
 //
 // Verifier runs steps 1 and 2 as an attest.Verifier of kind "sev-snp", so it
 // slots into attest.Checker, which then applies its own report_data binding

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +21,38 @@ import (
 
 // inValidity lies inside the sample VCEK's validity (2022-09-24 to 2029-09-24).
 var inValidity = time.Date(2026, time.January, 20, 0, 0, 0, 0, time.UTC)
+
+// sampleTCB is the sample report's (Milan, 2022) TCB, below today's default
+// minimum: tests of other steps pass it explicitly.
+var sampleTCB = func() kds.TCBVersion {
+	v, err := kds.ComposeTCBParts(kds.TCBParts{BlSpl: 2, TeeSpl: 0, SnpSpl: 5, UcodeSpl: 68})
+	if err != nil {
+		panic(err)
+	}
+	return v
+}()
+
+// TestSNPRefusesOldTCBByDefault: the default verifier applies a minimum TCB
+// (DefaultMinTCB of the report's product line), so the 2022 sample, signed
+// by a genuine VCEK for that old firmware, is refused until a lower minimum
+// is configured explicitly.
+func TestSNPRefusesOldTCBByDefault(t *testing.T) {
+	raw, vcek := sample(t)
+	var pe *attest.PolicyError
+	_, err := snp.NewVerifier(nil).Verify(withCertTable(raw, vcek), inValidity)
+	if !errors.As(err, &pe) || pe.Rule != snp.RuleTCB {
+		t.Fatalf("sample at the default minimum: err = %v, want a %q policy error", err, snp.RuleTCB)
+	}
+	if !strings.Contains(err.Error(), "bl=3 tee=0 snp=20 ucode=209") {
+		t.Errorf("refusal %q does not name the Milan minimum", err)
+	}
+	if _, err := snp.NewVerifier(nil).WithMinTCB(sampleTCB).Verify(withCertTable(raw, vcek), inValidity); err != nil {
+		t.Fatalf("sample with its own TCB as the minimum: %v", err)
+	}
+	if _, ok := snp.DefaultMinTCB("Genoa"); ok {
+		t.Error("a default minimum for Genoa: none is known here, so none must be guessed")
+	}
+}
 
 func sample(t *testing.T) (report, vcek []byte) {
 	t.Helper()
@@ -68,7 +101,7 @@ func TestVerifierClaims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := snp.NewVerifier(nil)
+	v := snp.NewVerifier(nil).WithMinTCB(sampleTCB)
 	for name, cpu := range map[string][]byte{"cert table": withCertTable(raw, vcek), "attestation proto": attestation} {
 		c, err := v.Verify(cpu, inValidity)
 		if err != nil {

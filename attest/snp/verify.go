@@ -203,21 +203,59 @@ func validUntil(endorsement []byte, r *Report, roots Roots) time.Time {
 		return time.Time{}
 	}
 	until := cert.NotAfter
-	for _, line := range roots {
-		for _, root := range line {
-			pc := root.ProductCerts
-			if pc == nil || !bytes.Equal(cert.RawIssuer, issuerOf(pc, r.Signer)) {
-				continue
+	if _, pc := issuingRoot(cert, r, roots); pc != nil {
+		for _, c := range []*x509.Certificate{intermediate(pc, r.Signer), pc.Ark} {
+			if c != nil && c.NotAfter.Before(until) {
+				until = c.NotAfter
 			}
-			for _, c := range []*x509.Certificate{intermediate(pc, r.Signer), pc.Ark} {
-				if c != nil && c.NotAfter.Before(until) {
-					until = c.NotAfter
-				}
-			}
-			return until
 		}
 	}
 	return until
+}
+
+// issuingRoot returns the product line and certificates of roots whose ASK
+// or ASVK issued cert, the endorsement of r; nil if none did.
+func issuingRoot(cert *x509.Certificate, r *Report, roots Roots) (string, *trust.ProductCerts) {
+	for line, rs := range roots {
+		for _, root := range rs {
+			if pc := root.ProductCerts; pc != nil && bytes.Equal(cert.RawIssuer, issuerOf(pc, r.Signer)) {
+				return line, pc
+			}
+		}
+	}
+	return "", nil
+}
+
+// productLine returns the product line that made r: from its CPUID (version
+// 3 reports and later), else from the AMD root that issued its endorsement.
+func productLine(r *Report, endorsement []byte, roots Roots) string {
+	if fms := r.attestation.GetReport().GetCpuid1EaxFms(); fms != 0 {
+		return kds.ProductLineFromFms(fms)
+	}
+	cert, err := x509.ParseCertificate(endorsement)
+	if err != nil {
+		return ""
+	}
+	line, _ := issuingRoot(cert, r, roots)
+	return line
+}
+
+// DefaultMinTCB returns the lowest reported TCB a Verifier accepts from a
+// product line unless told otherwise (WithMinTCB), and false for lines with
+// no default, whose reports are refused until a minimum is configured.
+//
+// Milan: bl=3 tee=0 snp=20 ucode=209 (SNP firmware 1.55.20 and the microcode
+// of 2024); a current Milan host reports more (Azure's fleet reported bl=4
+// tee=0 snp=21 ucode=211 in February 2025). Genoa and Turin number their
+// SVNs differently and have no default here: set one from AMD's security
+// bulletins for the fleet you trust. See docs/attestation.md.
+func DefaultMinTCB(line string) (kds.TCBVersion, bool) {
+	switch line {
+	case "Milan":
+		v, _ := kds.ComposeTCBParts(kds.TCBParts{BlSpl: 3, TeeSpl: 0, SnpSpl: 20, UcodeSpl: 209})
+		return v, true
+	}
+	return 0, false
 }
 
 func intermediate(pc *trust.ProductCerts, s abi.ReportSigner) *x509.Certificate {
@@ -235,15 +273,17 @@ func issuerOf(pc *trust.ProductCerts, s abi.ReportSigner) []byte {
 }
 
 // Verifier verifies SEV-SNP reports as an attest.Verifier of kind "sev-snp":
-// Parse, VerifySignature against its roots, then CheckPlatform (no migration
-// agent, reported TCB at least its minimum). Its claims carry the image hash
+// Parse, VerifySignature against its roots (and, with a KDS getter, AMD's
+// CRL), then CheckPlatform (no migration agent, reported TCB at least its
+// minimum: WithMinTCB, or DefaultMinTCB of the report's product line). Its claims carry the image hash
 // as Measurement; attest.Checker applies the report_data binding and
 // attest.Policy (measurement, debug) to them.
 type Verifier struct {
-	roots      Roots
-	minTCB     kds.TCBVersion
-	kds        trust.HTTPSGetter // fetches missing VCEKs and CRLs; nil fetches nothing
-	revocation bool
+	roots        Roots
+	minTCB       kds.TCBVersion
+	minSet       bool              // minTCB was configured; else DefaultMinTCB of the report's line
+	kds          trust.HTTPSGetter // fetches missing VCEKs and CRLs; nil fetches nothing
+	noRevocation bool
 }
 
 var (
@@ -259,12 +299,26 @@ func NewVerifier(roots Roots) *Verifier {
 	return &Verifier{roots: roots}
 }
 
-// WithMinTCB returns a copy of v that refuses reports whose reported TCB is
-// below min in any component (see Policy.MinTCB).
+// WithMinTCB returns a copy of v that refuses reports, of any product
+// line, whose reported TCB is below min in any component (see
+// Policy.MinTCB); zero accepts any TCB. Without it, v applies DefaultMinTCB.
 func (v *Verifier) WithMinTCB(min kds.TCBVersion) *Verifier {
 	w := *v
-	w.minTCB = min
+	w.minTCB, w.minSet = min, true
 	return &w
+}
+
+// minimumTCB is the lowest TCB v accepts for r, endorsed by endorsement.
+func (v *Verifier) minimumTCB(r *Report, endorsement []byte) (kds.TCBVersion, error) {
+	if v.minSet {
+		return v.minTCB, nil
+	}
+	line := productLine(r, endorsement, v.roots)
+	min, ok := DefaultMinTCB(line)
+	if !ok {
+		return 0, &attest.PolicyError{Rule: RuleTCB, Detail: fmt.Sprintf("no default minimum TCB for product line %q (reported TCB %s): configure one (sev_snp.min_tcb)", line, TCBString(r.ReportedTCB))}
+	}
+	return min, nil
 }
 
 // Kind returns attest.KindSEVSNP.
@@ -301,13 +355,17 @@ func (v *Verifier) verify(cpu, endorsement []byte, now time.Time) (*attest.Claim
 		}
 	}
 	var crlGetter trust.HTTPSGetter
-	if v.revocation {
+	if !v.noRevocation {
 		crlGetter = v.kds
 	}
 	if err := verifySignature(r, endorsement, v.roots, now, crlGetter); err != nil {
 		return nil, err
 	}
-	if err := CheckPlatform(r, v.minTCB, false); err != nil {
+	min, err := v.minimumTCB(r, endorsement)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckPlatform(r, min, false); err != nil {
 		return nil, err
 	}
 	c := r.Claims()

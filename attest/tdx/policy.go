@@ -8,9 +8,25 @@ import (
 	"github.com/cocoon-go/cocoon/attest"
 )
 
-// RuleTCB is the rule an *attest.PolicyError names when the platform's TCB
-// status is not accepted.
-const RuleTCB = "tcb"
+// Rules an *attest.PolicyError from this package may name besides those of
+// package attest.
+const (
+	RuleTCB        = "tcb"        // the platform's TCB status is not accepted
+	RuleMigratable = "migratable" // the TD has the MIGRATABLE attribute
+)
+
+// CheckAttributes refuses a TD with the MIGRATABLE attribute, unless
+// allowMigratable, with an *attest.PolicyError naming RuleMigratable: a
+// migratable TD's memory can be exported, through a migration TD that the
+// host picks and this quote does not measure, to a machine nobody attested.
+// Verifier applies it (debug is left to attest.Policy, which sees it in the
+// claims).
+func CheckAttributes(q *Quote, allowMigratable bool) error {
+	if q.Migratable() && !allowMigratable {
+		return &attest.PolicyError{Rule: RuleMigratable, Detail: fmt.Sprintf("TDATTRIBUTES %#x has MIGRATABLE set", q.TDAttributes)}
+	}
+	return nil
+}
 
 // Policy is what a verifier of TDX quotes accepts, for use without
 // attest.Checker (which applies attest.Policy and the bundle binding instead).

@@ -66,6 +66,10 @@ const MaxQuoteSize = 64 << 10
 // mode and the host can read and write its memory.
 const debugAttribute = 1 << 0
 
+// migratableAttribute is bit 29 of TDATTRIBUTES (MIGRATABLE): the TD may be
+// migrated, its memory exported by a migration TD the host chooses.
+const migratableAttribute = 1 << 29
+
 // Quote is a parsed TDX quote, version 4 or 5. It has not been verified.
 type Quote struct {
 	Version       uint32
@@ -82,6 +86,9 @@ type Quote struct {
 
 // Debug reports whether the TD runs in debug mode (TDATTRIBUTES.DEBUG).
 func (q *Quote) Debug() bool { return q.TDAttributes&debugAttribute != 0 }
+
+// Migratable reports whether the TD may be migrated (TDATTRIBUTES.MIGRATABLE).
+func (q *Quote) Migratable() bool { return q.TDAttributes&migratableAttribute != 0 }
 
 // tdBody is what TD quote bodies of every version have in common.
 type tdBody interface {

@@ -141,6 +141,40 @@ func TestDebugTDRefused(t *testing.T) {
 	}
 }
 
+// TestTDXRefusesMigratableTD sets TDATTRIBUTES.MIGRATABLE in the real
+// quote: a TD whose memory a host-chosen migration TD can export is refused
+// by default (the signature step would refuse the edited quote too; the
+// attribute check must refuse it on its own), and accepted only when asked.
+func TestTDXRefusesMigratableTD(t *testing.T) {
+	raw := bytes.Clone(realQuote(t))
+	const tdAttributes = 48 + 120
+	if q, err := Parse(raw); err != nil || q.Migratable() || CheckAttributes(q, false) != nil {
+		t.Fatalf("the real quote: migratable %v, %v", q.Migratable(), err)
+	}
+	raw[tdAttributes+3] |= migratableAttribute >> 24 // bit 29, little-endian
+	q, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !q.Migratable() || q.Debug() {
+		t.Fatalf("TDATTRIBUTES = %#x, want MIGRATABLE alone added", q.TDAttributes)
+	}
+	var pe *attest.PolicyError
+	if err := CheckAttributes(q, false); !errors.As(err, &pe) || pe.Rule != RuleMigratable {
+		t.Fatalf("migratable TD: err = %v, want rule %q", err, RuleMigratable)
+	}
+	if err := CheckAttributes(q, true); err != nil {
+		t.Fatalf("migratable TD, allowed: %v", err)
+	}
+	// The default verifier still accepts the real, non-migratable quote.
+	if _, err := NewVerifier(Dir(collateralDir)).Verify(realQuote(t), pinned); err != nil {
+		t.Fatalf("real quote: %v", err)
+	}
+	if _, err := NewVerifier(Dir(collateralDir)).Verify(raw, pinned); err == nil {
+		t.Fatal("migratable quote accepted by the verifier")
+	}
+}
+
 // TestChecker runs the real quote through attest.Checker unchanged. The
 // quote's report_data binds no Cocoon bundle, so the Checker gets past the
 // verifier and refuses at the binding step; attest.Policy's allow-list is
@@ -151,6 +185,7 @@ func TestChecker(t *testing.T) {
 		SigningKey: make([]byte, 32),
 		Created:    pinned.Unix(),
 		Expires:    pinned.Add(time.Hour).Unix(),
+		Config:     attest.RuntimeConfig{Engine: attest.EngineEmbedded, KEM: 0x0020},
 	}
 	ev := &attest.Evidence{Kind: attest.KindTDX, Bundle: bundle.Marshal(), CPU: realQuote(t)}
 	c := verifiedClaims(t)

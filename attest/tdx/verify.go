@@ -193,12 +193,13 @@ func (r *recorder) validUntil(q *Quote) (time.Time, error) {
 
 // Verifier verifies TDX quotes as an attest.Verifier of kind "tdx": Parse,
 // VerifySignature, VerifyCollateral, then CheckTCB against the statuses it
-// accepts. Its claims carry the image hash as Measurement; attest.Checker
+// accepts and CheckAttributes (no migratable TD unless WithMigratable). Its claims carry the image hash as Measurement; attest.Checker
 // applies the report_data binding and attest.Policy to them.
 type Verifier struct {
-	getter trust.HTTPSGetter
-	roots  *x509.CertPool
-	tcb    []string
+	getter     trust.HTTPSGetter
+	roots      *x509.CertPool
+	tcb        []string
+	migratable bool
 }
 
 var (
@@ -226,6 +227,14 @@ func (v *Verifier) WithRoots(roots *x509.CertPool) *Verifier {
 func (v *Verifier) WithTCBStatuses(statuses ...string) *Verifier {
 	w := *v
 	w.tcb = statuses
+	return &w
+}
+
+// WithMigratable returns a copy of v that accepts migratable TDs, which it
+// refuses by default (see CheckAttributes).
+func (v *Verifier) WithMigratable() *Verifier {
+	w := *v
+	w.migratable = true
 	return &w
 }
 
@@ -276,6 +285,9 @@ func (v *Verifier) verify(cpu []byte, getter trust.HTTPSGetter, now time.Time) (
 	}
 	c := q.Claims(col)
 	if err := CheckTCB(c, v.tcb); err != nil {
+		return nil, err
+	}
+	if err := CheckAttributes(q, v.migratable); err != nil {
 		return nil, err
 	}
 	return c, nil

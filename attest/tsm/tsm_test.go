@@ -196,6 +196,7 @@ func TestAttestEndToEnd(t *testing.T) {
 		SigningKey: make(ed25519.PublicKey, ed25519.PublicKeySize),
 		Created:    now.Unix(),
 		Expires:    now.Add(time.Hour).Unix(),
+		Config:     attest.RuntimeConfig{Engine: attest.EngineEmbedded, KEM: 0x0020},
 	}
 	ev, err := attest.Attest(p, b, nil)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/cocoon-go/cocoon/attest/tsm"
 	"github.com/cocoon-go/cocoon/internal/atomicfile"
 	"github.com/cocoon-go/cocoon/node"
+	"github.com/cocoon-go/cocoon/price"
 	"github.com/google/go-tdx-guest/verify/trust"
 )
 
@@ -93,12 +94,18 @@ type snpJSON struct {
 
 // bundleJSON is a worker's key bundle.
 type bundleJSON struct {
-	KeyID   string         `json:"key_id"`
-	Models  []attest.Model `json:"models"`
-	Created time.Time      `json:"created"`
-	Expires time.Time      `json:"expires"`
-	HasGPU  bool           `json:"has_gpu_evidence"`
-	HasColl bool           `json:"has_collateral"`
+	KeyID  string         `json:"key_id"`
+	Models []attest.Model `json:"models"`
+	// The runtime configuration: where plaintext goes and what is charged.
+	Engine       string      `json:"engine"`
+	LocalEngine  bool        `json:"engine_on_worker_machine"`
+	KEM          uint16      `json:"kem"`
+	Price        price.Price `json:"price"`
+	ConfigDigest string      `json:"config_digest"`
+	Created      time.Time   `json:"created"`
+	Expires      time.Time   `json:"expires"`
+	HasGPU       bool        `json:"has_gpu_evidence"`
+	HasColl      bool        `json:"has_collateral"`
 }
 
 // refusal is a verification refused at one step.
@@ -293,10 +300,13 @@ func verifyTDX(raw []byte, getter trust.HTTPSGetter, at time.Time, policy tdx.Po
 	// match the quote itself, and said so.
 	claims := q.Claims(c)
 	notes := fillPolicy(&policy.Measurements, &policy.ReportData, claims.Measurement, claims.ReportData, wantRD)
+	if err := tdx.CheckAttributes(q, false); err != nil {
+		return refuse(stepPolicy, err)
+	}
 	if err := policy.Check(claims); err != nil {
 		return refuse(stepPolicy, err)
 	}
-	v.Verdict, v.PolicyNote = "accepted", "TCB and debug checked; "+strings.Join(notes, "; ")
+	v.Verdict, v.PolicyNote = "accepted", "TCB, debug and migratable checked; "+strings.Join(notes, "; ")
 	return v, nil
 }
 
@@ -366,10 +376,12 @@ func verifyBundle(raw []byte, c *attest.Checker, at time.Time) (*verdictJSON, er
 		v.Kind = e.Kind
 		var b *attest.Bundle
 		if b, err = attest.ParseBundle(e.Bundle); err == nil {
-			id := b.Hash()
+			id, cd := b.Hash(), b.ConfigDigest()
 			v.Bundle = &bundleJSON{
 				KeyID: hex.EncodeToString(id[:]), Models: b.Models,
-				Created: time.Unix(b.Created, 0).UTC(), Expires: time.Unix(b.Expires, 0).UTC(),
+				Engine: b.Config.Engine, LocalEngine: attest.LocalEngine(b.Config.Engine), KEM: b.Config.KEM, Price: b.Config.Price,
+				ConfigDigest: hex.EncodeToString(cd[:]),
+				Created:      time.Unix(b.Created, 0).UTC(), Expires: time.Unix(b.Expires, 0).UTC(),
 				HasGPU: len(e.GPU) > 0, HasColl: len(e.Collateral) > 0,
 			}
 		}
@@ -477,8 +489,20 @@ func (v *verdictJSON) human() string {
 	if b := v.Bundle; b != nil {
 		line("key ID", b.KeyID)
 		for _, m := range b.Models {
-			line("model", m.Name+" "+m.Hash)
+			s := m.Name + " " + m.Hash
+			if m.Upstream != "" {
+				s += " (engine's name " + m.Upstream + ")"
+			}
+			line("model", s)
 		}
+		where := "on the worker's machine"
+		if !b.LocalEngine {
+			where = "OUTSIDE the worker's machine: it reads every prompt in the clear"
+		}
+		line("engine", b.Engine+" ("+where+")")
+		line("KEM", fmt.Sprintf("%#04x", b.KEM))
+		line("price", fmt.Sprintf("%d nanoTON/token, multipliers prompt %d cached %d completion %d (of %d)", b.Price.PerToken, b.Price.PromptMul, b.Price.CachedMul, b.Price.CompletionMul, price.One))
+		line("config digest", b.ConfigDigest+" (allow-list it with --allow-config)")
 		line("bundle valid", b.Created.Format(time.RFC3339)+" to "+b.Expires.Format(time.RFC3339))
 		line("collateral shipped", fmt.Sprint(b.HasColl))
 		line("GPU evidence", fmt.Sprint(b.HasGPU))

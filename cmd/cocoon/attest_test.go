@@ -17,6 +17,7 @@ import (
 	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/attest/simulated"
 	"github.com/cocoon-go/cocoon/node"
+	"github.com/cocoon-go/cocoon/price"
 )
 
 // The real TDX quote and its Intel PCS collateral of January 2026.
@@ -210,6 +211,7 @@ func TestAttestVerifyBundle(t *testing.T) {
 		Models:     []attest.Model{{Name: "cocoon-tiny", Hash: strings.Repeat("0a", 32)}},
 		Created:    created.Unix(),
 		Expires:    created.Add(24 * time.Hour).Unix(),
+		Config:     attest.RuntimeConfig{Engine: "http://127.0.0.1:8000/v1", KEM: 0x0020, Price: price.Default},
 	}
 	dev := vendor.Device(simulated.Measurement, simulated.WithClock(func() time.Time { return created }))
 	ev, err := attest.Attest(dev, b, nil)
@@ -229,7 +231,7 @@ func TestAttestVerifyBundle(t *testing.T) {
 		}
 		return p
 	}
-	good := policy("good", node.Trust{SimulatedRoots: []string{rootPEM}, Measurements: []string{meas}, Models: []string{strings.Repeat("0a", 32)}})
+	good := policy("good", node.Trust{SimulatedRoots: []string{rootPEM}, SimulatedMeasurements: []string{meas}, Models: []string{strings.Repeat("0a", 32)}})
 	at := created.Add(time.Hour).Format(time.RFC3339)
 	verify := func(policy, at string) []string {
 		return []string{"attest", "verify", "--bundle", bundle, "--policy", policy, "--at", at}
@@ -244,15 +246,35 @@ func TestAttestVerifyBundle(t *testing.T) {
 		t.Errorf("verify --bundle --json bundle = %v", v["bundle"])
 	}
 
+	// The runtime configuration is shown, with the digest to allow-list,
+	// and a policy listing another digest refuses the bundle.
+	cd := b.ConfigDigest()
+	if bj, _ := v["bundle"].(map[string]any); bj == nil || bj["engine"] != "http://127.0.0.1:8000/v1" || bj["engine_on_worker_machine"] != true || bj["config_digest"] != hex.EncodeToString(cd[:]) {
+		t.Errorf("verify --bundle --json shows no runtime configuration: %v", v["bundle"])
+	}
+	listed := policy("listed-config", node.Trust{SimulatedRoots: []string{rootPEM}, SimulatedMeasurements: []string{meas}, ConfigDigests: []string{hex.EncodeToString(cd[:])}})
+	if v := must(t, verify(listed, at)...); v["verdict"] != "accepted" {
+		t.Errorf("listed config digest: %v", v)
+	}
+	unlisted := policy("unlisted-config", node.Trust{SimulatedRoots: []string{rootPEM}, SimulatedMeasurements: []string{meas}, ConfigDigests: []string{strings.Repeat("cd", 32)}})
+	refused(t, "(config)", verify(unlisted, at)...)
+	human, errs, err := cocoon(verify(good, at)...)
+	if err != nil {
+		t.Fatalf("verify --bundle: %v\n%s", err, errs)
+	}
+	if !strings.Contains(human, "http://127.0.0.1:8000/v1 (on the worker's machine)") || !strings.Contains(human, hex.EncodeToString(cd[:])) {
+		t.Errorf("verify --bundle shows no runtime configuration:\n%s", human)
+	}
+
 	tdxOnly := policy("tdx-only", node.Trust{TDX: &node.TDXTrust{Collateral: realCollateral}, Measurements: []string{meas}})
 	refused(t, "refused at step kind", verify(tdxOnly, at)...)
 	refused(t, "no simulated verifier configured", verify(tdxOnly, at)...)
-	otherMeas := policy("other-measurement", node.Trust{SimulatedRoots: []string{rootPEM}, Measurements: []string{strings.Repeat("ab", 32)}})
+	otherMeas := policy("other-measurement", node.Trust{SimulatedRoots: []string{rootPEM}, SimulatedMeasurements: []string{strings.Repeat("ab", 32)}})
 	refused(t, "refused at step policy", verify(otherMeas, at)...)
 	refused(t, "(measurement)", verify(otherMeas, at)...)
-	otherModel := policy("other-model", node.Trust{SimulatedRoots: []string{rootPEM}, Measurements: []string{meas}, Models: []string{strings.Repeat("0b", 32)}})
+	otherModel := policy("other-model", node.Trust{SimulatedRoots: []string{rootPEM}, SimulatedMeasurements: []string{meas}, Models: []string{strings.Repeat("0b", 32)}})
 	refused(t, "(model)", verify(otherModel, at)...)
-	shortAge := policy("short-age", node.Trust{SimulatedRoots: []string{rootPEM}, Measurements: []string{meas}, MaxAge: "30m"})
+	shortAge := policy("short-age", node.Trust{SimulatedRoots: []string{rootPEM}, SimulatedMeasurements: []string{meas}, MaxAge: "30m"})
 	refused(t, "(freshness)", verify(shortAge, at)...)
 	refused(t, "refused at step validity", verify(good, created.Add(25*time.Hour).Format(time.RFC3339))...)
 
@@ -289,9 +311,9 @@ func TestAttestVerifyBundle(t *testing.T) {
 	if err := os.WriteFile(keysFile, []byte(jwks), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	gpu := policy("gpu", node.Trust{SimulatedRoots: []string{rootPEM}, Measurements: []string{meas}, RequireGPU: true, GPU: &node.GPUTrust{NRASKeys: keysFile}})
+	gpu := policy("gpu", node.Trust{SimulatedRoots: []string{rootPEM}, SimulatedMeasurements: []string{meas}, RequireGPU: true, GPU: &node.GPUTrust{NRASKeys: keysFile}})
 	refused(t, "(gpu)", verify(gpu, at)...)
-	refused(t, "require_gpu needs gpu.nras_keys", verify(policy("gpu-no-keys", node.Trust{SimulatedRoots: []string{rootPEM}, Measurements: []string{meas}, RequireGPU: true}), at)...)
+	refused(t, "require_gpu needs gpu.nras_keys", verify(policy("gpu-no-keys", node.Trust{SimulatedRoots: []string{rootPEM}, SimulatedMeasurements: []string{meas}, RequireGPU: true}), at)...)
 }
 
 // TestAttestMeasureSNP checks that `cocoon attest measure` gives an SEV-SNP

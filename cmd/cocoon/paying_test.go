@@ -45,17 +45,20 @@ func TestSeparateProcessesPayByChannel(t *testing.T) {
 	}
 	root := regexp.MustCompile(`vendor root:\s+(\S+)`).FindStringSubmatch(string(out))[1]
 	meas := regexp.MustCompile(`measurement:\s+([0-9a-f]{64})`).FindStringSubmatch(string(out))[1]
-	// The network's root contract allows the simulated image; the proxy and
-	// the client take their allow-list from it rather than from a flag.
+	// The network's root contract allows the simulated image. Its list is
+	// for real TEEs only: simulated evidence is checked against the
+	// simulated allow-list alone, so the proxy and client need the flag too,
+	// and without it refuse to start.
 	rootAddr := must(t, "root", "deploy", ch, "--key", keys["owner"])["address"].(string)
 	trust := []string{"--trust-simulated-root", root, "--root", rootAddr}
 	refusedProxy := exec.Command(os.Args[0], append([]string{"proxy", "--data-dir", filepath.Join(dir, "p0"), "--listen", "127.0.0.1:0",
 		"--worker-listen", "127.0.0.1:0", ch, "--wallet-key", keys["proxy"]}, trust...)...)
 	refusedProxy.Env = append(os.Environ(), "COCOON_TEST_AS_MAIN=1")
-	if out, err := refusedProxy.CombinedOutput(); err == nil || !regexp.MustCompile(`no measurement is allowed`).Match(out) {
-		t.Fatalf("a proxy trusting a root that allows nothing started (%v):\n%s", err, out)
+	if out, err := refusedProxy.CombinedOutput(); err == nil || !regexp.MustCompile(`no simulated measurement is allowed`).Match(out) {
+		t.Fatalf("a proxy trusting a simulated root but no simulated measurement started (%v):\n%s", err, out)
 	}
 	must(t, "root", "allow-measurement", ch, "--key", keys["owner"], "--root", rootAddr, meas)
+	trust = append(trust, "--allow-simulated-measurement", meas)
 
 	proxy := start(t, "proxy", append([]string{"proxy", "--data-dir", filepath.Join(dir, "proxy"), "--listen", "127.0.0.1:0",
 		"--worker-listen", "127.0.0.1:0", ch, "--wallet-key", keys["proxy"], "--deposit", "5"}, trust...)...)

@@ -146,7 +146,7 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	if root == nil || meas == nil {
 		t.Fatalf("simulated-tee printed:\n%s", out)
 	}
-	trust := []string{"--trust-simulated-root", root[1], "--allow-measurement", meas[1]}
+	trust := []string{"--trust-simulated-root", root[1], "--allow-simulated-measurement", meas[1]}
 
 	proxy := start(t, "proxy", append([]string{"proxy", "--data-dir", filepath.Join(dir, "proxy"),
 		"--listen", "127.0.0.1:0", "--worker-listen", "127.0.0.1:0"}, trust...)...)
@@ -163,7 +163,7 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	// The client reads part of its configuration from a file.
 	cfgPath := filepath.Join(dir, "client.json")
 	cfg, _ := json.Marshal(map[string]any{"client": map[string]any{"proxy": proxyURL, "proxy_pin": pin},
-		"trust": map[string]any{"simulated_roots": []string{root[1]}, "measurements": []string{meas[1]}}})
+		"trust": map[string]any{"simulated_roots": []string{root[1]}, "simulated_measurements": []string{meas[1]}}})
 	os.WriteFile(cfgPath, cfg, 0o600)
 	addr := freeAddr(t)
 	client := start(t, "client", "client", "--config", cfgPath, "--data-dir", filepath.Join(dir, "client"), "--addr", addr)

@@ -114,7 +114,10 @@ func moneyFlags(fs *flag.FlagSet, m **node.MoneyConfig, deposit string) func() {
 // trustFlags binds the flags that say which workers to accept.
 func trustFlags(fs *flag.FlagSet, t *node.Trust) {
 	fs.Var((*list)(&t.SimulatedRoots), "trust-simulated-root", "PEM file of a simulated-TEE vendor root to trust (development only; repeatable)")
-	fs.Var((*list)(&t.Measurements), "allow-measurement", "hex image hash a worker may run (repeatable)")
+	fs.Var((*list)(&t.Measurements), "allow-measurement", "hex image hash a worker in a real TEE (TDX, SEV-SNP) may run (repeatable)")
+	fs.Var((*list)(&t.SimulatedMeasurements), "allow-simulated-measurement", "hex image hash a worker in a simulated TEE may claim (development only; repeatable)")
+	fs.Var((*list)(&t.ConfigDigests), "allow-config", "hex digest of a worker runtime configuration (engine, model map, KEM, prices) to accept, as `cocoon attest verify` prints it (repeatable; none: any)")
+	fs.BoolVar(&t.AllowRemoteEngine, "trust-remote-engine", t.AllowRemoteEngine, "accept workers whose engine is outside their machine (it reads every prompt in the clear)")
 	fs.Var((*list)(&t.Models), "allow-model", "hex model hash a worker may serve (repeatable; none: any)")
 	fs.StringVar(&t.MaxAge, "max-evidence-age", t.MaxAge, "oldest evidence accepted (e.g. 48h)")
 	fs.StringVar(&t.Root, "root", t.Root, "root contract whose allow-lists of measurements and models to add (needs --chain)")
@@ -128,17 +131,24 @@ func trustFlags(fs *flag.FlagSet, t *node.Trust) {
 		}
 		return nil
 	})
-	fs.Func("trust-sev-snp", `accept AMD SEV-SNP reports, chaining to AMD's roots: "amd" (embedded), "kds" (embedded, and fetch missing VCEKs and CRLs from AMD KDS), or a DIR of <line>.pem KDS chains`, func(s string) error {
+	fs.Func("trust-sev-snp", `accept AMD SEV-SNP reports, chaining to AMD's roots: "amd" (embedded; missing VCEKs and AMD's CRLs fetched from AMD KDS and cached), "amd-offline" (embedded; nothing fetched, so no revocation check), or a DIR of <line>.pem KDS chains`, func(s string) error {
 		if t.SEVSNP == nil {
 			t.SEVSNP = &node.SEVSNPTrust{}
 		}
 		switch s {
-		case "amd":
-		case "kds":
-			t.SEVSNP.KDS = true
+		case "amd", "kds":
+		case "amd-offline":
+			t.SEVSNP.Offline = true
 		default:
 			t.SEVSNP.Roots = s
 		}
+		return nil
+	})
+	fs.Func("trust-sev-snp-min-tcb", `lowest SEV-SNP reported TCB accepted, "bl=N,tee=N,snp=N,ucode=N" or 0xHEX (default: per product line, see docs/attestation.md)`, func(s string) error {
+		if t.SEVSNP == nil {
+			t.SEVSNP = &node.SEVSNPTrust{}
+		}
+		t.SEVSNP.MinTCB = s
 		return nil
 	})
 	fs.Func("trust-gpu", "verify NVIDIA GPU evidence with NVIDIA attestation service (NRAS) signing keys pinned in this JWKS FILE", func(s string) error {
@@ -212,6 +222,7 @@ func runWorker(ctx context.Context, args []string) error {
 	fs.Var(mapFlag(cfg.Engine.Models), "engine-model", "NAME=UPSTREAM: serve the engine's UPSTREAM model as NAME (repeatable)")
 	fs.BoolVar(&cfg.Engine.CacheSalt, "cache-salt", cfg.Engine.CacheSalt, "send a per-client cache_salt (vLLM) so tenants cannot time each other's prefix cache")
 	fs.StringVar(&cfg.Engine.Model, "model", cfg.Engine.Model, "GGUF file for the embedded engine (default: the built-in cocoon-tiny)")
+	fs.BoolVar(&cfg.Worker.AllowRemoteEngine, "allow-remote-engine", cfg.Worker.AllowRemoteEngine, "let --engine-url point outside this machine (not a loopback IP or unix socket): prompts then leave the TEE in the clear; the endpoint is attested, and clients refuse it by default")
 	fs.StringVar(&cfg.SimulatedTEE, "simulated-tee", cfg.SimulatedTEE, "directory of a simulated-TEE vendor seed (development only; without it the worker uses the TEE it runs in, and refuses to start without one)")
 	fs.StringVar(&cfg.GPU, "gpu", cfg.GPU, `"nvml": add evidence of this machine's NVIDIA GPUs in confidential-computing mode, verified by NVIDIA's attestation service (binary built with -tags nvml)`)
 	fs.StringVar(&cfg.NRASURL, "nras-url", cfg.NRASURL, "NVIDIA attestation service endpoint for --gpu (default: NVIDIA's public NRAS)")
@@ -292,7 +303,7 @@ func runSimulatedTEE(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("vendor root:  %s\nmeasurement:  %s\n\nworkers:          --simulated-tee %s\nproxies, clients: --trust-simulated-root %s --allow-measurement %s\n",
+	fmt.Printf("vendor root:  %s\nmeasurement:  %s\n\nworkers:          --simulated-tee %s\nproxies, clients: --trust-simulated-root %s --allow-simulated-measurement %s\n",
 		root, m, fs.Arg(0), root, m)
 	return nil
 }

@@ -169,6 +169,9 @@ func (e *Engine) Models() []engine.Model {
 	return []engine.Model{{ID: e.name, Hash: e.hash, ContextLength: e.model.ContextLength}}
 }
 
+// Endpoint returns engine.Embedded: prompts never leave the process.
+func (e *Engine) Endpoint() string { return engine.Embedded }
+
 // ErrClosed is returned by Run after Close.
 var ErrClosed = errors.New("embedded: engine closed")
 

@@ -34,6 +34,8 @@ type FakeEngine struct {
 	// CachedTokens is reported as the cached part of every prompt (at most
 	// all of it).
 	CachedTokens uint64
+	// EndpointURL is what Endpoint reports; empty: engine.Embedded.
+	EndpointURL string
 
 	// Fail makes Run return ErrInjected after it has emitted FailAfter
 	// objects (0: before the first; past the last: after the last).
@@ -58,6 +60,15 @@ func (f *FakeEngine) Models() []engine.Model {
 		return []engine.Model{{ID: DefaultModel, ContextLength: 4096}}
 	}
 	return append([]engine.Model(nil), f.Served...)
+}
+
+// Endpoint returns EndpointURL, or engine.Embedded: the fake runs in the
+// caller's process.
+func (f *FakeEngine) Endpoint() string {
+	if f.EndpointURL != "" {
+		return f.EndpointURL
+	}
+	return engine.Embedded
 }
 
 // Run answers req; see FakeEngine.

@@ -94,7 +94,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		// A worker sends many concurrent requests to one server; the default
 		// of two idle connections per host would redial for most of them.
 		t.MaxIdleConnsPerHost = 256
-		e.client = &http.Client{Transport: t}
+		// No redirects: prompts go only to the endpoint the worker attests.
+		e.client = &http.Client{Transport: t, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+			return fmt.Errorf("remote: engine redirected to %s; prompts go only to %s", r.URL.Redacted(), e.Endpoint())
+		}}
 		e.own = true
 	}
 	if len(cfg.Models) > 0 {
@@ -103,7 +106,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 				return nil, fmt.Errorf("remote: model mapping %q → %q: names must not be empty", name, up)
 			}
 			e.upstream[name] = up
-			e.models = append(e.models, engine.Model{ID: name})
+			m := engine.Model{ID: name}
+			if up != name {
+				m.Upstream = up
+			}
+			e.models = append(e.models, m)
 		}
 	} else if err := e.discover(ctx); err != nil {
 		return nil, err
@@ -164,6 +171,17 @@ func (e *Engine) discover(ctx context.Context) error {
 // Models lists the models this engine serves under the network's names.
 // Hashes are unknown: the server does not say which weights it loaded.
 func (e *Engine) Models() []engine.Model { return slices.Clone(e.models) }
+
+// Endpoint returns the server's base URL, without any credentials in it:
+// where every prompt goes.
+func (e *Engine) Endpoint() string {
+	u, err := url.Parse(e.base)
+	if err != nil { // New parsed it
+		return e.base
+	}
+	u.User = nil
+	return u.String()
+}
 
 // Close drops idle connections to the server. It does not touch a client
 // passed in Config.Client.

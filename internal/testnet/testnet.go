@@ -100,7 +100,7 @@ func Start(t testing.TB, opts Options) *Net {
 	checker := func(role string) *attest.Cache {
 		c := &attest.Checker{
 			Verifiers: []attest.Verifier{attest.NewSimulatedVerifier(vendor.Roots())},
-			Policy:    attest.Policy{Measurements: [][32]byte{simulated.Measurement}, MaxAge: time.Hour},
+			Policy:    attest.Policy{SimulatedMeasurements: [][32]byte{simulated.Measurement}, MaxAge: time.Hour},
 			Now:       time.Now,
 		}
 		if opts.Checker != nil {
