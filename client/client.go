@@ -316,7 +316,7 @@ func (c *Client) forward(w http.ResponseWriter, ctx context.Context, req *api.Re
 	h := seal.Header{
 		Endpoint:  req.Endpoint,
 		Model:     req.Model,
-		MaxTokens: uint32(req.Limit()),
+		MaxTokens: uint32(req.Limit()), // ParseRequest bounds it by seal.MaxTokenLimit
 		Stream:    req.Stream,
 		PriceCap:  c.cfg.MaxPrice,
 		Expires:   time.Now().Add(c.cfg.RequestTTL).Unix(),

@@ -368,8 +368,9 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 		fail(ae.Status, ae.Type, "invalid_request", ae.Message, false)
 		return
 	}
-	// The clear fields the proxy routed on must say what the sealed body says.
-	if req.Model != h.Model || req.Stream != h.Stream || uint32(req.Limit()) != h.MaxTokens {
+	// The clear fields the proxy routed on must say what the sealed body says
+	// (limits compared in uint64: nothing wraps).
+	if req.Model != h.Model || req.Stream != h.Stream || uint64(req.Limit()) != uint64(h.MaxTokens) {
 		fail(http.StatusBadRequest, api.TypeInvalidRequest, "header_mismatch", "routing fields do not match the sealed request", false)
 		return
 	}
@@ -476,7 +477,7 @@ func engineRequest(req *api.Request, h *seal.Header, body []byte) *engine.Reques
 		Stream:      h.Stream,
 		Body:        body,
 		Prompt:      string(req.Prompt),
-		MaxTokens:   req.Limit(),
+		MaxTokens:   int(h.TokenLimit()), // never unbounded: the receipt may not claim more
 		Temperature: req.Temperature,
 		TopP:        req.TopP,
 		Seed:        req.Seed,
