@@ -127,6 +127,7 @@ var (
 	ErrTruncated      = errors.New("stream not finished")       // a receipt before the final chunk
 	ErrCost           = errors.New("cost does not match usage") // a receipt whose cost is not its price times its usage
 	ErrReceipt        = errors.New("receipt does not match request")
+	ErrUsage          = errors.New("usage over what the request allows") // a receipt over MaxUsage
 	ErrExpired        = errors.New("request expired")
 	ErrReplay         = errors.New("request replayed")
 )

@@ -27,6 +27,7 @@ type WorkerSession struct {
 	header      Header
 	headerHash  [32]byte
 	requestHash [32]byte
+	bodyLen     int // bytes of the opened body, for MaxUsage
 	keyID       [32]byte
 	salt        [saltSize]byte
 	aead        cipher.AEAD
@@ -35,8 +36,8 @@ type WorkerSession struct {
 	hash        ResponseHasher
 }
 
-func newWorkerSession(h Header, hh, requestHash, keyID [32]byte, prk []byte) (*WorkerSession, error) {
-	s := &WorkerSession{header: h, headerHash: hh, requestHash: requestHash, keyID: keyID}
+func newWorkerSession(h Header, hh, requestHash, keyID [32]byte, bodyLen int, prk []byte) (*WorkerSession, error) {
+	s := &WorkerSession{header: h, headerHash: hh, requestHash: requestHash, keyID: keyID, bodyLen: bodyLen}
 	rand.Read(s.salt[:])
 	var err error
 	if s.aead, err = newAEAD(prk, responseInfo(s.salt)); err != nil {
@@ -94,13 +95,13 @@ func (s *WorkerSession) RequestHash() [32]byte { return s.requestHash }
 
 // Receipt returns the unsigned receipt for the answer sealed so far, with
 // the cost of usage at p. It is an error before the final chunk (a receipt
-// always ends a whole answer), and for a price over the header's cap or more
-// completion tokens than it allows: the client would refuse such a receipt.
+// always ends a whole answer), and for a price over the header's cap or
+// usage over MaxUsage (see Bound): the client would refuse such a receipt.
 func (s *WorkerSession) Receipt(usage price.Usage, p price.Price, now time.Time) (*Receipt, error) {
 	if !s.done {
 		return nil, fmt.Errorf("seal: receipt for request %x after %d chunks: %w", s.header.RequestID, s.next, ErrTruncated)
 	}
-	if err := s.header.allows(p, usage); err != nil {
+	if err := s.header.allows(p, usage, s.bodyLen); err != nil {
 		return nil, err
 	}
 	cost, err := p.Cost(usage)
@@ -127,6 +128,7 @@ type ClientSession struct {
 	header      Header
 	headerHash  [32]byte
 	requestHash [32]byte
+	bodyLen     int // bytes of the sealed body, for MaxUsage
 	prk         []byte
 	recipients  [][32]byte
 	aead        cipher.AEAD // set by chunk 0
@@ -207,8 +209,9 @@ func (s *ClientSession) HeaderHash() [32]byte { return s.headerHash }
 // Ed25519 key in the bundle of r.Worker), cost consistent with usage, after
 // the final chunk, and about this request and the answer as opened: request
 // id, header, request and response hashes, model, a worker the request was
-// sealed to, a price within the cap and no more completion tokens than the
-// header allowed.
+// sealed to, a price within the cap and usage within MaxUsage of the header
+// and the body as sealed, so an engine that inflates its counts costs the
+// client nothing.
 func (s *ClientSession) CheckReceipt(r *Receipt, pub ed25519.PublicKey) error {
 	if !s.done {
 		return fmt.Errorf("seal: receipt for request %x: %w", s.header.RequestID, ErrTruncated)
@@ -232,20 +235,9 @@ func (s *ClientSession) CheckReceipt(r *Receipt, pub ed25519.PublicKey) error {
 	case !slices.Contains(s.recipients, r.Worker):
 		what = "worker"
 	default:
-		return h.allows(r.Price, r.Usage)
+		return h.allows(r.Price, r.Usage, s.bodyLen)
 	}
 	return fmt.Errorf("seal: receipt for request %x: %s: %w", h.RequestID, what, ErrReceipt)
-}
-
-// allows reports whether a receipt for h may charge p for u.
-func (h *Header) allows(p price.Price, u price.Usage) error {
-	if !p.Within(h.PriceCap) {
-		return fmt.Errorf("seal: receipt for request %x: price %+v over the cap %+v: %w", h.RequestID, p, h.PriceCap, ErrReceipt)
-	}
-	if h.MaxTokens != 0 && u.CompletionTokens > uint64(h.MaxTokens) {
-		return fmt.Errorf("seal: receipt for request %x: %d completion tokens, max %d: %w", h.RequestID, u.CompletionTokens, h.MaxTokens, ErrReceipt)
-	}
-	return nil
 }
 
 // ResponseHasher hashes a stream of sealed chunks the way receipts do, so

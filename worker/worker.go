@@ -421,6 +421,13 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 		fail(status, typ, code, err.Error(), retry)
 		return
 	}
+	// An engine's counts are capped by what the request could produce
+	// (seal.MaxUsage): the answer was delivered, so the receipt is signed,
+	// at the bound, rather than withheld; the client would refuse more.
+	if bounded, cut := sess.Bound(usage); cut {
+		w.log.Warn("engine reported more tokens than the request allows; charging the bound", "reported", usage, "charged", bounded)
+		usage = bounded
+	}
 	if _, err := w.cfg.Price.Cost(usage); err != nil {
 		fail(http.StatusBadGateway, api.TypeServer, "pricing", err.Error(), false)
 		return

@@ -1,6 +1,7 @@
 package testnet
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -8,6 +9,9 @@ import (
 
 	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/engine"
+	"github.com/cocoon-go/cocoon/engine/enginetest"
+	"github.com/cocoon-go/cocoon/price"
+	"github.com/cocoon-go/cocoon/seal"
 )
 
 // postRaw posts body to the client's OpenAI API and returns the status and
@@ -50,5 +54,31 @@ func TestMaxTokensAbove32BitsRefused(t *testing.T) {
 	}
 	if got := eng.LastRequest().MaxTokens; got != 2 {
 		t.Errorf("engine limit %d, want 2", got)
+	}
+}
+
+// An engine that reported 10^9 prompt tokens for "hi" once made the stock
+// client pay 500 TON. The worker signs no more than seal.MaxUsage of the
+// request (it charges the bound: the answer was delivered), and the client
+// pays no more.
+func TestInflatedUsageClampedByWorker(t *testing.T) {
+	eng := &enginetest.RogueEngine{FakeEngine: enginetest.FakeEngine{Text: "ok"}, Usage: price.Usage{PromptTokens: 1_000_000_000, CompletionTokens: 1_000_000_000}}
+	n := Start(t, Options{Engines: []engine.Engine{eng}})
+	body := `{"model":"fake-model","messages":[{"role":"user","content":"hi"}],"max_tokens":3}`
+	status, e, b := postRaw(t, n, "/chat/completions", body)
+	if status != http.StatusOK {
+		t.Fatalf("status %d %+v", status, e)
+	}
+	var resp struct{ Usage api.Usage }
+	if err := json.Unmarshal(b, &resp); err != nil {
+		t.Fatal(err)
+	}
+	want := price.Usage{PromptTokens: uint64(len(body)) + seal.PromptAllowance, CompletionTokens: 3}
+	if got := resp.Usage; got.PromptTokens != want.PromptTokens || got.CompletionTokens != want.CompletionTokens {
+		t.Errorf("app sees usage %+v, want the bound %+v", got, want)
+	}
+	cost, _ := price.Default.Cost(want)
+	if got := n.Journal.Client(n.ClientKey).Amount; got != cost.Total {
+		t.Errorf("client booked %d nanoTON, want %d (the bound's cost)", got, cost.Total)
 	}
 }
