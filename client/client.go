@@ -61,6 +61,7 @@ type Client struct {
 	fetched time.Time
 	refused map[[32]byte]bool
 	payee   *wire.Payee // how to pay the proxy, from its directory
+	seen    [32]byte    // TLS key hash of the proxy that served the directory (unpinned clients)
 
 	encaps encapPool
 
@@ -134,6 +135,9 @@ func (c *Client) directory(ctx context.Context) ([]*worker, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("asking proxy for workers: HTTP %d", resp.StatusCode)
+	}
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		c.seen = identity.KeyHash(resp.TLS.PeerCertificates[0])
 	}
 	var d wire.Directory
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&d); err != nil {
@@ -313,7 +317,12 @@ func (c *Client) serve(w http.ResponseWriter, r *http.Request, endpoint string) 
 // relays the opened answer. It returns an error only while nothing has been
 // written to w yet.
 func (c *Client) forward(w http.ResponseWriter, ctx context.Context, req *api.Request, body []byte, chosen []*worker) *api.Error {
+	proxy, err := c.proxyKey()
+	if err != nil {
+		return api.Errorf(http.StatusBadGateway, api.TypeServer, "proxy_unknown", "%v", err)
+	}
 	h := seal.Header{
+		Proxy:     proxy,
 		Endpoint:  req.Endpoint,
 		Model:     req.Model,
 		MaxTokens: uint32(req.Limit()), // ParseRequest bounds it by seal.MaxTokenLimit
@@ -348,6 +357,26 @@ func (c *Client) forward(w http.ResponseWriter, ctx context.Context, req *api.Re
 	}
 	a := &answer{c: c, w: w, req: req, h: &h, sess: sess, chosen: chosen}
 	return a.relay(seal.NewRecordReader(resp.Body))
+}
+
+// proxyKey is the TLS key hash of the proxy every envelope names: the pin,
+// or, unpinned, the key the proxy showed when it served the directory. A
+// man in the middle on a later connection then gets envelopes that the
+// proxy behind it refuses.
+func (c *Client) proxyKey() ([32]byte, error) {
+	if c.cfg.ProxyPin != "" {
+		b, err := hex.DecodeString(c.cfg.ProxyPin)
+		if err != nil || len(b) != sha256.Size {
+			return [32]byte{}, fmt.Errorf("proxy pin %q is not a hex SHA-256", c.cfg.ProxyPin)
+		}
+		return [32]byte(b), nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen == ([32]byte{}) {
+		return [32]byte{}, errors.New("the proxy has shown no TLS certificate to bind the request to")
+	}
+	return c.seen, nil
 }
 
 // answer is one response being opened and relayed to the app.

@@ -454,6 +454,11 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 		api.WriteError(rw, api.Errorf(http.StatusBadRequest, api.TypeInvalidRequest, "bad_envelope", "%v", err))
 		return
 	}
+	// An envelope names the one proxy that may relay it (and bill it).
+	if key, err := identity.CertKeyHash(p.cert); err != nil || env.Header.Proxy != key {
+		api.WriteError(rw, api.Errorf(http.StatusMisdirectedRequest, api.TypeInvalidRequest, "misdirected_request", "the sealed request is bound to proxy %x, not this one", env.Header.Proxy[:8]))
+		return
+	}
 	if time.Now().Unix() > env.Header.Expires {
 		api.WriteError(rw, api.Errorf(http.StatusBadRequest, api.TypeInvalidRequest, "expired", "sealed request has expired"))
 		return

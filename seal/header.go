@@ -23,6 +23,12 @@ type Header struct {
 	PriceCap  price.Price       // the most the client will pay
 	Expires   int64             // unix seconds; workers refuse an expired request
 	ClientKey ed25519.PublicKey // the client's account key; it signs the envelope
+	// Proxy is the SHA-256 of the TLS public key (SubjectPublicKeyInfo) of
+	// the one proxy that may relay the request, as identity.CertKeyHash
+	// computes it: the client's pin, or the key of the proxy it reached.
+	// That proxy refuses an envelope naming another, and so does a worker
+	// connected to another, so no proxy can bill a request through a second.
+	Proxy [32]byte
 }
 
 // Completion token limits. Every comparison of token counts is made in
@@ -62,6 +68,8 @@ func (h *Header) Validate() error {
 		return fmt.Errorf("seal: header: %w: expiry %d", ErrMalformed, h.Expires)
 	case len(h.ClientKey) != ed25519.PublicKeySize:
 		return fmt.Errorf("seal: header: %w: client key of %d bytes", ErrMalformed, len(h.ClientKey))
+	case h.Proxy == [32]byte{}:
+		return fmt.Errorf("seal: header: %w: no proxy named", ErrMalformed)
 	}
 	if err := h.PriceCap.Validate(); err != nil {
 		return fmt.Errorf("seal: header: price cap: %w: %w", ErrMalformed, err)
@@ -84,7 +92,8 @@ func (h *Header) append(b []byte) []byte {
 	b = binenc.AppendBool(b, h.Stream)
 	b = appendPrice(b, h.PriceCap)
 	b = binenc.AppendU64(b, uint64(h.Expires))
-	return binenc.AppendBytes(b, h.ClientKey)
+	b = binenc.AppendBytes(b, h.ClientKey)
+	return append(b, h.Proxy[:]...)
 }
 
 // readHeader reads a header; Envelope.validate checks it.
@@ -98,6 +107,7 @@ func readHeader(d *binenc.Decoder) Header {
 	h.PriceCap = readPrice(d, "price cap")
 	h.Expires = int64(d.U64("expires"))
 	h.ClientKey = d.Bytes("client key", 0, ed25519.PublicKeySize)
+	d.Fixed("proxy", h.Proxy[:])
 	return h
 }
 

@@ -15,7 +15,11 @@
 // from the content key (salt: the header hash) and with the header hash as
 // additional data. The header travels in the clear so that the proxy can
 // route and meter; the client's Ed25519 account key (Header.ClientKey) signs
-// the whole envelope except the signature itself.
+// the whole envelope except the signature itself. The header names the one
+// proxy that may relay the request (Header.Proxy, the hash of its TLS key):
+// a proxy refuses an envelope naming another, and a worker one naming a
+// proxy other than the one it is connected to, so one proxy cannot bill a
+// request through another.
 //
 // The suite is fixed by the envelope version: KEM MLKEM768-X25519 (X-Wing,
 // the default) or DHKEM(X25519), KDF HKDF-SHA256, AEAD AES-256-GCM.

@@ -324,6 +324,10 @@ func (w *Worker) serveOnce(ctx context.Context, tcfg *tls.Config) error {
 	}
 	id := w.KeyID()
 	w.log.Info("connected to proxy", "proxy", w.cfg.Proxy, "key_id", hex.EncodeToString(id[:8]))
+	// Requests on this connection must name this proxy (seal.Header.Proxy).
+	if peer := conn.(*tls.Conn).ConnectionState().PeerCertificates; len(peer) > 0 {
+		ctx = context.WithValue(ctx, proxyKey{}, identity.KeyHash(peer[0]))
+	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	srv := &http2.Server{IdleTimeout: 0, MaxConcurrentStreams: uint32(4 * w.cfg.Capacity)}
@@ -356,6 +360,12 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := &env.Header
+	// Before the replay check, so that a copy relayed through the wrong
+	// proxy does not use up the request.
+	if proxy, ok := r.Context().Value(proxyKey{}).([32]byte); ok && h.Proxy != proxy {
+		fail(http.StatusMisdirectedRequest, api.TypeInvalidRequest, "misdirected_request", "the sealed request is bound to another proxy", false)
+		return
+	}
 	now := time.Now()
 	if err := w.replay.Check(h, now); err != nil {
 		fail(http.StatusBadRequest, api.TypeInvalidRequest, "replayed_or_expired", err.Error(), false)
@@ -449,6 +459,10 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 	}
 	seal.WriteRecord(rw, seal.RecordReceipt, rc.Marshal())
 }
+
+// proxyKey is the context key of the TLS key hash of the proxy a request
+// came through, set for requests served on a dialed connection.
+type proxyKey struct{}
 
 // open opens a sealed request addressed to the worker's current key ID or,
 // failing that, to one of its superseded bundles that has not expired: all

@@ -1,17 +1,25 @@
 package testnet
 
 import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cocoon-go/cocoon/api"
+	"github.com/cocoon-go/cocoon/client"
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/engine/enginetest"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/seal"
+	"github.com/cocoon-go/cocoon/wire"
 )
 
 // postRaw posts body to the client's OpenAI API and returns the status and
@@ -80,5 +88,87 @@ func TestInflatedUsageClampedByWorker(t *testing.T) {
 	cost, _ := price.Default.Cost(want)
 	if got := n.Journal.Client(n.ClientKey).Amount; got != cost.Total {
 		t.Errorf("client booked %d nanoTON, want %d (the bound's cost)", got, cost.Total)
+	}
+}
+
+// sealFor seals a chat request for fake-model to one worker, bound to proxy,
+// with a fresh client key.
+func sealFor(t *testing.T, to seal.Recipient, proxy [32]byte, body string) []byte {
+	t.Helper()
+	_, key, _ := ed25519.GenerateKey(nil)
+	h := seal.Header{Endpoint: seal.EndpointChat, Model: "fake-model", PriceCap: client.DefaultMaxPrice,
+		Expires: time.Now().Add(time.Minute).Unix(), Proxy: proxy}
+	rand.Read(h.RequestID[:])
+	raw, _, err := seal.Seal(h, []byte(body), []seal.Recipient{to}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+const hiBody = `{"model":"fake-model","messages":[{"role":"user","content":"hi"}]}`
+
+// A proxy that relays a client's envelope through another proxy would have
+// it billed there. The envelope names its proxy; any other refuses it with
+// 421 before routing.
+func TestProxyRefusesEnvelopeForAnotherProxy(t *testing.T) {
+	eng := newFake("ok")
+	n := Start(t, Options{Engines: []engine.Engine{eng}})
+	ws, err := n.Client.Directory(context.Background())
+	if err != nil || len(ws) != 1 {
+		t.Fatalf("directory: %v, %d workers", err, len(ws))
+	}
+	to := seal.Recipient{KeyID: ws[0].KeyID, PublicKey: ws[0].Bundle.HPKEKey}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	post := func(raw []byte) (int, *api.Error) {
+		resp, err := hc.Post(n.ProxyURL+wire.PathRequests, wire.ContentEnvelope, bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, api.ParseError(resp.StatusCode, b)
+	}
+	other := n.ProxyKey
+	other[0] ^= 1
+	if status, e := post(sealFor(t, to, other, hiBody)); status != http.StatusMisdirectedRequest || e.Code != "misdirected_request" {
+		t.Errorf("envelope for another proxy: %d %+v, want 421 misdirected_request", status, e)
+	}
+	if eng.Runs() != 0 {
+		t.Errorf("the engine ran for a misdirected envelope")
+	}
+	// The same request bound to this proxy passes that check (the client's
+	// key has no credit here, but nothing refuses it on that account).
+	if status, e := post(sealFor(t, to, n.ProxyKey, hiBody)); status != http.StatusOK {
+		t.Errorf("envelope for this proxy: %d %+v", status, e)
+	}
+}
+
+// A proxy that does not check (MaliciousProxy) still cannot have a worker
+// serve an envelope bound to another proxy: the worker compares the header
+// with the TLS key of the proxy it dialed.
+func TestWorkerRefusesEnvelopeForAnotherProxy(t *testing.T) {
+	n := Start(t, Options{})
+	m := StartMaliciousProxy(t)
+	eng := newFake("served")
+	w, id := n.StartWorker(t, "worker-m", eng, m.Addr, m.Pin)
+	to := seal.Recipient{KeyID: w.KeyID(), PublicKey: id.HPKE.PublicKey()}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	typ, payload, err := m.Relay(ctx, sealFor(t, to, n.ProxyKey, hiBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	erec, _ := wire.ParseErrorRecord(payload)
+	if typ != seal.RecordError || erec == nil || erec.Status != http.StatusMisdirectedRequest || erec.Code != "misdirected_request" {
+		t.Errorf("envelope bound to another proxy: %v record %s, want a 421 misdirected_request error", typ, payload)
+	}
+	if eng.Runs() != 0 {
+		t.Errorf("the engine ran for a misdirected envelope")
+	}
+	// Bound to the proxy the worker dialed, it is served.
+	if typ, payload, err := m.Relay(ctx, sealFor(t, to, m.Key, hiBody)); err != nil || typ != seal.RecordChunk {
+		t.Errorf("envelope bound to the worker's proxy: %v record %s, %v", typ, payload, err)
 	}
 }

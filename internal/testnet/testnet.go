@@ -74,12 +74,14 @@ type Net struct {
 	Workers    []*worker.Worker
 	BaseURL    string // the client's OpenAI base URL
 	ProxyURL   string
+	ProxyKey   [32]byte // hash of the proxy's TLS key: clients pin it, envelopes name it
 	Vendor     *simulated.Vendor
 	ClientKey  string // hex
 	Recorder   *Recorder
 	Links      *Relay // between workers and the proxy
 	workerStop []context.CancelFunc
 	refusals   *refusals
+	log        *slog.Logger
 }
 
 // Start builds a network and stops it when the test ends.
@@ -107,7 +109,7 @@ func Start(t testing.TB, opts Options) *Net {
 		}
 		return attest.NewCache(c)
 	}
-	n := &Net{Vendor: vendor, Recorder: &Recorder{tamper: opts.Tamper}, refusals: refused}
+	n := &Net{Vendor: vendor, Recorder: &Recorder{tamper: opts.Tamper}, refusals: refused, log: log}
 
 	cert, err := identity.TLS(filepath.Join(dir, "proxy", "tls.pem"), "cocoon-proxy")
 	if err != nil {
@@ -115,6 +117,7 @@ func Start(t testing.TB, opts Options) *Net {
 	}
 	pinb, _ := identity.CertKeyHash(cert)
 	pin := hex.EncodeToString(pinb[:])
+	n.ProxyKey = pinb
 	n.Ledger, err = accounts.OpenFile(filepath.Join(dir, "proxy", "ledger.jsonl"))
 	if err != nil {
 		t.Fatal(err)
