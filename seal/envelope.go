@@ -15,7 +15,7 @@ import (
 
 const (
 	envelopeMagic   = "CCNE"
-	envelopeVersion = 2 // 2: the header names its proxy; chunks are padded
+	envelopeVersion = 2                 // 2: the header names its proxy; chunks are padded
 	wrappedSize     = keySize + tagSize // a content key sealed under HPKE
 	sigSize         = ed25519.SignatureSize
 )
