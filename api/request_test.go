@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -75,7 +76,7 @@ func TestParseRequestErrors(t *testing.T) {
 func TestErrorJSONRoundTrip(t *testing.T) {
 	e := Errorf(404, TypeNotFound, "model_not_found", "the model %q does not exist", "x")
 	got := ParseError(404, MarshalError(e))
-	if *got != *e {
+	if !reflect.DeepEqual(got, e) {
 		t.Errorf("round trip: %+v != %+v", got, e)
 	}
 	if g := ParseError(502, []byte("<html>")); g.Status != 502 || g.Type != TypeServer {

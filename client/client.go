@@ -351,11 +351,12 @@ func (c *Client) forward(w http.ResponseWriter, ctx context.Context, req *api.Re
 		return api.Errorf(http.StatusBadGateway, api.TypeServer, "proxy_unreachable", "sending request to proxy: %v", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return api.ParseError(resp.StatusCode, b)
-	}
 	a := &answer{c: c, w: w, req: req, h: &h, sess: sess, chosen: chosen}
+	if resp.StatusCode != http.StatusOK {
+		// Room for a worker's sealed error (a record, base64) in the JSON.
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2*seal.MaxRecord))
+		return a.opened(api.ParseError(resp.StatusCode, b))
+	}
 	return a.relay(seal.NewRecordReader(resp.Body))
 }
 
@@ -423,7 +424,7 @@ func (a *answer) relay(rr *seal.RecordReader) *api.Error {
 			if err != nil {
 				return a.fail(api.Errorf(http.StatusBadGateway, api.TypeServer, "stream_broken", "%v", err))
 			}
-			return a.fail(&erec.Error)
+			return a.fail(a.opened(&erec.Error))
 		case seal.RecordReceipt:
 			rc, err := a.check(payload)
 			if err != nil {
@@ -433,6 +434,29 @@ func (a *answer) relay(rr *seal.RecordReader) *api.Error {
 			return a.finish(rc)
 		}
 	}
+}
+
+// opened returns the error a worker sealed into e (see seal.WorkerSession.
+// SealError), or e itself when nothing is sealed in it or it does not open.
+// What it returns has nothing sealed left in it: apps never see that field.
+func (a *answer) opened(e *api.Error) *api.Error {
+	sealed := e.Sealed
+	e.Sealed = nil
+	if sealed == nil {
+		return e
+	}
+	detail, err := a.sess.OpenError(sealed)
+	if err != nil {
+		a.c.log.Warn("worker's sealed error detail does not open", "err", err)
+		return e
+	}
+	inner, err := wire.ParseErrorRecord(detail)
+	if err != nil {
+		a.c.log.Warn("worker's sealed error detail is not an error record", "err", err)
+		return e
+	}
+	inner.Sealed = nil
+	return &inner.Error
 }
 
 // check verifies a receipt against what this client sent and received.

@@ -84,6 +84,15 @@ func (s *WorkerSession) SealChunk(plaintext []byte, final bool) ([]byte, error) 
 	return out, nil
 }
 
+// SealError seals detail, the worker's error about this request, as the
+// final chunk: the answer ends there, without a receipt. The worker sends it
+// inside the clear error record (whose own text is a fixed code), so that
+// error text, which may quote the prompt or come from the engine, reaches
+// only the client (ClientSession.OpenError).
+func (s *WorkerSession) SealError(detail []byte) ([]byte, error) {
+	return s.SealChunk(detail, true)
+}
+
 // Finished reports whether the final chunk has been sealed.
 func (s *WorkerSession) Finished() bool { return s.done }
 
@@ -190,6 +199,20 @@ func (s *ClientSession) open(sealed []byte) ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("seal: request %x: chunk %d: %w: %w", id, s.next, ErrDecrypt, err)
 	}
 	return plaintext, final, nil
+}
+
+// OpenError opens the error detail a worker sealed with SealError: the next
+// chunk, which must be the final one. No receipt follows it.
+func (s *ClientSession) OpenError(sealed []byte) ([]byte, error) {
+	detail, final, err := s.OpenChunk(sealed)
+	if err != nil {
+		return nil, err
+	}
+	if !final {
+		s.err = fmt.Errorf("seal: request %x: error detail in chunk %d is not final: %w", s.header.RequestID, s.next-1, ErrMalformed)
+		return nil, s.err
+	}
+	return detail, nil
 }
 
 // Finished reports whether the final chunk has been opened. An answer that

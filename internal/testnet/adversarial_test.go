@@ -95,15 +95,22 @@ func TestInflatedUsageClampedByWorker(t *testing.T) {
 // with a fresh client key.
 func sealFor(t *testing.T, to seal.Recipient, proxy [32]byte, body string) []byte {
 	t.Helper()
+	raw, _ := sealSession(t, to, proxy, body)
+	return raw
+}
+
+// sealSession is sealFor, with the session that opens the answer.
+func sealSession(t *testing.T, to seal.Recipient, proxy [32]byte, body string) ([]byte, *seal.ClientSession) {
+	t.Helper()
 	_, key, _ := ed25519.GenerateKey(nil)
 	h := seal.Header{Endpoint: seal.EndpointChat, Model: "fake-model", PriceCap: client.DefaultMaxPrice,
 		Expires: time.Now().Add(time.Minute).Unix(), Proxy: proxy}
 	rand.Read(h.RequestID[:])
-	raw, _, err := seal.Seal(h, []byte(body), []seal.Recipient{to}, key)
+	raw, sess, err := seal.Seal(h, []byte(body), []seal.Recipient{to}, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return raw
+	return raw, sess
 }
 
 const hiBody = `{"model":"fake-model","messages":[{"role":"user","content":"hi"}]}`
@@ -170,5 +177,79 @@ func TestWorkerRefusesEnvelopeForAnotherProxy(t *testing.T) {
 	// Bound to the proxy the worker dialed, it is served.
 	if typ, payload, err := m.Relay(ctx, sealFor(t, to, m.Key, hiBody)); err != nil || typ != seal.RecordChunk {
 		t.Errorf("envelope bound to the worker's proxy: %v record %s, %v", typ, payload, err)
+	}
+}
+
+const secret = "the secret word is marmalade-7731"
+
+// vLLM's 400s quote the prompt, and the worker once put engine errors in the
+// clear error record. Now the proxy's recorder never sees the text (before
+// the first chunk or mid-stream), and the app still gets the real message.
+func TestEngineErrorTextNeverInClear(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		after  int // objects emitted before the engine fails
+		stream bool
+	}{{"before the first chunk", 0, false}, {"mid-stream", 2, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			eng := &enginetest.RogueEngine{FakeEngine: enginetest.FakeEngine{Text: "one two three four"}, Echo: true, EchoAfter: tc.after}
+			n := Start(t, Options{Engines: []engine.Engine{eng}})
+			body := `{"model":"fake-model","messages":[{"role":"user","content":"` + secret + `"}]`
+			if tc.stream {
+				body += `,"stream":true`
+			}
+			status, e, b := postRaw(t, n, "/chat/completions", body+"}")
+			if tc.stream {
+				if status != http.StatusOK || !bytes.Contains(b, []byte(`"error"`)) || !bytes.Contains(b, []byte(secret)) {
+					t.Errorf("stream: %d %s; want an SSE error event quoting the engine", status, b)
+				}
+			} else if status != http.StatusBadRequest || !strings.Contains(e.Message, secret) || e.Sealed != nil {
+				t.Errorf("app got %d %+v; want 400 with the engine's message", status, e)
+			}
+			if eng.Runs() != 1 {
+				t.Fatalf("engine ran %d times", eng.Runs())
+			}
+			rec := n.Recorder.Bytes()
+			if bytes.Contains(rec, []byte("marmalade")) {
+				t.Errorf("the proxy saw the engine's error text in the clear")
+			}
+			if !bytes.Contains(rec, []byte(`"code":"invalid_request"`)) {
+				t.Errorf("the proxy did not see the error's clear code")
+			}
+		})
+	}
+}
+
+// api.ParseRequest's errors on the opened body quote it (a bad role, here):
+// the worker seals them too, and only the client can read them.
+func TestRequestErrorsOnOpenedBodySealed(t *testing.T) {
+	n := Start(t, Options{Engines: []engine.Engine{newFake("ok")}})
+	ws, err := n.Client.Directory(context.Background())
+	if err != nil || len(ws) != 1 {
+		t.Fatalf("directory: %v, %d workers", err, len(ws))
+	}
+	to := seal.Recipient{KeyID: ws[0].KeyID, PublicKey: ws[0].Bundle.HPKEKey}
+	raw, sess := sealSession(t, to, n.ProxyKey, `{"model":"fake-model","messages":[{"role":"`+secret+`","content":"hi"}]}`)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := hc.Post(n.ProxyURL+wire.PathRequests, wire.ContentEnvelope, bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if bytes.Contains(b, []byte("marmalade")) {
+		t.Fatalf("the proxy relayed the body's text in the clear: %s", b)
+	}
+	e := api.ParseError(resp.StatusCode, b)
+	if resp.StatusCode != http.StatusBadRequest || e.Sealed == nil {
+		t.Fatalf("got %d %s; want a 400 with a sealed detail", resp.StatusCode, b)
+	}
+	detail, err := sess.OpenError(e.Sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := wire.ParseErrorRecord(detail)
+	if err != nil || !strings.Contains(inner.Message, "marmalade") || inner.Param != "messages[0].role" {
+		t.Errorf("sealed detail %s (%v); want the parser's message and param", detail, err)
 	}
 }
