@@ -19,8 +19,32 @@ import (
 //	flags (1 byte: 1 if final, else 0) ‖ index (u64) ‖ salt (32 bytes, chunk 0 only) ‖ ciphertext ‖ tag
 //
 // sealed under the response key with nonce flags ‖ 0 0 0 ‖ index and
-// additional data tag ‖ header hash ‖ index ‖ flags.
-const chunkHeaderSize = 1 + 8
+// additional data tag ‖ header hash ‖ index ‖ flags. The ciphertext seals
+//
+//	length (u32) ‖ plaintext ‖ zero bytes up to PaddedSize(4 + length)
+//
+// so that the proxy, which sees chunk sizes, cannot tell one token's length
+// from another's.
+const (
+	chunkHeaderSize = 1 + 8
+	lengthSize      = 4
+)
+
+// MinPadded is the smallest padded chunk plaintext: more than one streamed
+// object (a chat.completion.chunk of about 150 to 350 bytes, whatever token
+// it carries) takes, so that every token of a stream seals to the same size.
+const MinPadded = 512
+
+// PaddedSize returns the size that n bytes of framed chunk plaintext (length
+// prefix included) are padded to before sealing: MinPadded, or the next
+// power of two, and never more than a record can carry.
+func PaddedSize(n int) int {
+	size := MinPadded
+	for size < n {
+		size *= 2
+	}
+	return min(size, MaxChunk+lengthSize)
+}
 
 // WorkerSession seals the answer to one request, chunk by chunk.
 type WorkerSession struct {
@@ -34,10 +58,11 @@ type WorkerSession struct {
 	next        uint64 // index of the next chunk
 	done        bool   // the final chunk was sealed
 	hash        ResponseHasher
+	pad         func(int) int // PaddedSize; tests may measure without it
 }
 
 func newWorkerSession(h Header, hh, requestHash, keyID [32]byte, bodyLen int, prk []byte) (*WorkerSession, error) {
-	s := &WorkerSession{header: h, headerHash: hh, requestHash: requestHash, keyID: keyID, bodyLen: bodyLen}
+	s := &WorkerSession{header: h, headerHash: hh, requestHash: requestHash, keyID: keyID, bodyLen: bodyLen, pad: PaddedSize}
 	rand.Read(s.salt[:])
 	var err error
 	if s.aead, err = newAEAD(prk, responseInfo(s.salt)); err != nil {
@@ -61,9 +86,9 @@ func chunkParams(hh [32]byte, i uint64, final bool) (nonce [12]byte, aad []byte)
 	return nonce, append(binary.BigEndian.AppendUint64(aad, i), flag)
 }
 
-// SealChunk seals the next chunk of the answer. The last chunk must be sealed
-// with final set; there is none after it. A chunk carries at most MaxChunk
-// bytes and may be empty.
+// SealChunk seals the next chunk of the answer, padded (see PaddedSize). The
+// last chunk must be sealed with final set; there is none after it. A chunk
+// carries at most MaxChunk bytes and may be empty.
 func (s *WorkerSession) SealChunk(plaintext []byte, final bool) ([]byte, error) {
 	if s.done {
 		return nil, fmt.Errorf("seal: request %x: chunk %d: %w", s.header.RequestID, s.next, ErrFinished)
@@ -72,12 +97,18 @@ func (s *WorkerSession) SealChunk(plaintext []byte, final bool) ([]byte, error) 
 		return nil, fmt.Errorf("seal: request %x: chunk %d of %d bytes: %w, limit %d", s.header.RequestID, s.next, len(plaintext), ErrTooLarge, MaxChunk)
 	}
 	nonce, aad := chunkParams(s.headerHash, s.next, final)
-	out := make([]byte, 0, chunkHeaderSize+saltSize+len(plaintext)+tagSize)
+	size := max(s.pad(lengthSize+len(plaintext)), lengthSize+len(plaintext))
+	out := make([]byte, 0, chunkHeaderSize+saltSize+size+tagSize)
 	out = binary.BigEndian.AppendUint64(append(out, nonce[0]), s.next)
 	if s.next == 0 {
 		out = append(out, s.salt[:]...)
 	}
-	out = s.aead.Seal(out, nonce[:], plaintext, aad)
+	// The frame is written where its ciphertext goes, and sealed in place.
+	start := len(out)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(plaintext)))
+	out = append(out, plaintext...)
+	out = out[:start+size] // zeros: the capacity is fresh
+	out = s.aead.Seal(out[:start], nonce[:], out[start:], aad)
 	s.hash.Add(out)
 	s.next++
 	s.done = final
@@ -194,11 +225,21 @@ func (s *ClientSession) open(sealed []byte) ([]byte, bool, error) {
 		s.aead, ct = aead, ct[saltSize:]
 	}
 	nonce, aad := chunkParams(s.headerHash, s.next, final)
-	plaintext, err := s.aead.Open(nil, nonce[:], ct, aad)
+	frame, err := s.aead.Open(nil, nonce[:], ct, aad)
 	if err != nil {
 		return nil, false, fmt.Errorf("seal: request %x: chunk %d: %w: %w", id, s.next, ErrDecrypt, err)
 	}
-	return plaintext, final, nil
+	// Authentic, so a bad frame is the worker's bug, not an attack; still
+	// exactly one encoding: the length fits and the padding is zeros.
+	if len(frame) < lengthSize {
+		return nil, false, fmt.Errorf("seal: request %x: chunk %d: %w: no length", id, s.next, ErrMalformed)
+	}
+	n := binary.BigEndian.Uint32(frame)
+	rest := frame[lengthSize:]
+	if uint64(n) > uint64(len(rest)) || slices.ContainsFunc(rest[n:], func(b byte) bool { return b != 0 }) {
+		return nil, false, fmt.Errorf("seal: request %x: chunk %d: %w: bad length or padding", id, s.next, ErrMalformed)
+	}
+	return rest[:n:n], final, nil
 }
 
 // OpenError opens the error detail a worker sealed with SealError: the next
