@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -251,5 +252,34 @@ func TestRequestErrorsOnOpenedBodySealed(t *testing.T) {
 	inner, err := wire.ParseErrorRecord(detail)
 	if err != nil || !strings.Contains(inner.Message, "marmalade") || inner.Param != "messages[0].role" {
 		t.Errorf("sealed detail %s (%v); want the parser's message and param", detail, err)
+	}
+}
+
+// What the proxy relays of a streamed answer: every chunk after the first
+// (which carries the response salt) has one size, whatever its token.
+func TestChunkSizesHideTokenLengthsAtTheProxy(t *testing.T) {
+	var mu sync.Mutex
+	sizes := map[int]int{} // sealed chunk size → count, after chunk 0
+	chunks := 0
+	tamper := func(b []byte) []byte {
+		if len(b) > 0 && seal.RecordType(b[0]) == seal.RecordChunk {
+			mu.Lock()
+			if chunks++; chunks > 1 {
+				sizes[len(b)]++
+			}
+			mu.Unlock()
+		}
+		return b
+	}
+	eng := &enginetest.FakeEngine{Text: "I am a tokenizer's extraordinarily unpredictable output, ok?"}
+	n := Start(t, Options{Engines: []engine.Engine{eng}, Tamper: tamper})
+	status, e, _ := postRaw(t, n, "/chat/completions", `{"model":"fake-model","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	if status != http.StatusOK {
+		t.Fatalf("status %d %+v", status, e)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if chunks < 8 || len(sizes) != 1 {
+		t.Errorf("the proxy relayed %d chunks of sizes %v; want one size after the first", chunks, sizes)
 	}
 }
