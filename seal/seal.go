@@ -66,11 +66,15 @@
 // # Records and receipts
 //
 // Worker, proxy and client exchange one stream of records per request: sealed
-// chunks, then the worker's receipt in the clear, or a clear error. A receipt
+// chunks, then the worker's receipt in the clear, or an error (a clear code,
+// with the worker's text sealed as the final chunk). A receipt
 // is signed by the worker's attested Ed25519 key and names the request, the
 // header hash, the hashes of the sealed request and of the sealed answer, the
 // token counts, the price and the cost, so that client, proxy and an auditor
-// agree on what was served. Every signature in the package signs a domain
+// agree on what was served. Its usage may not exceed MaxUsage, a bound that
+// worker, client and proxy each compute from the header and the body's
+// length, so an engine that inflates its counts cannot overcharge. Every
+// signature in the package signs a domain
 // tag followed by the SHA-256 of the signed bytes.
 //
 // Signature checks (Envelope.VerifySignature, Receipt.Verify, and so

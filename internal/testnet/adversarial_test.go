@@ -283,3 +283,12 @@ func TestChunkSizesHideTokenLengthsAtTheProxy(t *testing.T) {
 		t.Errorf("the proxy relayed %d chunks of sizes %v; want one size after the first", chunks, sizes)
 	}
 }
+
+// An unpinned client binds its envelopes to the key the proxy showed when it
+// served the directory, and is served.
+func TestUnpinnedClientBindsToTheProxyItReached(t *testing.T) {
+	n := Start(t, Options{Engines: []engine.Engine{newFake("ok")}, Unpinned: true})
+	if status, e, _ := postRaw(t, n, "/chat/completions", hiBody); status != http.StatusOK {
+		t.Fatalf("unpinned client: %d %+v", status, e)
+	}
+}

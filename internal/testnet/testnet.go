@@ -59,6 +59,9 @@ type Options struct {
 	// HelloInterval is how often the proxy re-reads each worker's hello
 	// (0: the proxy's default, a minute).
 	HelloInterval time.Duration
+	// Unpinned starts the client without the proxy's pin: it binds its
+	// envelopes to the key the proxy shows.
+	Unpinned bool
 	// Checker, if set, edits the attestation checker of the proxy and of
 	// the client (role "proxy" or "client") before use, for example to set
 	// a GPU verifier or require a GPU.
@@ -199,7 +202,11 @@ func Start(t testing.TB, opts Options) *Net {
 	if opts.DirectoryTTL == 0 {
 		opts.DirectoryTTL = 50 * time.Millisecond
 	}
-	n.Client, err = client.New(client.Config{Proxy: srv.URL, ProxyPin: pin, Fanout: opts.Fanout, DirectoryTTL: opts.DirectoryTTL},
+	clientPin := pin
+	if opts.Unpinned {
+		clientPin = ""
+	}
+	n.Client, err = client.New(client.Config{Proxy: srv.URL, ProxyPin: clientPin, Fanout: opts.Fanout, DirectoryTTL: opts.DirectoryTTL},
 		key, checker("client"), n.Journal, log.With("role", "client"))
 	if err != nil {
 		t.Fatal(err)
