@@ -23,6 +23,12 @@ type Error struct {
 	Type    string `json:"type"`
 	Param   string `json:"param,omitempty"`
 	Code    string `json:"code,omitempty"`
+	// Sealed is set only between Cocoon's roles, never for an app: the
+	// worker's full error, sealed to the client as the final chunk of the
+	// answer (seal.WorkerSession.SealError), so that text quoting a prompt
+	// or coming from the engine crosses the proxy encrypted. The client
+	// opens it and shows the app what is inside.
+	Sealed []byte `json:"sealed,omitempty"`
 }
 
 func (e *Error) Error() string {

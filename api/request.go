@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/cocoon-go/cocoon/seal"
 )
 
 // Limits on what an app may send.
@@ -195,11 +197,11 @@ func (r *Request) validate() error {
 	if r.Endpoint == EndpointCompletion && r.Messages != nil {
 		return BadRequest("messages", "field \"messages\" belongs to /v1/chat/completions")
 	}
-	if r.MaxTokens != nil && *r.MaxTokens < 1 {
-		return BadRequest("max_tokens", "field \"max_tokens\" must be at least 1")
+	if err := checkLimit("max_tokens", r.MaxTokens); err != nil {
+		return err
 	}
-	if r.MaxCompletionTokens != nil && *r.MaxCompletionTokens < 1 {
-		return BadRequest("max_completion_tokens", "field \"max_completion_tokens\" must be at least 1")
+	if err := checkLimit("max_completion_tokens", r.MaxCompletionTokens); err != nil {
+		return err
 	}
 	if t := r.Temperature; t != nil && (*t < 0 || *t > 2) {
 		return BadRequest("temperature", "field \"temperature\" must be between 0 and 2")
@@ -224,7 +226,17 @@ func (r *Request) validate() error {
 	return nil
 }
 
-// Limit returns the most completion tokens the app allows, or 0 if it set none.
+// checkLimit refuses a completion limit outside 1 to seal.MaxTokenLimit. A
+// value too large for an int already failed to decode, naming the field.
+func checkLimit(param string, v *int) error {
+	if v != nil && (*v < 1 || uint64(*v) > seal.MaxTokenLimit) {
+		return BadRequest(param, fmt.Sprintf("field %q must be between 1 and %d", param, seal.MaxTokenLimit))
+	}
+	return nil
+}
+
+// Limit returns the most completion tokens the app allows, or 0 if it set
+// none. After ParseRequest it is at most seal.MaxTokenLimit.
 func (r *Request) Limit() int {
 	switch {
 	case r.MaxCompletionTokens != nil:

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -45,7 +46,10 @@ func TestParseRequestErrors(t *testing.T) {
 		{EndpointChat, `{"messages":[{"role":"user","content":"x"}]}`, "model", "required"},
 		{EndpointChat, `{"model":"m","messages":[]}`, "messages", "non-empty"},
 		{EndpointChat, `{"model":"m","messages":[{"role":"wizard","content":"x"}]}`, "messages[0].role", "wizard"},
-		{EndpointChat, `{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}`, "max_tokens", "at least 1"},
+		{EndpointChat, `{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}`, "max_tokens", "between 1 and"},
+		{EndpointChat, `{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":4294967297}`, "max_tokens", "between 1 and"},
+		{EndpointChat, `{"model":"m","messages":[{"role":"user","content":"x"}],"max_completion_tokens":-1}`, "max_completion_tokens", "between 1 and"},
+		{EndpointChat, `{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":1e30}`, "max_tokens", "max_tokens"},
 		{EndpointChat, `{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3}`, "temperature", "between"},
 		{EndpointChat, `{"model":"m","messages":[{"role":"user","content":"x"}],"top_p":0}`, "top_p", "top_p"},
 		{EndpointChat, `{"model":"m","messages":[{"role":"user","content":"x"}],"stop":["a","b","c","d","e"]}`, "stop", "at most"},
@@ -72,7 +76,7 @@ func TestParseRequestErrors(t *testing.T) {
 func TestErrorJSONRoundTrip(t *testing.T) {
 	e := Errorf(404, TypeNotFound, "model_not_found", "the model %q does not exist", "x")
 	got := ParseError(404, MarshalError(e))
-	if *got != *e {
+	if !reflect.DeepEqual(got, e) {
 		t.Errorf("round trip: %+v != %+v", got, e)
 	}
 	if g := ParseError(502, []byte("<html>")); g.Status != 502 || g.Type != TypeServer {

@@ -61,6 +61,7 @@ type Client struct {
 	fetched time.Time
 	refused map[[32]byte]bool
 	payee   *wire.Payee // how to pay the proxy, from its directory
+	seen    [32]byte    // TLS key hash of the proxy that served the directory (unpinned clients)
 
 	encaps encapPool
 
@@ -134,6 +135,9 @@ func (c *Client) directory(ctx context.Context) ([]*worker, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("asking proxy for workers: HTTP %d", resp.StatusCode)
+	}
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		c.seen = identity.KeyHash(resp.TLS.PeerCertificates[0])
 	}
 	var d wire.Directory
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&d); err != nil {
@@ -313,10 +317,15 @@ func (c *Client) serve(w http.ResponseWriter, r *http.Request, endpoint string) 
 // relays the opened answer. It returns an error only while nothing has been
 // written to w yet.
 func (c *Client) forward(w http.ResponseWriter, ctx context.Context, req *api.Request, body []byte, chosen []*worker) *api.Error {
+	proxy, err := c.proxyKey()
+	if err != nil {
+		return api.Errorf(http.StatusBadGateway, api.TypeServer, "proxy_unknown", "%v", err)
+	}
 	h := seal.Header{
+		Proxy:     proxy,
 		Endpoint:  req.Endpoint,
 		Model:     req.Model,
-		MaxTokens: uint32(req.Limit()),
+		MaxTokens: uint32(req.Limit()), // ParseRequest bounds it by seal.MaxTokenLimit
 		Stream:    req.Stream,
 		PriceCap:  c.cfg.MaxPrice,
 		Expires:   time.Now().Add(c.cfg.RequestTTL).Unix(),
@@ -342,12 +351,33 @@ func (c *Client) forward(w http.ResponseWriter, ctx context.Context, req *api.Re
 		return api.Errorf(http.StatusBadGateway, api.TypeServer, "proxy_unreachable", "sending request to proxy: %v", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return api.ParseError(resp.StatusCode, b)
-	}
 	a := &answer{c: c, w: w, req: req, h: &h, sess: sess, chosen: chosen}
+	if resp.StatusCode != http.StatusOK {
+		// Room for a worker's sealed error (a record, base64) in the JSON.
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2*seal.MaxRecord))
+		return a.opened(api.ParseError(resp.StatusCode, b))
+	}
 	return a.relay(seal.NewRecordReader(resp.Body))
+}
+
+// proxyKey is the TLS key hash of the proxy every envelope names: the pin,
+// or, unpinned, the key the proxy showed when it served the directory. A
+// man in the middle on a later connection then gets envelopes that the
+// proxy behind it refuses.
+func (c *Client) proxyKey() ([32]byte, error) {
+	if c.cfg.ProxyPin != "" {
+		b, err := hex.DecodeString(c.cfg.ProxyPin)
+		if err != nil || len(b) != sha256.Size {
+			return [32]byte{}, fmt.Errorf("proxy pin %q is not a hex SHA-256", c.cfg.ProxyPin)
+		}
+		return [32]byte(b), nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen == ([32]byte{}) {
+		return [32]byte{}, errors.New("the proxy has shown no TLS certificate to bind the request to")
+	}
+	return c.seen, nil
 }
 
 // answer is one response being opened and relayed to the app.
@@ -394,7 +424,7 @@ func (a *answer) relay(rr *seal.RecordReader) *api.Error {
 			if err != nil {
 				return a.fail(api.Errorf(http.StatusBadGateway, api.TypeServer, "stream_broken", "%v", err))
 			}
-			return a.fail(&erec.Error)
+			return a.fail(a.opened(&erec.Error))
 		case seal.RecordReceipt:
 			rc, err := a.check(payload)
 			if err != nil {
@@ -404,6 +434,29 @@ func (a *answer) relay(rr *seal.RecordReader) *api.Error {
 			return a.finish(rc)
 		}
 	}
+}
+
+// opened returns the error a worker sealed into e (see seal.WorkerSession.
+// SealError), or e itself when nothing is sealed in it or it does not open.
+// What it returns has nothing sealed left in it: apps never see that field.
+func (a *answer) opened(e *api.Error) *api.Error {
+	sealed := e.Sealed
+	e.Sealed = nil
+	if sealed == nil {
+		return e
+	}
+	detail, err := a.sess.OpenError(sealed)
+	if err != nil {
+		a.c.log.Warn("worker's sealed error detail does not open", "err", err)
+		return e
+	}
+	inner, err := wire.ParseErrorRecord(detail)
+	if err != nil {
+		a.c.log.Warn("worker's sealed error detail is not an error record", "err", err)
+		return e
+	}
+	inner.Sealed = nil
+	return &inner.Error
 }
 
 // check verifies a receipt against what this client sent and received.

@@ -40,7 +40,7 @@ type Request struct {
 
 	Messages    []Message // Chat only
 	Prompt      string    // Completion only
-	MaxTokens   int       // 0: the engine's default
+	MaxTokens   int       // most completion tokens; the worker always sets it (0: the engine's default)
 	Temperature *float64  // nil: the engine's default (1.0)
 	TopP        *float64  // nil: 1.0
 	Seed        *int64    // nil: random

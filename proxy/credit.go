@@ -7,7 +7,6 @@ import (
 
 	"github.com/cocoon-go/cocoon/accounts"
 	"github.com/cocoon-go/cocoon/api"
-	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/seal"
 )
 
@@ -36,24 +35,18 @@ func (p *Proxy) credit(client string) (*accounts.Credit, *api.Error) {
 }
 
 // MaxCost is the most the request in env may cost: its price cap for the
-// most tokens a worker may bill it. The proxy holds this much of the
+// most tokens a worker may bill it (seal's bound), with every prompt token
+// cached or none, whichever costs more. The proxy holds this much of the
 // client's credit while the request is in flight.
 func MaxCost(env *seal.Envelope) uint64 {
-	c, err := env.Header.PriceCap.Cost(maxUsage(&env.Header, len(env.Body)))
-	if err != nil {
+	u := env.MaxUsage()
+	cached, err1 := env.Header.PriceCap.Cost(u)
+	u.CachedTokens = 0
+	uncached, err2 := env.Header.PriceCap.Cost(u)
+	if err1 != nil || err2 != nil {
 		return math.MaxUint64
 	}
-	return c.Total
-}
-
-// maxUsage bounds what a worker may bill: a prompt token per byte of the
-// sealed body and a few per message, and the header's completion limit.
-func maxUsage(h *seal.Header, body int) price.Usage {
-	completion := uint64(h.MaxTokens)
-	if completion == 0 {
-		completion = 4096
-	}
-	return price.Usage{PromptTokens: uint64(body) + 256, CompletionTokens: completion}
+	return max(cached.Total, uncached.Total)
 }
 
 // paidByChannels reports whether the proxy serves clients against payment

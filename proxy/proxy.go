@@ -76,6 +76,7 @@ const DefaultClaimThreshold = 1_000_000_000
 type Proxy struct {
 	cfg    Config
 	cert   tls.Certificate
+	pin    [32]byte // the hash of cert's key, which envelopes must name
 	attest *attest.Cache
 	ledger *accounts.File
 	log    *slog.Logger
@@ -113,7 +114,8 @@ func New(cfg Config, cert tls.Certificate, checker *attest.Cache, ledger *accoun
 	if cfg.FeeBPS > price.One {
 		cfg.FeeBPS = price.One
 	}
-	p := &Proxy{cfg: cfg, cert: cert, attest: checker, ledger: ledger, log: log,
+	pin, _ := identity.CertKeyHash(cert) // zero for no certificate: no envelope names it
+	p := &Proxy{cfg: cfg, cert: cert, pin: pin, attest: checker, ledger: ledger, log: log,
 		workers: map[[32]byte]*workerConn{}, conns: map[net.Conn]struct{}{}}
 	p.stopped, p.stop = context.WithCancel(context.Background())
 	return p
@@ -493,6 +495,11 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 		api.WriteError(rw, api.Errorf(http.StatusBadRequest, api.TypeInvalidRequest, "bad_envelope", "%v", err))
 		return
 	}
+	// An envelope names the one proxy that may relay it (and bill it).
+	if env.Header.Proxy != p.pin {
+		api.WriteError(rw, api.Errorf(http.StatusMisdirectedRequest, api.TypeInvalidRequest, "misdirected_request", "the sealed request is bound to proxy %x, not this one", env.Header.Proxy[:8]))
+		return
+	}
 	now := time.Now()
 	switch {
 	case now.Unix() >= env.Header.Expires:
@@ -680,10 +687,9 @@ func (p *Proxy) book(b []byte, w *workerConn, q *request, resHash [32]byte) erro
 		return errors.New("receipt's request hash does not match the relayed envelope")
 	case rc.ResponseHash != resHash:
 		return errors.New("receipt's response hash does not match the relayed answer")
-	case !rc.Price.Within(env.Header.PriceCap):
-		return errors.New("receipt's price is above the client's limit")
-	case rc.Cost.Total > q.hold:
-		return fmt.Errorf("receipt's cost %d is above the most the request could cost, %d", rc.Cost.Total, q.hold)
+	}
+	if err := env.Allows(rc); err != nil { // price within the cap, usage within the request's bound
+		return err
 	}
 	workerPay := p.workerPay(rc)
 	err = q.ticket.Book(accounts.Entry{

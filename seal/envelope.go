@@ -15,7 +15,7 @@ import (
 
 const (
 	envelopeMagic   = "CCNE"
-	envelopeVersion = 1
+	envelopeVersion = 2                 // 2: the header names its proxy; chunks are padded
 	wrappedSize     = keySize + tagSize // a content key sealed under HPKE
 	sigSize         = ed25519.SignatureSize
 )
@@ -143,7 +143,7 @@ func SealPrepared(h Header, body []byte, to []*Prepared, client ed25519.PrivateK
 	raw = env.appendHead(make([]byte, 0, size), len(body)+tagSize)
 	raw = aead.Seal(raw, bodyNonce[:], body, bodyAAD(hh))
 	raw = append(raw, ed25519.Sign(client, signedMessage(tagEnvelope, raw))...)
-	s = &ClientSession{header: h, headerHash: hh, requestHash: sha256.Sum256(raw), prk: prk, recipients: ids}
+	s = &ClientSession{header: h, headerHash: hh, requestHash: sha256.Sum256(raw), bodyLen: len(body), prk: prk, recipients: ids}
 	return raw, s, nil
 }
 
@@ -312,7 +312,7 @@ func open(env *Envelope, raw []byte, keyID [32]byte, k *PrivateKey) (_ *Envelope
 	if body, err = aead.Open(nil, bodyNonce[:], env.Body, bodyAAD(hh)); err != nil {
 		return nil, nil, nil, fmt.Errorf("seal: envelope %x: body: %w: %w", env.Header.RequestID, ErrDecrypt, err)
 	}
-	if s, err = newWorkerSession(env.Header, hh, sha256.Sum256(raw), keyID, prk); err != nil {
+	if s, err = newWorkerSession(env.Header, hh, sha256.Sum256(raw), keyID, len(body), prk); err != nil {
 		return nil, nil, nil, err
 	}
 	return env, body, s, nil

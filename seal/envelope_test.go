@@ -352,7 +352,7 @@ func TestParseEnvelopeStrict(t *testing.T) {
 		"trailing byte": {append(bytes.Clone(raw), 0), ErrMalformed},
 		"truncated":     {raw[:len(raw)-1], ErrMalformed},
 		"magic":         {append([]byte("XXXX"), raw[4:]...), ErrMalformed},
-		"version":       {append(append([]byte(envelopeMagic), 2), raw[5:]...), ErrVersion},
+		"version":       {append(append([]byte(envelopeMagic), envelopeVersion+1), raw[5:]...), ErrVersion},
 		"over limit":    {make([]byte, MaxEnvelope+1), ErrTooLarge},
 	}
 	e, _ := ParseEnvelope(bytes.Clone(raw))

@@ -17,9 +17,10 @@ func Example() {
 	workerSign, workerPriv, _ := ed25519.GenerateKey(nil)
 	keyID := sha256.Sum256(worker.PublicKey()) // in Cocoon, the hash of the worker's key bundle
 	_, client, _ := ed25519.GenerateKey(nil)
+	proxy := sha256.Sum256([]byte("the proxy's TLS public key")) // identity.CertKeyHash of its certificate
 
 	h := seal.Header{RequestID: [16]byte{1}, Endpoint: seal.EndpointChat, Model: "qwen3-0.6b",
-		MaxTokens: 64, PriceCap: price.Default, Expires: time.Now().Add(time.Minute).Unix()}
+		MaxTokens: 64, PriceCap: price.Default, Expires: time.Now().Add(time.Minute).Unix(), Proxy: proxy}
 	raw, cs, _ := seal.Seal(h, []byte(`{"messages":[{"role":"user","content":"Hi"}]}`),
 		[]seal.Recipient{{KeyID: keyID, PublicKey: worker.PublicKey()}}, client)
 

@@ -71,7 +71,7 @@ func TestFuzzCorpus(t *testing.T) {
 	WriteRecord(&failed, RecordError, []byte(`{"error":{"message":"worker gone","type":"upstream"}}`))
 
 	seeds := map[string]map[string][]byte{
-		"FuzzParseEnvelope": {"x25519": one, "mixed": mixed, "empty": nil, "magic": []byte("CCNE\x01")},
+		"FuzzParseEnvelope": {"x25519": one, "mixed": mixed, "empty": nil, "magic": []byte("CCNE\x02")},
 		"FuzzOpen":          {"x25519": one, "mixed": mixed, "truncated": mixed[:len(mixed)/2]},
 		"FuzzRecordReader":  {"stream": stream.Bytes(), "error": failed.Bytes(), "partial": stream.Bytes()[:7], "empty": nil},
 		"FuzzParseReceipt":  {"signed": r.Marshal(), "unsigned": unsigned},

@@ -61,6 +61,7 @@ func testHeader() Header {
 		PriceCap:  price.Default,
 		Expires:   1_900_000_000,
 		ClientKey: testClient.Public().(ed25519.PublicKey),
+		Proxy:     sha256.Sum256([]byte("the proxy's TLS key")),
 	}
 }
 

@@ -14,7 +14,9 @@ type RecordType byte
 // any point, an error. Receipts and errors are clear text: the receipt
 // carries its own signature, and an error record is not authenticated at
 // all, since the proxy writes them too. A client treats one as the end of a
-// failed stream, never as part of the answer.
+// failed stream, never as part of the answer. A worker's error about a
+// request it opened carries its text only sealed (WorkerSession.SealError),
+// next to a clear code.
 const (
 	RecordChunk   RecordType = 1 // a sealed chunk (WorkerSession.SealChunk)
 	RecordReceipt RecordType = 2 // a signed receipt (Receipt.Marshal)

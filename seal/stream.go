@@ -19,24 +19,50 @@ import (
 //	flags (1 byte: 1 if final, else 0) ‖ index (u64) ‖ salt (32 bytes, chunk 0 only) ‖ ciphertext ‖ tag
 //
 // sealed under the response key with nonce flags ‖ 0 0 0 ‖ index and
-// additional data tag ‖ header hash ‖ index ‖ flags.
-const chunkHeaderSize = 1 + 8
+// additional data tag ‖ header hash ‖ index ‖ flags. The ciphertext seals
+//
+//	length (u32) ‖ plaintext ‖ zero bytes up to PaddedSize(4 + length)
+//
+// so that the proxy, which sees chunk sizes, cannot tell one token's length
+// from another's.
+const (
+	chunkHeaderSize = 1 + 8
+	lengthSize      = 4
+)
+
+// MinPadded is the smallest padded chunk plaintext: more than one streamed
+// object (a chat.completion.chunk of about 150 to 350 bytes, whatever token
+// it carries) takes, so that every token of a stream seals to the same size.
+const MinPadded = 512
+
+// PaddedSize returns the size that n bytes of framed chunk plaintext (length
+// prefix included) are padded to before sealing: MinPadded, or the next
+// power of two, and never more than a record can carry.
+func PaddedSize(n int) int {
+	size := MinPadded
+	for size < n {
+		size *= 2
+	}
+	return min(size, MaxChunk+lengthSize)
+}
 
 // WorkerSession seals the answer to one request, chunk by chunk.
 type WorkerSession struct {
 	header      Header
 	headerHash  [32]byte
 	requestHash [32]byte
+	bodyLen     int // bytes of the opened body, for MaxUsage
 	keyID       [32]byte
 	salt        [saltSize]byte
 	aead        cipher.AEAD
 	next        uint64 // index of the next chunk
 	done        bool   // the final chunk was sealed
 	hash        ResponseHasher
+	pad         func(int) int // PaddedSize; tests may measure without it
 }
 
-func newWorkerSession(h Header, hh, requestHash, keyID [32]byte, prk []byte) (*WorkerSession, error) {
-	s := &WorkerSession{header: h, headerHash: hh, requestHash: requestHash, keyID: keyID}
+func newWorkerSession(h Header, hh, requestHash, keyID [32]byte, bodyLen int, prk []byte) (*WorkerSession, error) {
+	s := &WorkerSession{header: h, headerHash: hh, requestHash: requestHash, keyID: keyID, bodyLen: bodyLen, pad: PaddedSize}
 	rand.Read(s.salt[:])
 	var err error
 	if s.aead, err = newAEAD(prk, responseInfo(s.salt)); err != nil {
@@ -60,9 +86,9 @@ func chunkParams(hh [32]byte, i uint64, final bool) (nonce [12]byte, aad []byte)
 	return nonce, append(binary.BigEndian.AppendUint64(aad, i), flag)
 }
 
-// SealChunk seals the next chunk of the answer. The last chunk must be sealed
-// with final set; there is none after it. A chunk carries at most MaxChunk
-// bytes and may be empty.
+// SealChunk seals the next chunk of the answer, padded (see PaddedSize). The
+// last chunk must be sealed with final set; there is none after it. A chunk
+// carries at most MaxChunk bytes and may be empty.
 func (s *WorkerSession) SealChunk(plaintext []byte, final bool) ([]byte, error) {
 	if s.done {
 		return nil, fmt.Errorf("seal: request %x: chunk %d: %w", s.header.RequestID, s.next, ErrFinished)
@@ -71,16 +97,31 @@ func (s *WorkerSession) SealChunk(plaintext []byte, final bool) ([]byte, error) 
 		return nil, fmt.Errorf("seal: request %x: chunk %d of %d bytes: %w, limit %d", s.header.RequestID, s.next, len(plaintext), ErrTooLarge, MaxChunk)
 	}
 	nonce, aad := chunkParams(s.headerHash, s.next, final)
-	out := make([]byte, 0, chunkHeaderSize+saltSize+len(plaintext)+tagSize)
+	size := max(s.pad(lengthSize+len(plaintext)), lengthSize+len(plaintext))
+	out := make([]byte, 0, chunkHeaderSize+saltSize+size+tagSize)
 	out = binary.BigEndian.AppendUint64(append(out, nonce[0]), s.next)
 	if s.next == 0 {
 		out = append(out, s.salt[:]...)
 	}
-	out = s.aead.Seal(out, nonce[:], plaintext, aad)
+	// The frame is written where its ciphertext goes, and sealed in place.
+	start := len(out)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(plaintext)))
+	out = append(out, plaintext...)
+	out = out[:start+size] // zeros: the capacity is fresh
+	out = s.aead.Seal(out[:start], nonce[:], out[start:], aad)
 	s.hash.Add(out)
 	s.next++
 	s.done = final
 	return out, nil
+}
+
+// SealError seals detail, the worker's error about this request, as the
+// final chunk: the answer ends there, without a receipt. The worker sends it
+// inside the clear error record (whose own text is a fixed code), so that
+// error text, which may quote the prompt or come from the engine, reaches
+// only the client (ClientSession.OpenError).
+func (s *WorkerSession) SealError(detail []byte) ([]byte, error) {
+	return s.SealChunk(detail, true)
 }
 
 // Finished reports whether the final chunk has been sealed.
@@ -94,13 +135,13 @@ func (s *WorkerSession) RequestHash() [32]byte { return s.requestHash }
 
 // Receipt returns the unsigned receipt for the answer sealed so far, with
 // the cost of usage at p. It is an error before the final chunk (a receipt
-// always ends a whole answer), and for a price over the header's cap or more
-// completion tokens than it allows: the client would refuse such a receipt.
+// always ends a whole answer), and for a price over the header's cap or
+// usage over MaxUsage (see Bound): the client would refuse such a receipt.
 func (s *WorkerSession) Receipt(usage price.Usage, p price.Price, now time.Time) (*Receipt, error) {
 	if !s.done {
 		return nil, fmt.Errorf("seal: receipt for request %x after %d chunks: %w", s.header.RequestID, s.next, ErrTruncated)
 	}
-	if err := s.header.allows(p, usage); err != nil {
+	if err := s.header.allows(p, usage, s.bodyLen); err != nil {
 		return nil, err
 	}
 	cost, err := p.Cost(usage)
@@ -127,6 +168,7 @@ type ClientSession struct {
 	header      Header
 	headerHash  [32]byte
 	requestHash [32]byte
+	bodyLen     int // bytes of the sealed body, for MaxUsage
 	prk         []byte
 	recipients  [][32]byte
 	aead        cipher.AEAD // set by chunk 0
@@ -183,11 +225,35 @@ func (s *ClientSession) open(sealed []byte) ([]byte, bool, error) {
 		s.aead, ct = aead, ct[saltSize:]
 	}
 	nonce, aad := chunkParams(s.headerHash, s.next, final)
-	plaintext, err := s.aead.Open(nil, nonce[:], ct, aad)
+	frame, err := s.aead.Open(nil, nonce[:], ct, aad)
 	if err != nil {
 		return nil, false, fmt.Errorf("seal: request %x: chunk %d: %w: %w", id, s.next, ErrDecrypt, err)
 	}
-	return plaintext, final, nil
+	// Authentic, so a bad frame is the worker's bug, not an attack; still
+	// exactly one encoding: the length fits and the padding is zeros.
+	if len(frame) < lengthSize {
+		return nil, false, fmt.Errorf("seal: request %x: chunk %d: %w: no length", id, s.next, ErrMalformed)
+	}
+	n := binary.BigEndian.Uint32(frame)
+	rest := frame[lengthSize:]
+	if uint64(n) > uint64(len(rest)) || slices.ContainsFunc(rest[n:], func(b byte) bool { return b != 0 }) {
+		return nil, false, fmt.Errorf("seal: request %x: chunk %d: %w: bad length or padding", id, s.next, ErrMalformed)
+	}
+	return rest[:n:n], final, nil
+}
+
+// OpenError opens the error detail a worker sealed with SealError: the next
+// chunk, which must be the final one. No receipt follows it.
+func (s *ClientSession) OpenError(sealed []byte) ([]byte, error) {
+	detail, final, err := s.OpenChunk(sealed)
+	if err != nil {
+		return nil, err
+	}
+	if !final {
+		s.err = fmt.Errorf("seal: request %x: error detail in chunk %d is not final: %w", s.header.RequestID, s.next-1, ErrMalformed)
+		return nil, s.err
+	}
+	return detail, nil
 }
 
 // Finished reports whether the final chunk has been opened. An answer that
@@ -207,8 +273,9 @@ func (s *ClientSession) HeaderHash() [32]byte { return s.headerHash }
 // Ed25519 key in the bundle of r.Worker), cost consistent with usage, after
 // the final chunk, and about this request and the answer as opened: request
 // id, header, request and response hashes, model, a worker the request was
-// sealed to, a price within the cap and no more completion tokens than the
-// header allowed.
+// sealed to, a price within the cap and usage within MaxUsage of the header
+// and the body as sealed, so an engine that inflates its counts costs the
+// client nothing.
 func (s *ClientSession) CheckReceipt(r *Receipt, pub ed25519.PublicKey) error {
 	if !s.done {
 		return fmt.Errorf("seal: receipt for request %x: %w", s.header.RequestID, ErrTruncated)
@@ -232,20 +299,9 @@ func (s *ClientSession) CheckReceipt(r *Receipt, pub ed25519.PublicKey) error {
 	case !slices.Contains(s.recipients, r.Worker):
 		what = "worker"
 	default:
-		return h.allows(r.Price, r.Usage)
+		return h.allows(r.Price, r.Usage, s.bodyLen)
 	}
 	return fmt.Errorf("seal: receipt for request %x: %s: %w", h.RequestID, what, ErrReceipt)
-}
-
-// allows reports whether a receipt for h may charge p for u.
-func (h *Header) allows(p price.Price, u price.Usage) error {
-	if !p.Within(h.PriceCap) {
-		return fmt.Errorf("seal: receipt for request %x: price %+v over the cap %+v: %w", h.RequestID, p, h.PriceCap, ErrReceipt)
-	}
-	if h.MaxTokens != 0 && u.CompletionTokens > uint64(h.MaxTokens) {
-		return fmt.Errorf("seal: receipt for request %x: %d completion tokens, max %d: %w", h.RequestID, u.CompletionTokens, h.MaxTokens, ErrReceipt)
-	}
-	return nil
 }
 
 // ResponseHasher hashes a stream of sealed chunks the way receipts do, so

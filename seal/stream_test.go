@@ -204,3 +204,32 @@ func TestResponseHasher(t *testing.T) {
 		t.Fatal("chunk boundaries not hashed")
 	}
 }
+
+// An error detail is sealed as the final chunk and opened only by the
+// client; a chunk that is not final is not an error detail.
+func TestSealedErrorDetail(t *testing.T) {
+	w := newTestWorker(t, KEMX25519, 1)
+	raw, cs := mustSeal(t, testHeader(), []byte(testPrompt), w)
+	_, _, ws := mustOpen(t, raw, w)
+	first, _ := ws.SealChunk([]byte("token"), false)
+	sealed, err := ws.SealError([]byte(`{"message":"` + testSecret + `"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, []byte("marmalade")) {
+		t.Fatal("error detail sealed in the clear")
+	}
+	if err := feed(cs, first); err != nil {
+		t.Fatal(err)
+	}
+	detail, err := cs.OpenError(sealed)
+	if err != nil || !bytes.Contains(detail, []byte("marmalade")) {
+		t.Fatalf("OpenError = %q, %v", detail, err)
+	}
+
+	raw, cs = mustSeal(t, testHeader(), []byte(testPrompt), w)
+	_, _, ws = mustOpen(t, raw, w)
+	notFinal, _ := ws.SealChunk([]byte("token"), false)
+	_, err = cs.OpenError(notFinal)
+	wantErr(t, err, ErrMalformed)
+}

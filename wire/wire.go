@@ -97,6 +97,9 @@ type WorkerInfo struct {
 
 // ErrorRecord is the payload of a seal.RecordError: a clear error from the
 // worker or the proxy about a request, with the status the app should see.
+// Once a worker has opened a request, the clear part of its errors is a
+// fixed code (status, type, code, retry and a message naming the code), and
+// the error itself, message and param included, travels in Error.Sealed.
 type ErrorRecord struct {
 	api.Error
 	// Retry says that another worker may well succeed: nothing was streamed
@@ -115,13 +118,15 @@ type errorRecordJSON struct {
 	Status  int    `json:"status"`
 	Message string `json:"message"`
 	Type    string `json:"type"`
+	Param   string `json:"param,omitempty"`
 	Code    string `json:"code,omitempty"`
 	Retry   bool   `json:"retry,omitempty"`
+	Sealed  []byte `json:"sealed,omitempty"`
 }
 
 // MarshalJSON includes the HTTP status.
 func (e ErrorRecord) MarshalJSON() ([]byte, error) {
-	return json.Marshal(errorRecordJSON{e.Status, e.Message, e.Type, e.Code, e.Retry})
+	return json.Marshal(errorRecordJSON{e.Status, e.Message, e.Type, e.Param, e.Code, e.Retry, e.Sealed})
 }
 
 // ParseErrorRecord decodes an error record.
@@ -133,5 +138,5 @@ func ParseErrorRecord(b []byte) (*ErrorRecord, error) {
 	if j.Status < 400 || j.Status > 599 {
 		j.Status = 502
 	}
-	return &ErrorRecord{Error: api.Error{Status: j.Status, Message: j.Message, Type: j.Type, Code: j.Code}, Retry: j.Retry}, nil
+	return &ErrorRecord{Error: api.Error{Status: j.Status, Message: j.Message, Type: j.Type, Param: j.Param, Code: j.Code, Sealed: j.Sealed}, Retry: j.Retry}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/contracts"
 )
@@ -19,6 +20,11 @@ func TestErrorRecordRoundTrip(t *testing.T) {
 	}
 	if e.Status != 503 || e.Code != "busy" || e.Message != "worker is at capacity" || !e.Retry {
 		t.Errorf("round trip: %+v", e)
+	}
+	// A worker's error carries its param and its sealed detail through.
+	b, _ = json.Marshal(ErrorRecord{Error: api.Error{Status: 400, Type: "t", Param: "messages", Code: "c", Message: "m", Sealed: []byte{1, 2}}})
+	if e, err := ParseErrorRecord(b); err != nil || e.Param != "messages" || !bytes.Equal(e.Sealed, []byte{1, 2}) {
+		t.Errorf("round trip of %s: %+v, %v", b, e, err)
 	}
 }
 

@@ -21,7 +21,7 @@ func run(t *testing.T, w *Worker, keyID [32]byte) (first seal.RecordType, receip
 	t.Helper()
 	_, priv, _ := ed25519.GenerateKey(nil)
 	h := seal.Header{Endpoint: api.EndpointChat, Model: enginetest.DefaultModel, PriceCap: price.Default,
-		Expires: time.Now().Add(time.Minute).Unix(), ClientKey: priv.Public().(ed25519.PublicKey)}
+		Expires: time.Now().Add(time.Minute).Unix(), ClientKey: priv.Public().(ed25519.PublicKey), Proxy: [32]byte{1}}
 	h.RequestID[0] = keyID[0]
 	raw, _, err := seal.Seal(h, []byte(`{"model":"`+enginetest.DefaultModel+`","messages":[{"role":"user","content":"hi"}]}`),
 		[]seal.Recipient{{KeyID: keyID, PublicKey: w.id.HPKE.PublicKey()}}, priv)

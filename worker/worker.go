@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -337,6 +338,10 @@ func (w *Worker) serveOnce(ctx context.Context, tcfg *tls.Config) error {
 	}
 	id := w.KeyID()
 	w.log.Info("connected to proxy", "proxy", w.cfg.Proxy, "key_id", hex.EncodeToString(id[:8]))
+	// Requests on this connection must name this proxy (seal.Header.Proxy).
+	if peer := conn.(*tls.Conn).ConnectionState().PeerCertificates; len(peer) > 0 {
+		ctx = context.WithValue(ctx, proxyKey{}, identity.KeyHash(peer[0]))
+	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	srv := &http2.Server{IdleTimeout: 0, MaxConcurrentStreams: uint32(4 * w.cfg.Capacity)}
@@ -348,51 +353,80 @@ func (w *Worker) serveOnce(ctx context.Context, tcfg *tls.Config) error {
 // Errors before the first chunk are error records the proxy may retry
 // elsewhere; errors after it end the stream without a receipt, so the client
 // pays nothing for an answer it did not get whole.
+//
+// Once the request is open, an error's text (which may quote the prompt, as
+// api.ParseRequest's and vLLM's do, or come from the engine) is sealed to the
+// client with the session's keys; the clear record says only status, type,
+// code and retry, for the proxy to route on. Nor does the text go to the
+// log, which the host reads.
 func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
-	fail := func(status int, typ, code, msg string, retry bool) {
-		w.log.Debug("request refused", "status", status, "code", code, "msg", msg)
+	var sess *seal.WorkerSession
+	fail := func(e *api.Error, retry bool) {
+		w.log.Debug("request refused", "status", e.Status, "code", e.Code)
+		rec := wire.ErrorRecord{Error: *e, Retry: retry}
+		if sess != nil {
+			if len(rec.Message) > maxErrorText {
+				rec.Message = strings.ToValidUTF8(rec.Message[:maxErrorText], "") + "…"
+			}
+			detail, _ := json.Marshal(rec)
+			rec.Error = api.Error{Status: e.Status, Type: e.Type, Code: e.Code, Message: e.Code + " (the details are sealed to the client)"}
+			rec.Sealed, _ = sess.SealError(detail)
+		}
+		b, _ := json.Marshal(rec)
 		rw.Header().Set("Content-Type", wire.ContentRecords)
-		seal.WriteRecord(rw, seal.RecordError, wire.MarshalErrorRecord(status, typ, code, msg, retry))
+		seal.WriteRecord(rw, seal.RecordError, b)
+	}
+	refuse := func(status int, typ, code, msg string, retry bool) {
+		fail(&api.Error{Status: status, Type: typ, Code: code, Message: msg}, retry)
 	}
 	raw, err := io.ReadAll(io.LimitReader(r.Body, seal.MaxEnvelope+1))
 	if err != nil {
-		fail(http.StatusBadGateway, api.TypeServer, "read_failed", "reading request: "+err.Error(), true)
+		refuse(http.StatusBadGateway, api.TypeServer, "read_failed", "reading request: "+err.Error(), true)
 		return
 	}
 	if len(raw) > seal.MaxEnvelope {
-		fail(http.StatusRequestEntityTooLarge, api.TypeInvalidRequest, "too_large", "sealed request is too large", false)
+		refuse(http.StatusRequestEntityTooLarge, api.TypeInvalidRequest, "too_large", "sealed request is too large", false)
 		return
 	}
-	env, body, sess, err := w.open(raw)
+	env, body, opened, err := w.open(raw)
 	if err != nil {
-		fail(http.StatusBadRequest, api.TypeInvalidRequest, "bad_envelope", "cannot open sealed request: "+err.Error(), false)
+		refuse(http.StatusBadRequest, api.TypeInvalidRequest, "bad_envelope", "cannot open sealed request: "+err.Error(), false)
 		return
 	}
+	sess = opened
 	h := &env.Header
+	// Before the replay check, so that a copy relayed through the wrong
+	// proxy does not use up the request.
+	if proxy, ok := r.Context().Value(proxyKey{}).([32]byte); ok && h.Proxy != proxy {
+		refuse(http.StatusMisdirectedRequest, api.TypeInvalidRequest, "misdirected_request", "the sealed request is bound to another proxy", false)
+		return
+	}
 	now := time.Now()
 	if err := w.replay.Check(h, now); err != nil {
-		fail(http.StatusBadRequest, api.TypeInvalidRequest, "replayed_or_expired", err.Error(), false)
+		refuse(http.StatusBadRequest, api.TypeInvalidRequest, "replayed_or_expired", err.Error(), false)
 		return
 	}
 	req, err := api.ParseRequest(h.Endpoint, body)
 	if err != nil {
 		var ae *api.Error
 		errors.As(err, &ae)
-		fail(ae.Status, ae.Type, "invalid_request", ae.Message, false)
+		ae.Code = "invalid_request"
+		fail(ae, false)
 		return
 	}
-	// The clear fields the proxy routed on must say what the sealed body says.
-	if req.Model != h.Model || req.Stream != h.Stream || uint32(req.Limit()) != h.MaxTokens {
-		fail(http.StatusBadRequest, api.TypeInvalidRequest, "header_mismatch", "routing fields do not match the sealed request", false)
+	// The clear fields the proxy routed on must say what the sealed body says
+	// (limits compared in uint64: nothing wraps).
+	if req.Model != h.Model || req.Stream != h.Stream || uint64(req.Limit()) != uint64(h.MaxTokens) {
+		refuse(http.StatusBadRequest, api.TypeInvalidRequest, "header_mismatch", "routing fields do not match the sealed request", false)
 		return
 	}
 	if !w.cfg.Price.Within(h.PriceCap) {
-		fail(http.StatusServiceUnavailable, api.TypeUnavailable, "price", "worker price is above the client's limit", true)
+		refuse(http.StatusServiceUnavailable, api.TypeUnavailable, "price", "worker price is above the client's limit", true)
 		return
 	}
 	if n := w.inflight.Add(1); n > int64(w.cfg.Capacity) {
 		w.inflight.Add(-1)
-		fail(http.StatusServiceUnavailable, api.TypeUnavailable, "busy", "worker is at capacity", true)
+		refuse(http.StatusServiceUnavailable, api.TypeUnavailable, "busy", "worker is at capacity", true)
 		return
 	}
 	defer w.inflight.Add(-1)
@@ -428,13 +462,20 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 			status, typ, code, retry = http.StatusNotFound, api.TypeNotFound, "model_not_found", true
 		}
 		if r.Context().Err() == nil {
-			w.log.Warn("engine failed", "err", err, "streamed_chunks", emitted)
+			w.log.Warn("engine failed", "code", code, "streamed_chunks", emitted) // not its text: it may quote the prompt
 		}
-		fail(status, typ, code, err.Error(), retry)
+		refuse(status, typ, code, err.Error(), retry)
 		return
 	}
+	// An engine's counts are capped by what the request could produce
+	// (seal.MaxUsage): the answer was delivered, so the receipt is signed,
+	// at the bound, rather than withheld; the client would refuse more.
+	if bounded, cut := sess.Bound(usage); cut {
+		w.log.Warn("engine reported more tokens than the request allows; charging the bound", "reported", usage, "charged", bounded)
+		usage = bounded
+	}
 	if _, err := w.cfg.Price.Cost(usage); err != nil {
-		fail(http.StatusBadGateway, api.TypeServer, "pricing", err.Error(), false)
+		refuse(http.StatusBadGateway, api.TypeServer, "pricing", err.Error(), false)
 		return
 	}
 	final, err := sess.SealChunk(nil, true)
@@ -454,6 +495,14 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 	}
 	seal.WriteRecord(rw, seal.RecordReceipt, rc.Marshal())
 }
+
+// maxErrorText is the most of an error's message a worker seals to the
+// client: the record carrying it must stay under seal.MaxRecord.
+const maxErrorText = 16 << 10
+
+// proxyKey is the context key of the TLS key hash of the proxy a request
+// came through, set for requests served on a dialed connection.
+type proxyKey struct{}
 
 // open opens a sealed request addressed to the worker's current key ID or,
 // failing that, to one of its superseded bundles that has not expired: all
@@ -489,7 +538,7 @@ func engineRequest(req *api.Request, h *seal.Header, body []byte) *engine.Reques
 		Stream:      h.Stream,
 		Body:        body,
 		Prompt:      string(req.Prompt),
-		MaxTokens:   req.Limit(),
+		MaxTokens:   int(h.TokenLimit()), // never unbounded: the receipt may not claim more
 		Temperature: req.Temperature,
 		TopP:        req.TopP,
 		Seed:        req.Seed,

@@ -572,3 +572,24 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// The worker's limit (the header's, or its default cap when the app set
+// none) reaches the server, so it never generates unbounded.
+func TestWorkerLimitReachesServer(t *testing.T) {
+	s := fakeServer(t, enginetest.FakeOptions{})
+	e := newEngine(t, remote.Config{BaseURL: s.URL})
+	for _, extra := range []string{"", `,"max_completion_tokens":7`} {
+		req := request(engine.Chat, enginetest.DefaultModel, false, extra)
+		req.MaxTokens = 7
+		if _, _, err := collect(t, e, req); err != nil {
+			t.Fatal(err)
+		}
+		body := lastBody(t, s)
+		if body["max_tokens"] != 7.0 {
+			t.Errorf("extra %q: server got max_tokens %v, want 7", extra, body["max_tokens"])
+		}
+		if v, ok := body["max_completion_tokens"]; ok && v != 7.0 {
+			t.Errorf("extra %q: server got max_completion_tokens %v, want 7", extra, v)
+		}
+	}
+}

@@ -91,6 +91,15 @@ func (e *Engine) rewrite(req *engine.Request, upstream string) ([]byte, error) {
 		body["stream"] = json.RawMessage("false")
 		delete(body, "stream_options") // vLLM refuses it on a request that does not stream
 	}
+	// The limit is the worker's (the header's, or its default cap): a body
+	// without one would let the server generate up to its context length.
+	if req.MaxTokens > 0 {
+		n, _ := json.Marshal(req.MaxTokens)
+		body["max_tokens"] = n
+		if _, ok := body["max_completion_tokens"]; ok {
+			body["max_completion_tokens"] = n
+		}
+	}
 	// The salt is the worker's to choose: an app must not pick another
 	// tenant's and time its cache hits.
 	delete(body, "cache_salt")

@@ -29,6 +29,7 @@ import (
 type Client struct {
 	Key      ed25519.PrivateKey
 	ProxyURL string
+	Proxy    [32]byte // the proxy's TLS key hash, which envelopes name
 	HTTP     *http.Client
 }
 
@@ -47,7 +48,7 @@ func (c *Client) Account() string { return hex.EncodeToString(c.Key.Public().(ed
 // valid for a minute.
 func (c *Client) Header(model string) seal.Header {
 	h := seal.Header{Endpoint: api.EndpointChat, Model: model, PriceCap: price.Default,
-		Expires: time.Now().Add(time.Minute).Unix(), ClientKey: c.Key.Public().(ed25519.PublicKey)}
+		Expires: time.Now().Add(time.Minute).Unix(), ClientKey: c.Key.Public().(ed25519.PublicKey), Proxy: c.Proxy}
 	crand.Read(h.RequestID[:])
 	return h
 }

@@ -70,7 +70,7 @@ func start(t *testing.T, opts testnet.Options) (*testnet.Net, *Client, []*attest
 	c := NewClient("")
 	opts.Clients = append(opts.Clients, c.Account())
 	n := testnet.Start(t, opts)
-	c.ProxyURL = n.ProxyURL
+	c.ProxyURL, c.Proxy = n.ProxyURL, n.ProxyKey
 	return n, c, workers(t, n)
 }
 
@@ -198,6 +198,7 @@ func TestUnknownClientIsNotServedOnCredit(t *testing.T) {
 	eng := &enginetest.FakeEngine{}
 	n := testnet.Start(t, testnet.Options{Engines: []engine.Engine{eng}})
 	stranger := NewClient(n.ProxyURL)
+	stranger.Proxy = n.ProxyKey
 	raw, _, err := stranger.Seal(stranger.Header(model), Chat(model, "free?"), workers(t, n)...)
 	if err != nil {
 		t.Fatal(err)
@@ -217,6 +218,7 @@ func TestUnknownClientIsNotServedOnCredit(t *testing.T) {
 func TestConcurrentRequestsCannotOvershootCredit(t *testing.T) {
 	eng := newGated(t, 0)
 	probe := NewClient("")
+	probe.Proxy = [32]byte{1}
 	sample, _, err := probe.Seal(probe.Header(model), Chat(model, "x"), fakeVerified(t))
 	if err != nil {
 		t.Fatal(err)

@@ -158,7 +158,7 @@ func TestBundleRefreshIsSeamless(t *testing.T) {
 
 	// A client with the new bundle is served as well.
 	h := seal.Header{RequestID: [16]byte{1}, Endpoint: api.EndpointChat, Model: enginetest.DefaultModel, PriceCap: price.Default,
-		Expires: time.Now().Add(time.Minute).Unix(), ClientKey: priv.Public().(ed25519.PublicKey)}
+		Expires: time.Now().Add(time.Minute).Unix(), ClientKey: priv.Public().(ed25519.PublicKey), Proxy: n.ProxyKey}
 	raw, _, err := seal.Seal(h, []byte(`{"model":"`+enginetest.DefaultModel+`","messages":[{"role":"user","content":"hi"}]}`),
 		[]seal.Recipient{{KeyID: current, PublicKey: dir[current].HPKEKey}}, priv)
 	if err != nil {

@@ -35,6 +35,13 @@ import (
 	"github.com/cocoon-go/cocoon/worker"
 )
 
+// GuestKey is an account key every test network's proxy serves besides its
+// client's, for tests that seal envelopes by hand.
+var GuestKey = func() ed25519.PrivateKey {
+	_, k, _ := ed25519.GenerateKey(nil)
+	return k
+}()
+
 // Options shape a test network.
 type Options struct {
 	Engines     []engine.Engine // one worker per engine
@@ -60,6 +67,9 @@ type Options struct {
 	// HelloInterval is how often the proxy re-reads each worker's hello
 	// (0: the proxy's default, a minute).
 	HelloInterval time.Duration
+	// Unpinned starts the client without the proxy's pin: it binds its
+	// envelopes to the key the proxy shows.
+	Unpinned bool
 	// Checker, if set, edits the attestation checker of the proxy and of
 	// the client (role "proxy" or "client") before use, for example to set
 	// a GPU verifier or require a GPU.
@@ -75,12 +85,14 @@ type Net struct {
 	Workers    []*worker.Worker
 	BaseURL    string // the client's OpenAI base URL
 	ProxyURL   string
+	ProxyKey   [32]byte // hash of the proxy's TLS key: clients pin it, envelopes name it
 	Vendor     *simulated.Vendor
 	ClientKey  string // hex
 	Recorder   *Recorder
 	Links      *Relay // between workers and the proxy
 	workerStop []context.CancelFunc
 	refusals   *refusals
+	log        *slog.Logger
 }
 
 // Start builds a network and stops it when the test ends.
@@ -108,7 +120,7 @@ func Start(t testing.TB, opts Options) *Net {
 		}
 		return attest.NewCache(c)
 	}
-	n := &Net{Vendor: vendor, Recorder: &Recorder{tamper: opts.Tamper}, refusals: refused}
+	n := &Net{Vendor: vendor, Recorder: &Recorder{tamper: opts.Tamper}, refusals: refused, log: log}
 
 	cert, err := identity.TLS(filepath.Join(dir, "proxy", "tls.pem"), "cocoon-proxy")
 	if err != nil {
@@ -116,6 +128,7 @@ func Start(t testing.TB, opts Options) *Net {
 	}
 	pinb, _ := identity.CertKeyHash(cert)
 	pin := hex.EncodeToString(pinb[:])
+	n.ProxyKey = pinb
 	n.Ledger, err = accounts.OpenFile(filepath.Join(dir, "proxy", "ledger.jsonl"))
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +140,7 @@ func Start(t testing.TB, opts Options) *Net {
 	}
 	n.ClientKey = hex.EncodeToString(key.Public().(ed25519.PublicKey))
 	n.Proxy = proxy.New(proxy.Config{FeeBPS: 1000, CreditLimit: opts.CreditLimit, HelloInterval: opts.HelloInterval,
-		Clients: append([]string{n.ClientKey}, opts.Clients...)}, cert, checker("proxy"), n.Ledger, log.With("role", "proxy"))
+		Clients: append([]string{n.ClientKey, hex.EncodeToString(GuestKey.Public().(ed25519.PublicKey))}, opts.Clients...)}, cert, checker("proxy"), n.Ledger, log.With("role", "proxy"))
 	wln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +212,11 @@ func Start(t testing.TB, opts Options) *Net {
 	if opts.DirectoryTTL == 0 {
 		opts.DirectoryTTL = 50 * time.Millisecond
 	}
-	n.Client, err = client.New(client.Config{Proxy: srv.URL, ProxyPin: pin, Fanout: opts.Fanout, DirectoryTTL: opts.DirectoryTTL},
+	clientPin := pin
+	if opts.Unpinned {
+		clientPin = ""
+	}
+	n.Client, err = client.New(client.Config{Proxy: srv.URL, ProxyPin: clientPin, Fanout: opts.Fanout, DirectoryTTL: opts.DirectoryTTL},
 		key, checker("client"), n.Journal, log.With("role", "client"))
 	if err != nil {
 		t.Fatal(err)

@@ -345,7 +345,7 @@ func TestProxyRefusesForgedClientSignature(t *testing.T) {
 		t.Fatalf("directory: %v %d", err, len(v))
 	}
 	h := seal.Header{RequestID: [16]byte{1}, Endpoint: api.EndpointChat, Model: "fake-model", PriceCap: price.Default,
-		Expires: time.Now().Add(time.Minute).Unix(), ClientKey: priv.Public().(ed25519.PublicKey)}
+		Expires: time.Now().Add(time.Minute).Unix(), ClientKey: priv.Public().(ed25519.PublicKey), Proxy: n.ProxyKey}
 	body := []byte(`{"model":"fake-model","messages":[{"role":"user","content":"hi"}]}`)
 	to := []seal.Recipient{{KeyID: v[0].KeyID, PublicKey: v[0].Bundle.HPKEKey}}
 	good, _, err := seal.Seal(h, body, to, priv)
