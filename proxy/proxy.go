@@ -67,9 +67,7 @@ type Proxy struct {
 	conns   map[net.Conn]struct{}
 	closed  bool
 
-	money     *money
-	walletOps chan func() // sends of the proxy's wallet, one at a time
-	opsDone   chan struct{}
+	money *money
 }
 
 // New returns a proxy that admits workers whose evidence passes checker and

@@ -231,7 +231,9 @@ func runWorker(ctx context.Context, args []string) error {
 			return err
 		}
 		defer closer.Close()
-		w.PayWith(pm)
+		if err := w.PayWith(pm); err != nil {
+			return err
+		}
 	}
 	return w.Run(ctx)
 }
