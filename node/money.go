@@ -118,7 +118,7 @@ func setUpMoney(ctx context.Context, dataDir string, names []ManifestAccount, me
 	if acct, err := c.Account(ctx, m.root); err != nil {
 		return fail(err)
 	} else if acct.Code == nil {
-		if _, err := Send(ctx, owner, chain.Transfer{To: m.root, Amount: upRootValue, StateInit: init}); err != nil {
+		if _, err := contracts.Send(ctx, owner, chain.Transfer{To: m.root, Amount: upRootValue, StateInit: init}); err != nil {
 			return fail(fmt.Errorf("deploying the root contract: %w", err))
 		}
 		log.Info("root contract deployed", "address", m.root.String())
@@ -257,4 +257,18 @@ func (m *money) openChannels(ctx context.Context, dataDir string, clientKey ed25
 		ends.workerPayees[name] = payee
 	}
 	return ends, nil
+}
+
+// RootParams are the root parameters for prices p: workers get 90% of the base price (the proxy keeps
+// a 10% fee, as ProxyDefaults), no minimum stakes, and an hour for payees to claim after a close starts.
+func RootParams(p price.Price) contracts.Params {
+	return contracts.Params{
+		BasePrice:            p.PerToken,
+		WorkerFee:            p.PerToken * 9 / 10,
+		PromptMultiplier:     uint32(p.PromptMul),
+		CachedMultiplier:     uint32(p.CachedMul),
+		CompletionMultiplier: uint32(p.CompletionMul),
+		ClientCloseDelay:     time.Hour,
+		WorkerCloseDelay:     time.Hour,
+	}
 }

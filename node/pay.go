@@ -13,8 +13,10 @@ import (
 	"github.com/xssnick/tonutils-go/address"
 
 	"github.com/cocoon-go/cocoon/chain"
+	"github.com/cocoon-go/cocoon/chain/chainspec"
 	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/nanoton"
 	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/proxy"
 	"github.com/cocoon-go/cocoon/worker"
@@ -51,17 +53,17 @@ func (m *MoneyConfig) watchInterval() (time.Duration, error) {
 func (m *MoneyConfig) open(ctx context.Context, log *slog.Logger) (chain.Chain, io.Closer, *chain.Wallet, uint64, error) {
 	var deposit uint64
 	if m.Deposit != "" {
-		d, err := ParseAmount(m.Deposit)
+		d, err := nanoton.Parse(m.Deposit)
 		if err != nil {
 			return nil, nil, nil, 0, fmt.Errorf("deposit: %w", err)
 		}
 		deposit = d
 	}
-	c, closer, err := OpenChain(ctx, m.Chain, log)
+	c, closer, err := chainspec.Open(ctx, m.Chain, log)
 	if err != nil {
 		return nil, nil, nil, 0, err
 	}
-	key, err := LoadWalletKey(m.WalletKey)
+	key, err := identity.LoadWalletKey(m.WalletKey)
 	if err != nil {
 		closer.Close()
 		return nil, nil, nil, 0, err
@@ -80,7 +82,7 @@ func rootParams(ctx context.Context, c chain.Chain, root string) (contracts.Para
 	if root == "" {
 		return contracts.Params{}, nil
 	}
-	a, err := ParseAddress(root)
+	a, err := chain.ParseAddress(root)
 	if err != nil {
 		return contracts.Params{}, fmt.Errorf("root %q: %w", root, err)
 	}
@@ -169,7 +171,7 @@ func (n *Client) clientMoney(ctx context.Context, cfg ClientConfig, key ed25519.
 	case cfg.Client.ProxyPin != "":
 		// The directory came over TLS pinned to the proxy's key.
 	case cfg.Trust.Root != "":
-		root, err := ParseAddress(cfg.Trust.Root)
+		root, err := chain.ParseAddress(cfg.Trust.Root)
 		if err != nil {
 			return fail(fmt.Errorf("root %q: %w", cfg.Trust.Root, err))
 		}
@@ -194,10 +196,10 @@ func (n *Client) clientMoney(ctx context.Context, cfg ClientConfig, key ed25519.
 		return fail(fmt.Errorf("a channel to the proxy: %w", err))
 	}
 	if opened {
-		log.Info("channel to the proxy opened", "channel", payer.Address().String(), "deposit", FormatTON(deposit))
+		log.Info("channel to the proxy opened", "channel", payer.Address().String(), "deposit", nanoton.Format(deposit))
 	}
 	stream := n.Client.PayWith(payer, payments.StreamConfig{Chain: c})
-	log.Info("paying the proxy by channel", "channel", payer.Address().String(), "deposit", FormatTON(payer.Deposit()), "paid", FormatTON(payer.Total()))
+	log.Info("paying the proxy by channel", "channel", payer.Address().String(), "deposit", nanoton.Format(payer.Deposit()), "paid", nanoton.Format(payer.Total()))
 	return closerFunc(func() error {
 		err := stream.Close()
 		payer.Close()

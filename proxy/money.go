@@ -231,7 +231,7 @@ func (p *Proxy) payoutFor(w *workerConn) {
 		m.mu.Lock()
 		m.owned = append(m.owned, payer)
 		m.mu.Unlock()
-		p.log.Info("paying worker by channel", "worker", w.name, "channel", payer.Address().String(), "deposit", payer.Deposit())
+		p.log.Info("channel to worker open", "worker", w.name, "channel", payer.Address().String(), "deposit", payer.Deposit())
 		p.addPayout(addr, payer)
 	}()
 }

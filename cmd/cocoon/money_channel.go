@@ -14,7 +14,7 @@ import (
 	"github.com/cocoon-go/cocoon/chain"
 	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/identity"
-	"github.com/cocoon-go/cocoon/node"
+	"github.com/cocoon-go/cocoon/nanoton"
 )
 
 const channelHelp = `Usage: cocoon channel COMMAND [flags]
@@ -75,7 +75,7 @@ type channelJSON struct {
 
 // readChannel reads the channel at addr from its data.
 func (m *moneyCmd) readChannel(addr *address.Address) (*contracts.ChannelState, channelJSON, error) {
-	acc, err := node.ActiveAccount(m.ctx, m.chain, "channel", addr)
+	acc, err := contracts.ActiveAccount(m.ctx, m.chain, "channel", addr)
 	if err != nil {
 		return nil, channelJSON{}, err
 	}
@@ -101,8 +101,8 @@ func (m *moneyCmd) readChannel(addr *address.Address) (*contracts.ChannelState, 
 
 func (c channelJSON) human() string {
 	s := fmt.Sprintf("channel:  %s (%s)\nstate:    %s\npayer:    %s\npayee:    %s\ndeposit:  %s TON\nclaimed:  %s TON\nlocked:   %s TON\nseqno:    %d\nbalance:  %s TON\nclose delay: %v\n",
-		c.Address, c.Chain, c.State, c.Payer, c.Payee, node.FormatTON(c.Deposit), node.FormatTON(c.Claimed), node.FormatTON(c.Locked),
-		c.Seqno, node.FormatTON(c.Balance), time.Duration(c.CloseDelay)*time.Second)
+		c.Address, c.Chain, c.State, c.Payer, c.Payee, nanoton.Format(c.Deposit), nanoton.Format(c.Claimed), nanoton.Format(c.Locked),
+		c.Seqno, nanoton.Format(c.Balance), time.Duration(c.CloseDelay)*time.Second)
 	if c.ClosableAt != 0 {
 		s += fmt.Sprintf("closing since %s; closable at %s\n", time.Unix(c.ClosingSince, 0).UTC().Format(time.RFC3339), time.Unix(c.ClosableAt, 0).UTC().Format(time.RFC3339))
 	}
@@ -125,7 +125,7 @@ func runChannelOpen(ctx context.Context, args []string) error {
 		m.fs.Usage()
 		return fmt.Errorf("--payee, --payee-key and --deposit are required")
 	}
-	to, err := node.ParseAddress(*payee)
+	to, err := chain.ParseAddress(*payee)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func runChannelOpen(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	sent, err := node.Send(m.ctx, w, chain.Transfer{To: addr, Amount: deposit + contracts.TopUpReserve, Bounce: true, StateInit: si, Body: contracts.TopUpBody(queryID(), deposit)})
+	sent, err := contracts.Send(m.ctx, w, chain.Transfer{To: addr, Amount: deposit + contracts.TopUpReserve, Bounce: true, StateInit: si, Body: contracts.TopUpBody(queryID(), deposit)})
 	if err != nil {
 		return err
 	}
@@ -165,7 +165,7 @@ func runChannelOpen(ctx context.Context, args []string) error {
 		sentJSON
 	}{out, m.voucherKeyPath(*vkey), sentOf(sent)},
 		fmt.Sprintf("opened channel %s\ndeposit %s TON from %s to %s; vouchers signed by %s\n",
-			out.Address, node.FormatTON(out.Deposit), out.Payer, out.Payee, m.voucherKeyPath(*vkey)))
+			out.Address, nanoton.Format(out.Deposit), out.Payer, out.Payee, m.voucherKeyPath(*vkey)))
 }
 
 // freeChannel sets cfg.Nonce to nonce, or (nonce < 0) to the first nonce whose channel is not deployed,
@@ -193,7 +193,7 @@ func (m *moneyCmd) freeChannel(cfg *contracts.ChannelConfig, nonce int64) (*addr
 // channelOp parses ADDR (pos[0]), opens the chain, and reads the channel and the wallet of --key, which
 // must be its payer (payer true) or payee.
 func (m *moneyCmd) channelOp(ctx context.Context, pos string, payer bool) (*address.Address, *contracts.ChannelState, *chain.Wallet, error) {
-	addr, err := m.startAt(ctx, pos, node.ParseAddress)
+	addr, err := m.startAt(ctx, pos, chain.ParseAddress)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -216,7 +216,7 @@ func (m *moneyCmd) channelOp(ctx context.Context, pos string, payer bool) (*addr
 }
 
 // report prints the channel's state after an operation.
-func (m *moneyCmd) report(addr *address.Address, sent *node.Sent, done string) error {
+func (m *moneyCmd) report(addr *address.Address, sent *contracts.Sent, done string) error {
 	_, out, err := m.readChannel(addr)
 	if err != nil {
 		return err
@@ -234,7 +234,7 @@ func runChannelTopUp(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	amount, err := node.ParseAmount(pos[1])
+	amount, err := nanoton.Parse(pos[1])
 	if err != nil {
 		return err
 	}
@@ -243,11 +243,11 @@ func runChannelTopUp(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	sent, err := node.Send(m.ctx, w, chain.Transfer{To: addr, Amount: amount + contracts.TopUpReserve, Bounce: true, Body: contracts.TopUpBody(queryID(), amount)})
+	sent, err := contracts.Send(m.ctx, w, chain.Transfer{To: addr, Amount: amount + contracts.TopUpReserve, Bounce: true, Body: contracts.TopUpBody(queryID(), amount)})
 	if err != nil {
 		return err
 	}
-	return m.report(addr, sent, fmt.Sprintf("topped up %s TON", node.FormatTON(amount)))
+	return m.report(addr, sent, fmt.Sprintf("topped up %s TON", nanoton.Format(amount)))
 }
 
 func runChannelShow(ctx context.Context, args []string) error {
@@ -256,7 +256,7 @@ func runChannelShow(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	addr, err := m.startAt(ctx, pos[0], node.ParseAddress)
+	addr, err := m.startAt(ctx, pos[0], chain.ParseAddress)
 	defer m.stop()
 	if err != nil {
 		return err
@@ -281,7 +281,7 @@ func runChannelVoucher(ctx context.Context, args []string) error {
 	if *seqno == 0 {
 		return fmt.Errorf("--seqno is required")
 	}
-	addr, err := m.startAt(ctx, pos[0], node.ParseAddress)
+	addr, err := m.startAt(ctx, pos[0], chain.ParseAddress)
 	defer m.stop()
 	if err != nil {
 		return err
@@ -290,7 +290,7 @@ func runChannelVoucher(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	vk, err := node.LoadWalletKey(m.voucherKeyPath(*vkey))
+	vk, err := identity.LoadWalletKey(m.voucherKeyPath(*vkey))
 	if err != nil {
 		return err
 	}
@@ -322,15 +322,15 @@ func runChannelClaim(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	sent, err := node.Send(m.ctx, w, chain.Transfer{To: addr, Amount: contracts.ClaimValue, Bounce: true, Body: contracts.ClaimBody(queryID(), sv)})
+	sent, err := contracts.Send(m.ctx, w, chain.Transfer{To: addr, Amount: contracts.ClaimValue, Bounce: true, Body: contracts.ClaimBody(queryID(), sv)})
 	if err != nil {
-		return fmt.Errorf("claim with voucher seqno %d, total %s TON: %w", sv.Seqno, node.FormatTON(sv.Total), err)
+		return fmt.Errorf("claim with voucher seqno %d, total %s TON: %w", sv.Seqno, nanoton.Format(sv.Total), err)
 	}
 	paid := uint64(0)
 	if sv.Total > st.Claimed {
 		paid = sv.Total - st.Claimed
 	}
-	return m.report(addr, sent, fmt.Sprintf("claimed %s TON (voucher seqno %d, total %s TON)", node.FormatTON(paid), sv.Seqno, node.FormatTON(sv.Total)))
+	return m.report(addr, sent, fmt.Sprintf("claimed %s TON (voucher seqno %d, total %s TON)", nanoton.Format(paid), sv.Seqno, nanoton.Format(sv.Total)))
 }
 
 func runChannelClose(ctx context.Context, args []string) error {
@@ -363,9 +363,9 @@ func runChannelClose(ctx context.Context, args []string) error {
 			return err
 		}
 		body, done = contracts.FinishCloseBody(queryID()), fmt.Sprintf("closed: the channel's %s TON (%s unclaimed, the rest reserve) went back to the payer",
-			node.FormatTON(acc.Balance), node.FormatTON(st.Locked()))
+			nanoton.Format(acc.Balance), nanoton.Format(st.Locked()))
 	}
-	sent, err := node.Send(m.ctx, w, chain.Transfer{To: addr, Amount: opValue, Bounce: true, Body: body})
+	sent, err := contracts.Send(m.ctx, w, chain.Transfer{To: addr, Amount: opValue, Bounce: true, Body: body})
 	if err != nil {
 		return err
 	}
