@@ -31,7 +31,7 @@ var (
 	// ErrChannelClosed: the channel has been closed on chain and accepts nothing more.
 	ErrChannelClosed = errors.New("payments: channel closed")
 	// ErrTooEarly: FinishClose before the close delay has passed (see contracts.ChannelState.ClosableAt).
-	ErrTooEarly = errors.New("payments: close delay has not passed")
+	ErrTooEarly = errors.New("payments: too early: the close delay has not passed")
 	// ErrRefused: the channel contract refused a message; the error names its exit code.
 	ErrRefused = errors.New("payments: refused by the channel")
 )

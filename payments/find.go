@@ -24,8 +24,7 @@ func Find(ctx context.Context, c chain.Chain, addr string) (contracts.ChannelCon
 	if err != nil {
 		return contracts.ChannelConfig{}, nil, err
 	}
-	cfg := contracts.ChannelConfig{Payer: state.Payer, Payee: state.Payee, PayerKey: state.PayerKey,
-		PayeeKey: state.PayeeKey, Nonce: state.Nonce, CloseDelay: state.CloseDelay}
+	cfg := state.Config()
 	if want, err := cfg.Address(); err != nil || !want.Equals(a) {
 		return cfg, nil, fmt.Errorf("%w: account %s", ErrNotChannel, addr)
 	}

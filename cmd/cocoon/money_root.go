@@ -31,7 +31,7 @@ The root contract holds the network's parameters; only its owner changes them. E
 --chain and --json, the owner's commands --key and --root ADDR; run 'cocoon root COMMAND --help'.
 `
 
-// opValue is what an owner operation or a channel operation carries for its gas; the contract sends
+// opValue is what an owner operation carries for its gas; the contract sends
 // back what it does not use.
 const opValue = contracts.ClaimValue
 
