@@ -66,7 +66,6 @@ type Client struct {
 	encaps encapPool
 
 	payments *payments.Stream
-	vouchers *wire.VoucherSender
 }
 
 // worker is a verified entry of the proxy's directory.

@@ -1,34 +1,23 @@
 package client
 
 import (
-	"context"
-	"time"
-
 	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/wire"
 )
 
-// PayWith makes the client pay the proxy through a channel: after it has
-// checked each worker's receipt, it signs a new cumulative voucher for the
-// cost and posts it to the proxy, off the answer's critical path. Call it
-// before serving.
-func (c *Client) PayWith(payer *payments.Payer) {
-	c.vouchers = &wire.VoucherSender{
-		Channel: payer.Address().String(),
-		Post: func(ctx context.Context, body []byte) error {
-			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			return wire.PostJSON(ctx, c.http.Transport, c.cfg.Proxy+wire.PathVouchers, body)
-		},
-		OnError: func(err error) { c.log.Warn("voucher not delivered to the proxy; the next one covers it", "err", err) },
+// PayWith makes the client pay the proxy through payer's channel: after it
+// has checked each worker's receipt, it adds the cost to a payments.Stream
+// that signs cumulative vouchers and posts them to the proxy over the
+// client's pinned transport, off the answer's critical path. cfg.Post is
+// set here; the rest of cfg is the caller's. The caller closes the returned
+// stream (after Flush) and then the payer. Call it before serving.
+func (c *Client) PayWith(payer *payments.Payer, cfg payments.StreamConfig) *payments.Stream {
+	cfg.Post = payments.PostTo(c.http.Transport, c.cfg.Proxy+wire.PathVouchers)
+	if cfg.Log == nil {
+		cfg.Log = c.log.With("paying", "the proxy")
 	}
-	c.payments = payments.NewStream(payer, c.vouchers.Send, func(amount uint64, err error) {
-		c.log.Error("paying the proxy", "amount", amount, "err", err)
-	})
-	// The newest voucher may not have reached the proxy before a restart.
-	if v, err := payer.Last(); err == nil {
-		c.vouchers.Send(v)
-	}
+	c.payments = payments.NewStream(payer, cfg)
+	return c.payments
 }
 
 // pay queues amount to be paid to the proxy: signed into a voucher (with
@@ -40,10 +29,10 @@ func (c *Client) pay(amount uint64) {
 }
 
 // Flush waits until everything accepted so far is paid by a voucher posted
-// to the proxy.
-func (c *Client) Flush() {
-	if c.payments != nil {
-		c.payments.Flush()
-		c.vouchers.Flush()
+// to the proxy, and says what is still owed (payments.ErrOwed).
+func (c *Client) Flush() error {
+	if c.payments == nil {
+		return nil
 	}
+	return c.payments.Flush()
 }

@@ -209,6 +209,12 @@ func (s *ChannelState) Locked() uint64 { return s.Deposit - s.Claimed }
 // ClosableAt is when the payer may finish a close that it has started.
 func (s *ChannelState) ClosableAt() time.Time { return s.ClosingSince.Add(s.CloseDelay) }
 
+// Config is the configuration the state says the channel was opened with. Only a state read from
+// the account at Config's address can be trusted to be the channel's (see payments.Find).
+func (s *ChannelState) Config() ChannelConfig {
+	return ChannelConfig{Payer: s.Payer, Payee: s.Payee, PayerKey: s.PayerKey, PayeeKey: s.PayeeKey, Nonce: s.Nonce, CloseDelay: s.CloseDelay}
+}
+
 // ParseChannelState decodes the result of get_channel_state, values in the order the
 // method returns them (as ton.ExecutionResult.AsTuple gives them).
 func ParseChannelState(vals []any) (*ChannelState, error) {

@@ -118,7 +118,7 @@ func setUpMoney(ctx context.Context, dataDir string, names []ManifestAccount, me
 	if acct, err := c.Account(ctx, m.root); err != nil {
 		return fail(err)
 	} else if acct.Code == nil {
-		if _, err := Send(ctx, owner, chain.Transfer{To: m.root, Amount: upRootValue, StateInit: init}); err != nil {
+		if _, err := contracts.Send(ctx, owner, chain.Transfer{To: m.root, Amount: upRootValue, StateInit: init}); err != nil {
 			return fail(fmt.Errorf("deploying the root contract: %w", err))
 		}
 		log.Info("root contract deployed", "address", m.root.String())
@@ -174,6 +174,10 @@ func RootPolicy(ctx context.Context, c chain.Chain, root *address.Address) (meas
 	return measurements, models, nil
 }
 
+// upCloseDelay is the close delay of a `cocoon up` network's channels: the
+// root's client and worker close delays (RootParams).
+const upCloseDelay = time.Hour
+
 // upDeposit is what each channel of a `cocoon up` network is opened with.
 const upDeposit = 100 * 1_000_000_000
 
@@ -218,73 +222,53 @@ func (m *money) openChannels(ctx context.Context, dataDir string, clientKey ed25
 			ends.close()
 		}
 	}()
-	open := func(payer, payee string, payerKey ed25519.PublicKey, payeeKey ed25519.PublicKey) (contracts.ChannelConfig, error) {
-		// The first channel the payer may pay through: a closing one is
-		// passed over for a new one.
-		cfg, _, err := payments.Usable(ctx, m.chain, contracts.ChannelConfig{
+	// The first channel each payer may pay through, as every payer finds
+	// it: a closing one is passed over for a new one.
+	open := func(payer, payee string, key ed25519.PrivateKey, payeeKey ed25519.PublicKey) (*payments.Payer, *payments.Payee, error) {
+		p, _, err := payments.OpenOrResume(ctx, m.wallets[payer], contracts.ChannelConfig{
 			Payer: m.wallets[payer].Address(), Payee: m.wallets[payee].Address(),
-			PayerKey: payerKey, PayeeKey: payeeKey, CloseDelay: time.Hour,
-		}, filepath.Join(dataDir, payer, "channels"))
+			PayerKey: key.Public().(ed25519.PublicKey), PayeeKey: payeeKey, CloseDelay: upCloseDelay,
+		}, key, filepath.Join(dataDir, payer, "channels"), upDeposit)
 		if err != nil {
-			return cfg, err
+			return nil, nil, fmt.Errorf("the %s → %s channel: %w", payer, payee, err)
 		}
-		addr, err := payments.Open(ctx, m.wallets[payer], cfg, upDeposit)
-		if err != nil && !errors.Is(err, payments.ErrAlreadyOpen) {
-			return cfg, fmt.Errorf("opening the %s → %s channel: %w", payer, payee, err)
-		}
-		if addr == nil {
-			if addr, err = cfg.Address(); err != nil {
-				return cfg, err
+		m.manifest.Channels = append(m.manifest.Channels, ManifestChannel{Address: p.Address().String(), Payer: payer, Payee: payee, Nonce: p.Config().Nonce})
+		q, err := payments.OpenPayee(filepath.Join(dataDir, payee, "channels"), p.Config())
+		if err == nil {
+			if _, err = q.Refresh(ctx, m.chain); err != nil {
+				q.Close()
 			}
 		}
-		m.manifest.Channels = append(m.manifest.Channels, ManifestChannel{Address: addr.String(), Payer: payer, Payee: payee, Nonce: cfg.Nonce})
-		return cfg, nil
+		if err != nil {
+			p.Close()
+			return nil, nil, err
+		}
+		return p, q, nil
 	}
-	refresh := func(r interface {
-		Refresh(context.Context, chain.Chain) (*contracts.ChannelState, error)
-	}) error {
-		_, err := r.Refresh(ctx, m.chain)
-		return err
-	}
-
-	cfg, err := open("client", "proxy", clientKey.Public().(ed25519.PublicKey), proxyKey.Public().(ed25519.PublicKey))
-	if err != nil {
-		return nil, err
-	}
-	if ends.clientPayer, err = payments.OpenPayer(filepath.Join(dataDir, "client", "channels"), cfg, clientKey); err != nil {
-		return nil, err
-	}
-	if err := refresh(ends.clientPayer); err != nil {
-		return nil, err
-	}
-	if ends.proxyPayee, err = payments.OpenPayee(filepath.Join(dataDir, "proxy", "channels"), cfg); err != nil {
-		return nil, err
-	}
-	if err := refresh(ends.proxyPayee); err != nil {
+	if ends.clientPayer, ends.proxyPayee, err = open("client", "proxy", clientKey, proxyKey.Public().(ed25519.PublicKey)); err != nil {
 		return nil, err
 	}
 	for _, name := range workers {
-		wk := m.wallets[name]
-		cfg, err := open("proxy", name, proxyKey.Public().(ed25519.PublicKey), m.keys[name].Public().(ed25519.PublicKey))
+		payer, payee, err := open("proxy", name, proxyKey, m.keys[name].Public().(ed25519.PublicKey))
 		if err != nil {
 			return nil, err
 		}
-		payer, err := payments.OpenPayer(filepath.Join(dataDir, "proxy", "channels"), cfg, proxyKey)
-		if err != nil {
-			return nil, err
-		}
-		ends.workerPayers[wk.Address().String()] = payer
-		if err := refresh(payer); err != nil {
-			return nil, err
-		}
-		payee, err := payments.OpenPayee(filepath.Join(dataDir, name, "channels"), cfg)
-		if err != nil {
-			return nil, err
-		}
+		ends.workerPayers[m.wallets[name].Address().String()] = payer
 		ends.workerPayees[name] = payee
-		if err := refresh(payee); err != nil {
-			return nil, err
-		}
 	}
 	return ends, nil
+}
+
+// RootParams are the root parameters for prices p: workers get 90% of the base price (the proxy keeps
+// a 10% fee, as ProxyDefaults), no minimum stakes, and an hour for payees to claim after a close starts.
+func RootParams(p price.Price) contracts.Params {
+	return contracts.Params{
+		BasePrice:            p.PerToken,
+		WorkerFee:            p.PerToken * 9 / 10,
+		PromptMultiplier:     uint32(p.PromptMul),
+		CachedMultiplier:     uint32(p.CachedMul),
+		CompletionMultiplier: uint32(p.CompletionMul),
+		ClientCloseDelay:     time.Hour,
+		WorkerCloseDelay:     time.Hour,
+	}
 }

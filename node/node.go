@@ -66,7 +66,7 @@ func StartProxy(cfg ProxyConfig, log *slog.Logger) (*Proxy, error) {
 	p := proxy.New(cfg.Proxy, cert, checker, ledger, log)
 	var money io.Closer
 	if cfg.Money != nil {
-		if money, err = proxyMoney(context.Background(), p, cfg.DataDir, cfg.Money, log); err != nil {
+		if money, err = proxyMoney(context.Background(), p, cfg.DataDir, cfg.Trust.Root, cfg.Money, log); err != nil {
 			ledger.Close()
 			return nil, err
 		}
@@ -157,7 +157,7 @@ func StartClient(cfg ClientConfig, log *slog.Logger) (*Client, error) {
 	n := &Client{Client: c, Addr: ln.Addr().String(), srv: srv, journal: journal}
 	n.BaseURL = "http://" + n.Addr + "/v1"
 	if cfg.Money != nil {
-		if n.money, err = n.clientMoney(context.Background(), cfg.DataDir, key, cfg.Money, log); err != nil {
+		if n.money, err = n.clientMoney(context.Background(), cfg, key, log); err != nil {
 			n.Close()
 			return nil, err
 		}

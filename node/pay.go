@@ -13,8 +13,10 @@ import (
 	"github.com/xssnick/tonutils-go/address"
 
 	"github.com/cocoon-go/cocoon/chain"
+	"github.com/cocoon-go/cocoon/chain/chainspec"
 	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/nanoton"
 	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/proxy"
 	"github.com/cocoon-go/cocoon/worker"
@@ -51,17 +53,17 @@ func (m *MoneyConfig) watchInterval() (time.Duration, error) {
 func (m *MoneyConfig) open(ctx context.Context, log *slog.Logger) (chain.Chain, io.Closer, *chain.Wallet, uint64, error) {
 	var deposit uint64
 	if m.Deposit != "" {
-		d, err := ParseAmount(m.Deposit)
+		d, err := nanoton.Parse(m.Deposit)
 		if err != nil {
 			return nil, nil, nil, 0, fmt.Errorf("deposit: %w", err)
 		}
 		deposit = d
 	}
-	c, closer, err := OpenChain(ctx, m.Chain, log)
+	c, closer, err := chainspec.Open(ctx, m.Chain, log)
 	if err != nil {
 		return nil, nil, nil, 0, err
 	}
-	key, err := LoadWalletKey(m.WalletKey)
+	key, err := identity.LoadWalletKey(m.WalletKey)
 	if err != nil {
 		closer.Close()
 		return nil, nil, nil, 0, err
@@ -74,9 +76,28 @@ func (m *MoneyConfig) open(ctx context.Context, log *slog.Logger) (chain.Chain, 
 	return c, closer, w, deposit, nil
 }
 
+// rootParams reads the parameters of the root contract at root ("" for
+// none: the zero Params, whose close delays leave the defaults).
+func rootParams(ctx context.Context, c chain.Chain, root string) (contracts.Params, error) {
+	if root == "" {
+		return contracts.Params{}, nil
+	}
+	a, err := chain.ParseAddress(root)
+	if err != nil {
+		return contracts.Params{}, fmt.Errorf("root %q: %w", root, err)
+	}
+	vals, err := c.RunGetMethod(ctx, a, contracts.GetParams)
+	if err != nil {
+		return contracts.Params{}, fmt.Errorf("root %s: %s: %w", root, contracts.GetParams, err)
+	}
+	return contracts.ParseParams(vals)
+}
+
 // proxyMoney makes p paid by its clients' channels and paying workers by
-// channels it opens, with its wallet.
-func proxyMoney(ctx context.Context, p *proxy.Proxy, dataDir string, m *MoneyConfig, log *slog.Logger) (io.Closer, error) {
+// channels it opens, with its wallet. The root contract, if known, says the
+// close delays: client channels that close sooner than its clientCloseDelay
+// are refused, and worker channels are opened with its workerCloseDelay.
+func proxyMoney(ctx context.Context, p *proxy.Proxy, dataDir, root string, m *MoneyConfig, log *slog.Logger) (io.Closer, error) {
 	watch, err := m.watchInterval()
 	if err != nil {
 		return nil, err
@@ -85,18 +106,29 @@ func proxyMoney(ctx context.Context, p *proxy.Proxy, dataDir string, m *MoneyCon
 	if err != nil {
 		return nil, err
 	}
-	key, err := identity.Ed25519(filepath.Join(dataDir, "voucher.key"))
-	if err != nil {
+	fail := func(err error) (io.Closer, error) {
 		closer.Close()
 		return nil, err
 	}
-	p.PayWith(&proxy.Payments{Chain: c, Wallet: w, Dir: filepath.Join(dataDir, "channels"), VoucherKey: key, WorkerDeposit: deposit, WatchInterval: watch})
+	params, err := rootParams(ctx, c, root)
+	if err != nil {
+		return fail(err)
+	}
+	key, err := identity.Ed25519(filepath.Join(dataDir, "voucher.key"))
+	if err != nil {
+		return fail(err)
+	}
+	if err := p.PayWith(&proxy.Payments{Chain: c, Wallet: w, Dir: filepath.Join(dataDir, "channels"), VoucherKey: key,
+		WorkerDeposit: deposit, WatchInterval: watch, MinCloseDelay: params.ClientCloseDelay, WorkerCloseDelay: params.WorkerCloseDelay}); err != nil {
+		return fail(err)
+	}
 	log.Info("paid by channel", "wallet", w.Address().String(), "chain", c.Name())
 	return closer, nil
 }
 
 // WorkerMoney is what a separately run worker needs to be paid: its wallet
-// and where its proxy's channel is found and kept.
+// and where its proxies' channels are found and kept. Channels that close
+// sooner than payments.DefaultMinCloseDelay are refused.
 func WorkerMoney(ctx context.Context, dataDir string, m *MoneyConfig, log *slog.Logger) (*worker.Payments, io.Closer, error) {
 	watch, err := m.watchInterval()
 	if err != nil {
@@ -110,10 +142,13 @@ func WorkerMoney(ctx context.Context, dataDir string, m *MoneyConfig, log *slog.
 	return &worker.Payments{Wallet: w, Chain: c, Dir: filepath.Join(dataDir, "channels"), WatchInterval: watch}, closer, nil
 }
 
-// clientMoney opens (or finds) the client's channel to its proxy, funded
-// with m.Deposit, and makes the client pay through it.
-func (n *Client) clientMoney(ctx context.Context, dataDir string, key ed25519.PrivateKey, m *MoneyConfig, log *slog.Logger) (io.Closer, error) {
-	c, closer, w, deposit, err := m.open(ctx, log)
+// clientMoney opens (or resumes) the client's channel to its proxy, funded
+// with cfg.Money.Deposit, and makes the client pay through it. The payee is
+// whoever the proxy's directory names, so it must be vouched for: by the
+// pinned TLS key the directory came over, or by the root contract's
+// registry of proxies (cfg.Trust.Root).
+func (n *Client) clientMoney(ctx context.Context, cfg ClientConfig, key ed25519.PrivateKey, log *slog.Logger) (io.Closer, error) {
+	c, closer, w, deposit, err := cfg.Money.open(ctx, log)
 	if err != nil {
 		return nil, err
 	}
@@ -132,36 +167,44 @@ func (n *Client) clientMoney(ctx context.Context, dataDir string, key ed25519.Pr
 	if err != nil || len(pp.Key) != ed25519.PublicKeySize {
 		return fail(fmt.Errorf("the proxy's payee address or key is malformed"))
 	}
-	store := filepath.Join(dataDir, "channels")
-	cfg, state, err := payments.Usable(ctx, c, contracts.ChannelConfig{Payer: w.Address(), Payee: proxyAddr,
-		PayerKey: key.Public().(ed25519.PublicKey), PayeeKey: ed25519.PublicKey(pp.Key), CloseDelay: time.Hour}, store)
-	if err != nil {
-		return fail(err)
-	}
-	addr, err := cfg.Address()
-	if err != nil {
-		return fail(err)
-	}
-	if state == nil {
-		if deposit == 0 {
-			return fail(fmt.Errorf("no open channel to the proxy (channel %d would be %s): give a deposit to open one", cfg.Nonce, addr))
+	switch {
+	case cfg.Client.ProxyPin != "":
+		// The directory came over TLS pinned to the proxy's key.
+	case cfg.Trust.Root != "":
+		root, err := chain.ParseAddress(cfg.Trust.Root)
+		if err != nil {
+			return fail(fmt.Errorf("root %q: %w", cfg.Trust.Root, err))
 		}
-		if _, err := payments.Open(ctx, w, cfg, deposit); err != nil && !errors.Is(err, payments.ErrAlreadyOpen) {
-			return fail(fmt.Errorf("opening a channel to the proxy: %w", err))
+		if err := payments.RegisteredProxy(ctx, c, root, proxyAddr, pp.Key, cfg.Client.Proxy); err != nil {
+			return fail(fmt.Errorf("not opening a channel to the proxy: %w", err))
 		}
-		log.Info("channel to the proxy opened", "channel", addr.String(), "deposit", FormatTON(deposit))
+	default:
+		return fail(fmt.Errorf("not opening a channel to the proxy: %w", payments.ErrUnverifiedPayee))
 	}
-	payer, err := payments.OpenPayer(store, cfg, key)
+	params, err := rootParams(ctx, c, cfg.Trust.Root)
 	if err != nil {
 		return fail(err)
 	}
-	if _, err := payer.Refresh(ctx, c); err != nil {
+	delay := params.ClientCloseDelay
+	if delay == 0 {
+		delay = payments.DefaultMinCloseDelay
+	}
+	payer, opened, err := payments.OpenOrResume(ctx, w, contracts.ChannelConfig{Payer: w.Address(), Payee: proxyAddr,
+		PayerKey: key.Public().(ed25519.PublicKey), PayeeKey: ed25519.PublicKey(pp.Key), CloseDelay: delay},
+		key, filepath.Join(cfg.DataDir, "channels"), deposit)
+	if err != nil {
+		return fail(fmt.Errorf("a channel to the proxy: %w", err))
+	}
+	if opened {
+		log.Info("channel to the proxy opened", "channel", payer.Address().String(), "deposit", nanoton.Format(deposit))
+	}
+	stream := n.Client.PayWith(payer, payments.StreamConfig{Chain: c})
+	log.Info("paying the proxy by channel", "channel", payer.Address().String(), "deposit", nanoton.Format(payer.Deposit()), "paid", nanoton.Format(payer.Total()))
+	return closerFunc(func() error {
+		err := stream.Close()
 		payer.Close()
-		return fail(err)
-	}
-	n.Client.PayWith(payer)
-	log.Info("paying the proxy by channel", "channel", payer.Address().String(), "deposit", FormatTON(payer.Deposit()), "paid", FormatTON(payer.Total()))
-	return closerFunc(func() error { n.Client.Flush(); payer.Close(); return closer.Close() }), nil
+		return errors.Join(err, closer.Close())
+	}), nil
 }
 
 type closerFunc func() error

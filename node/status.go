@@ -164,8 +164,7 @@ func buildStatus(ctx context.Context, m *Manifest, c chain.Chain, voucherTotal f
 			if s.Status != contracts.ChannelOpen {
 				cs.ClosableAt = s.ClosableAt().UTC()
 			}
-			cfg := contracts.ChannelConfig{Payer: s.Payer, Payee: s.Payee, PayerKey: s.PayerKey, PayeeKey: s.PayeeKey, Nonce: s.Nonce, CloseDelay: s.CloseDelay}
-			cs.VoucherTotal = max(voucherTotal(ch, cfg), cs.Claimed)
+			cs.VoucherTotal = max(voucherTotal(ch, s.Config()), cs.Claimed)
 		}
 		st.Channels = append(st.Channels, cs)
 	}

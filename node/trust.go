@@ -21,6 +21,8 @@ import (
 	"github.com/cocoon-go/cocoon/attest/nvidia"
 	"github.com/cocoon-go/cocoon/attest/snp"
 	"github.com/cocoon-go/cocoon/attest/tdx"
+	"github.com/cocoon-go/cocoon/chain"
+	"github.com/cocoon-go/cocoon/chain/chainspec"
 )
 
 // DefaultMaxEvidenceAge is how old evidence may be when Trust.MaxAge is empty.
@@ -144,11 +146,11 @@ func (t Trust) withRoot(ctx context.Context, m *MoneyConfig, log *slog.Logger) (
 	if m == nil || m.Chain == "" {
 		return t, errors.New("trust: a root contract needs a chain (--chain)")
 	}
-	root, err := ParseAddress(t.Root)
+	root, err := chain.ParseAddress(t.Root)
 	if err != nil {
 		return t, fmt.Errorf("trust: root %q: %w", t.Root, err)
 	}
-	c, closer, err := OpenChain(ctx, m.Chain, log)
+	c, closer, err := chainspec.Open(ctx, m.Chain, log)
 	if err != nil {
 		return t, err
 	}

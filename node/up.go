@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -52,9 +51,11 @@ type Network struct {
 	chainLn  net.Listener
 	manifest *Manifest
 	ends     *channelEnds
-	engine   engine.Engine
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// clientPays is the client's stream of vouchers to the proxy.
+	clientPays *payments.Stream
+	engine     engine.Engine
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 // Up starts a whole network on this machine: a local chain with the root
@@ -161,9 +162,11 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 	if err != nil {
 		return nil, err
 	}
-	n.Proxy.PayWith(&proxy.Payments{Chain: n.Chain, Wallet: mon.wallets["proxy"],
-		Clients: map[string]*payments.Payee{hex.EncodeToString(clientKey.Public().(ed25519.PublicKey)): n.ends.proxyPayee},
-		Workers: n.ends.workerPayers})
+	if err := n.Proxy.PayWith(&proxy.Payments{Chain: n.Chain, Wallet: mon.wallets["proxy"],
+		Clients: []*payments.Payee{n.ends.proxyPayee}, Workers: n.ends.workerPayers,
+		MinCloseDelay: params.ClientCloseDelay, WorkerCloseDelay: params.WorkerCloseDelay}); err != nil {
+		return nil, err
+	}
 	for i := range cfg.Workers {
 		name := fmt.Sprintf("worker-%d", i+1)
 		w, err := NewWorker(WorkerConfig{
@@ -174,7 +177,10 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 		if err != nil {
 			return nil, err
 		}
-		w.PayWith(&worker.Payments{Wallet: mon.wallets[name], Channel: n.ends.workerPayees[name]})
+		if err := w.PayWith(&worker.Payments{Wallet: mon.wallets[name], Channel: n.ends.workerPayees[name],
+			MinCloseDelay: params.WorkerCloseDelay}); err != nil {
+			return nil, err
+		}
 		n.Workers = append(n.Workers, w)
 		n.wg.Go(func() { w.Run(ctx) })
 	}
@@ -192,7 +198,7 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 	if err != nil {
 		return nil, err
 	}
-	n.Client.PayWith(n.ends.clientPayer)
+	n.clientPays = n.Client.PayWith(n.ends.clientPayer, payments.StreamConfig{Chain: n.Chain})
 	n.BaseURL = n.Client.BaseURL
 	return n, nil
 }
@@ -219,7 +225,9 @@ func (n *Network) Close() error {
 func (n *Network) closeRoles() error {
 	var errs []error
 	if n.Client != nil {
-		n.Client.Flush()
+		if n.clientPays != nil {
+			errs = append(errs, n.clientPays.Close())
+		}
 		n.Client.Close()
 	}
 	if n.Proxy != nil {

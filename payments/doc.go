@@ -1,21 +1,35 @@
-// Package payments keeps the two off-chain ends of a Cocoon payment channel: the Payer, which signs
-// a new cumulative voucher for every cost it accepts, and the Payee, which keeps the newest voucher and
-// claims it on chain.
+// Package payments keeps the two off-chain ends of a Cocoon payment channel and moves vouchers
+// between them: one type per side. A Stream pays a payee over HTTP; a Collector is paid.
 //
 // # Flow
 //
-// The payer opens a channel with Open (deploy and first top-up through its wallet) and adds to it with
-// TopUp. For every cost it accepts — the client after it has verified a worker's usage receipt, the proxy
-// after it has booked one — it calls Payer.Pay, which returns a voucher for (channel id, seqno+1,
-// total+amount) signed with the payer's voucher key, and sends that voucher to the payee. The payee
-// checks it with Payee.Accept and keeps it if it is newer than what it has. Vouchers are cumulative, so the
-// payee only ever needs the newest one: when Payee.ShouldClaim says the unclaimed amount has crossed a
-// threshold, and on a clean stop, Payee.Claim sends it to the channel through the payee's wallet and the
-// contract pays the difference to what it has already paid. N payments therefore cost a handful of
-// transactions — open, a claim now and then, a close — whatever N is. A payer whose payee has gone away
-// calls StartClose, waits the channel's close delay (during which the payee may still claim) and
-// FinishClose takes back everything that was not claimed. A payee therefore runs a Watcher, which reads
-// its channels' state now and then and claims the newest voucher as soon as it sees a close started.
+// A payer gets its channel with OpenOrResume: the first usable channel to its payee (Usable: nonce
+// 1, 2, …, passing over closing and closed ones, never redeploying a used address), deployed with a
+// deposit if needed (Open; TopUp adds to it), its Payer end opened and refreshed. It then makes a
+// Stream with a Post (PostTo: a RoundTripper and the payee's voucher URL). For every cost it
+// accepts — the client after it has verified a worker's usage receipt, the proxy after it has booked
+// one — it calls Stream.Add, which returns at once: the stream has the Payer sign a voucher for
+// (channel id, seqno+1, total+amount) with the payer's voucher key, and posts the newest one as a
+// VoucherPost. Amounts the deposit does not cover stay owed and are tried again; nothing is dropped.
+//
+// A payee runs a Collector, which serves the posts (Collector.ServeHTTP, or Accept). It finds a
+// channel from its first voucher (Find reads it from the chain once, checked to be a Cocoon channel
+// at its address), refuses one that does not pay its wallet, is not open, or closes sooner than its
+// minimum close delay, keeps each newer voucher in a Payee end (Payee.Accept records it durably),
+// and books channels by account — the payer's voucher key — once a voucher signed by that key was
+// accepted on them; Collector.Covered says what an account paid and can still pay, from memory.
+// Vouchers are cumulative, so the payee only ever needs the newest one: when the unclaimed amount
+// crosses a threshold, and on Close, the collector claims it (Payee.Claim) through its Wallet, whose
+// sends go one at a time, and the contract pays the difference to what it has already paid. N
+// payments therefore cost a handful of transactions — open, a claim now and then, a close —
+// whatever N is. A payer whose payee has gone away calls StartClose, waits the channel's close delay
+// (during which the payee may still claim) and FinishClose takes back everything that was not
+// claimed. So the collector runs a Watcher, which reads its channels' state now and then and claims
+// the newest voucher as soon as it sees a close started; the close delay must span several watch
+// intervals (WatchesPerCloseDelay).
+//
+// Every send goes through contracts.Send, the one send-and-refusal path, and a refusal by the
+// channel is ErrRefused with the sentinel of its exit code.
 //
 // # Crash safety
 //
@@ -40,7 +54,6 @@
 // already has history is the one thing a file cannot catch: call Payer.Refresh (which fails with
 // ErrStateBehind) and Payee.Refresh after opening, before paying or accepting.
 //
-// Amounts are integer nanoTON in uint64. A Payer or Payee is safe for concurrent use; a chain.Wallet is
-// not, so callers that share one wallet between channels must serialize Open, TopUp, Claim, StartClose and
-// FinishClose on it.
+// Amounts are integer nanoTON in uint64. Every type here is safe for concurrent use except
+// chain.Wallet, so callers that share one wallet between channels serialize its sends with a Wallet.
 package payments

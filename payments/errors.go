@@ -31,7 +31,26 @@ var (
 	// ErrChannelClosed: the channel has been closed on chain and accepts nothing more.
 	ErrChannelClosed = errors.New("payments: channel closed")
 	// ErrTooEarly: FinishClose before the close delay has passed (see contracts.ChannelState.ClosableAt).
-	ErrTooEarly = errors.New("payments: close delay has not passed")
+	ErrTooEarly = errors.New("payments: too early: the close delay has not passed")
 	// ErrRefused: the channel contract refused a message; the error names its exit code.
 	ErrRefused = errors.New("payments: refused by the channel")
+)
+
+// Errors of the collector and the stream.
+var (
+	// ErrNotChannel: an account that does not run the Cocoon channel code with the data it claims.
+	ErrNotChannel = errors.New("payments: not a Cocoon payment channel")
+	// ErrUnknownChannel: a voucher on a channel the collector does not know and may not look up (no
+	// store, or one that the chain recently said is no Cocoon channel paying this payee).
+	ErrUnknownChannel = errors.New("payments: unknown channel")
+	// ErrRefusedChannel: a channel the collector will not be paid through: another payee, not open,
+	// or a close delay below the minimum (the payer could take its deposit back before a claim).
+	ErrRefusedChannel = errors.New("payments: channel refused")
+	// ErrBusy: too many channels looked up lately, or too many kept; try again later.
+	ErrBusy = errors.New("payments: too many channel look-ups")
+	// ErrPostRefused: the payee answered a voucher post with an error status.
+	ErrPostRefused = errors.New("payments: voucher post refused")
+	// ErrOwed: a Stream still owes amounts it could not pay or deliver (Flush returns it, wrapped with
+	// the reason).
+	ErrOwed = errors.New("payments: amounts still owed")
 )

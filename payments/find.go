@@ -14,7 +14,7 @@ import (
 // Find reads the channel at addr from c and returns the configuration it
 // was opened with, checked to give that very address: the account runs the
 // channel code with the data its config says, so its state can be trusted.
-// A payee uses it to learn of a channel from the first voucher on it.
+// A Collector uses it to learn of a channel from the first voucher on it.
 func Find(ctx context.Context, c chain.Chain, addr string) (contracts.ChannelConfig, *contracts.ChannelState, error) {
 	a, err := address.ParseAddr(addr)
 	if err != nil {
@@ -24,33 +24,11 @@ func Find(ctx context.Context, c chain.Chain, addr string) (contracts.ChannelCon
 	if err != nil {
 		return contracts.ChannelConfig{}, nil, err
 	}
-	cfg := contracts.ChannelConfig{Payer: state.Payer, Payee: state.Payee, PayerKey: state.PayerKey,
-		PayeeKey: state.PayeeKey, Nonce: state.Nonce, CloseDelay: state.CloseDelay}
+	cfg := state.Config()
 	if want, err := cfg.Address(); err != nil || !want.Equals(a) {
-		return cfg, nil, fmt.Errorf("payments: account %s is not a Cocoon payment channel", addr)
+		return cfg, nil, fmt.Errorf("%w: account %s", ErrNotChannel, addr)
 	}
 	return cfg, state, nil
-}
-
-// FindPayee opens the payee end, kept in dir, of the channel at addr, which
-// must pay wallet; the end is refreshed from the chain.
-func FindPayee(ctx context.Context, c chain.Chain, dir, addr string, wallet *address.Address) (*Payee, *contracts.ChannelState, error) {
-	cfg, state, err := Find(ctx, c, addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !state.Payee.Equals(wallet) {
-		return nil, nil, fmt.Errorf("payments: channel %s pays %s, not %s", addr, state.Payee, wallet)
-	}
-	p, err := OpenPayee(dir, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	if _, err := p.Refresh(ctx, c); err != nil {
-		p.Close()
-		return nil, nil, err
-	}
-	return p, state, nil
 }
 
 // maxNonce bounds the channels Usable looks at for one payer and payee.

@@ -1,8 +1,8 @@
 package payments
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -75,6 +75,20 @@ func TopUp(ctx context.Context, w *chain.Wallet, ch contracts.ChannelConfig, amo
 	return sendAndRead(ctx, w, addr, "top-up", value, contracts.TopUpBody(queryID(), amount))
 }
 
+// ClaimWith claims sv on channel ch through the payee's wallet w and returns the channel's state
+// after it: for a payee without a Payee end (the CLI's `channel claim`). The contract refuses
+// stale, replayed and forged vouchers.
+func ClaimWith(ctx context.Context, w *chain.Wallet, ch contracts.ChannelConfig, sv contracts.SignedVoucher) (*contracts.ChannelState, error) {
+	addr, err := ch.Address()
+	if err != nil {
+		return nil, fmt.Errorf("payments: %w", err)
+	}
+	if err := checkWallet(w, ch.Payee, "payee", addr); err != nil {
+		return nil, err
+	}
+	return sendAndRead(ctx, w, addr, "claim", contracts.ClaimValue, contracts.ClaimBody(queryID(), sv))
+}
+
 // StartClose starts closing channel ch through the payer's wallet w and returns the channel's state
 // after it; FinishClose may follow at its ClosableAt. Until then the payee can still claim.
 func StartClose(ctx context.Context, w *chain.Wallet, ch contracts.ChannelConfig) (*contracts.ChannelState, error) {
@@ -106,7 +120,7 @@ func FinishClose(ctx context.Context, w *chain.Wallet, ch contracts.ChannelConfi
 	case st.Status == contracts.ChannelClosed:
 		return st, fmt.Errorf("%w: %s", ErrChannelClosed, addr)
 	case st.Status == contracts.ChannelOpen:
-		return st, fmt.Errorf("payments: finish close of channel %s: no close started (StartClose first)", addr)
+		return st, fmt.Errorf("payments: finish close of channel %s: no close started: start the close first", addr)
 	case now.Before(st.ClosableAt()):
 		return st, fmt.Errorf("%w: channel %s closable at %s, now %s", ErrTooEarly, addr,
 			st.ClosableAt().UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
@@ -146,29 +160,19 @@ func sendAndRead(ctx context.Context, w *chain.Wallet, addr *address.Address, op
 	return State(ctx, w.Chain(), addr)
 }
 
-// send makes w send value and body (and init, if not nil) to the channel at ch, waits until everything
-// it causes has landed (the payout or refund, or the bounce) and returns the channel's transaction.
-// A channel that refuses is ErrRefused, with the matching sentinel for the exit codes callers branch on.
+// send makes w send value and body (and init, if not nil) to the channel at ch through
+// contracts.Send — the one send-and-refusal path, which checks the wallet's balance first and waits
+// until everything the send causes has landed (the payout or refund, or the bounce) — and returns
+// the channel's transaction. A channel that refuses is ErrRefused, with the matching sentinel for
+// the exit codes callers branch on.
 func send(ctx context.Context, w *chain.Wallet, ch *address.Address, op string, value uint64, body *cell.Cell, init *tlb.StateInit) (*chain.Transaction, error) {
-	wtx, err := w.Send(ctx, chain.Transfer{To: ch, Amount: value, Bounce: true, Body: body, StateInit: init})
-	if err != nil {
+	sent, err := contracts.Send(ctx, w, chain.Transfer{To: ch, Amount: value, Bounce: true, Body: body, StateInit: init})
+	var refusal *contracts.RefusedError
+	if err != nil && (!errors.As(err, &refusal) || sent == nil) {
 		return nil, fmt.Errorf("payments: %s on channel %s: %w", op, ch, err)
 	}
-	var out *chain.Message
-	for _, m := range wtx.Out {
-		if m.Type == tlb.MsgTypeInternal && m.Dst.Equals(ch) {
-			out = m
-		}
-	}
-	if out == nil {
-		return nil, fmt.Errorf("payments: %s on channel %s: wallet %s sent nothing (is %d nanoTON more than it holds?)", op, ch, w.Address(), value)
-	}
-	trace, err := chain.Trace(ctx, w.Chain(), wtx)
-	if err != nil {
-		return nil, fmt.Errorf("payments: %s on channel %s: %w", op, ch, err)
-	}
-	for _, tx := range trace {
-		if !tx.Address.Equals(ch) || tx.In == nil || !bytes.Equal(tx.In.Hash, out.Hash) {
+	for _, tx := range sent.Trace {
+		if !tx.Address.Equals(ch) || tx.In == nil || tx.In.Src == nil || !tx.In.Src.Equals(w.Address()) {
 			continue
 		}
 		if tx.Aborted || tx.ComputeSkipped != "" {
@@ -176,11 +180,14 @@ func send(ctx context.Context, w *chain.Wallet, ch *address.Address, op string, 
 		}
 		return tx, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("payments: %s on channel %s: %w", op, ch, err)
+	}
 	return nil, fmt.Errorf("payments: %s on channel %s: no transaction of the channel in the trace", op, ch)
 }
 
 func refused(op string, ch *address.Address, tx *chain.Transaction) error {
-	what := fmt.Sprintf("%s on channel %s: exit code %d, action code %d%s", op, ch, tx.ExitCode, tx.ActionCode, skipped(tx))
+	what := fmt.Sprintf("%s on channel %s: exit code %d (%s), action code %d%s", op, ch, tx.ExitCode, contracts.ExitMeaning(tx.ExitCode), tx.ActionCode, skipped(tx))
 	var also error
 	switch tx.ExitCode {
 	case contracts.ExitTotalAboveDeposit:

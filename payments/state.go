@@ -264,6 +264,9 @@ func (e *end) open(dir, role string, ch contracts.ChannelConfig, check func(addr
 	return nil
 }
 
+// Config is the configuration the channel was opened with.
+func (e *end) Config() contracts.ChannelConfig { return e.ch }
+
 // Address is the channel's address.
 func (e *end) Address() *address.Address { return e.addr }
 

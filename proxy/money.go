@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,24 +11,27 @@ import (
 
 	"github.com/xssnick/tonutils-go/address"
 
+	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/chain"
 	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/wire"
 )
 
-// Payments connects a proxy to its money: the payee ends of its clients'
-// channels (keyed by the client's account key, hex) and the payer ends of its
-// channels to workers (keyed by the worker's payout wallet address), and the
-// wallet that claims and opens channels.
+// Payments connects a proxy to its money: a payments.Collector for the
+// channels its clients pay it through (an account is a client's key, hex,
+// the key that signs both its requests and its vouchers), a payments.Stream
+// per worker it pays (by the worker's payout wallet address), and the
+// wallet that claims and opens channels, one send at a time.
 type Payments struct {
-	Chain  chain.Chain
+	Chain  chain.Chain // nil: Wallet.Chain()
 	Wallet *chain.Wallet
 	// Clients and Workers are channels known from the start (`cocoon up`
-	// opens them). Others are found as they come: a client channel when its
-	// first voucher arrives, a worker channel when a worker with a payout
-	// address connects (opened with WorkerDeposit if there is none).
-	Clients map[string]*payments.Payee
+	// opens them); the caller closes them after the proxy. Others are found
+	// as they come: a client channel from its first voucher, a worker
+	// channel when a worker with a payout address connects (opened with
+	// WorkerDeposit if there is none).
+	Clients []*payments.Payee
 	Workers map[string]*payments.Payer
 	// Dir keeps the ends of channels found later; "" finds none.
 	Dir string
@@ -38,6 +40,12 @@ type Payments struct {
 	// WorkerDeposit is what a channel to a new worker is opened with; 0
 	// opens none.
 	WorkerDeposit uint64
+	// WorkerCloseDelay is the close delay of the channels the proxy opens to
+	// workers: the root's workerCloseDelay. 0: payments.DefaultMinCloseDelay.
+	WorkerCloseDelay time.Duration
+	// MinCloseDelay refuses client channels that close sooner: the root's
+	// clientCloseDelay. 0: payments.DefaultMinCloseDelay.
+	MinCloseDelay time.Duration
 	// WatchInterval is how often the state of each client channel is read,
 	// to claim at once on any whose client starts a close (see
 	// payments.Watcher); 0: payments.DefaultWatchInterval.
@@ -47,238 +55,91 @@ type Payments struct {
 // money is the proxy's side of its payment channels.
 type money struct {
 	*Payments
-	findMu  sync.Mutex // one channel discovery at a time
+	wallet  *payments.Wallet
+	collect *payments.Collector // client channels
+
 	mu      sync.Mutex
-	byAddr  map[string]*payments.Payee // client channels by channel address
-	payouts map[string]*payout         // by worker payout address
-	unpaid  map[string]uint64          // owed to workers whose channel is being opened
+	payouts map[string]*payments.Stream // by worker payout address
+	owned   []*payments.Payer           // worker channels the proxy opened, closed by settle
+	unpaid  map[string]uint64           // owed to workers whose channel is being opened
 	opening map[string]bool
-
-	watch     *payments.Watcher // claims on client channels their clients are closing
-	stopWatch context.CancelFunc
-	watchDone chan struct{}
-}
-
-// payout is how the proxy pays one worker: its channel's payments and the
-// posting of their vouchers over whichever link the worker has now.
-type payout struct {
-	payer  *payments.Payer
-	stream *payments.Stream
-	sender *wire.VoucherSender
+	opens   sync.WaitGroup
 }
 
 // PayWith makes the proxy paid through client channels and paying workers
 // through worker channels. Call it before serving.
-func (p *Proxy) PayWith(pm *Payments) {
-	m := &money{Payments: pm, byAddr: map[string]*payments.Payee{}, payouts: map[string]*payout{}, unpaid: map[string]uint64{}, opening: map[string]bool{}}
-	if m.Clients == nil {
-		m.Clients = map[string]*payments.Payee{}
+func (p *Proxy) PayWith(pm *Payments) error {
+	if pm.Chain == nil {
+		pm.Chain = pm.Wallet.Chain()
 	}
-	for _, ch := range m.Clients {
-		m.byAddr[ch.Address().String()] = ch
+	m := &money{Payments: pm, wallet: payments.NewWallet(pm.Wallet), payouts: map[string]*payments.Stream{},
+		unpaid: map[string]uint64{}, opening: map[string]bool{}}
+	var err error
+	m.collect, err = payments.NewCollector(payments.CollectorConfig{Wallet: m.wallet, Chain: pm.Chain, Dir: pm.Dir,
+		MinCloseDelay: pm.MinCloseDelay, ClaimThreshold: p.cfg.ClaimThreshold, WatchInterval: pm.WatchInterval,
+		Log: p.log.With("collecting", "client channels")})
+	if err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	for _, ch := range pm.Clients {
+		if err := m.collect.Add(ch); err != nil {
+			m.collect.Close()
+			return fmt.Errorf("proxy: %w", err)
+		}
 	}
 	p.money = m
 	for addr, payer := range pm.Workers {
 		p.addPayout(addr, payer)
 	}
-	p.walletOps = make(chan func(), 64)
-	p.opsDone = make(chan struct{})
-	go func() {
-		defer close(p.opsDone)
-		for op := range p.walletOps {
-			op()
-		}
-	}()
-	p.watchClients()
-}
-
-// watchClients starts watching the client channels, from now until settle:
-// a client that starts closing its channel gets every voucher it signed
-// claimed before it can take its deposit back.
-func (p *Proxy) watchClients() {
-	m := p.money
-	c := m.Chain
-	if c == nil && m.Wallet != nil {
-		c = m.Wallet.Chain()
-	}
-	if c == nil {
-		return
-	}
-	m.watch = &payments.Watcher{Chain: c, Channels: m.clientChannels, Claim: p.claimNow,
-		Interval: m.WatchInterval, Log: p.log.With("watching", "client channels")}
-	ctx, cancel := context.WithCancel(context.Background())
-	m.stopWatch, m.watchDone = cancel, make(chan struct{})
-	go func() {
-		defer close(m.watchDone)
-		m.watch.Run(ctx)
-	}()
-}
-
-// clientChannels lists the channels that pay the proxy.
-func (m *money) clientChannels() []*payments.Payee {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	chans := make([]*payments.Payee, 0, len(m.byAddr))
-	for _, ch := range m.byAddr {
-		chans = append(chans, ch)
-	}
-	return chans
-}
-
-// claimNow claims ch's newest voucher on the proxy's wallet, whose sends go
-// one at a time, and waits for the outcome.
-func (p *Proxy) claimNow(ctx context.Context, ch *payments.Payee) error {
-	done := make(chan error, 1)
-	op := func() {
-		ctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		done <- ch.Claim(ctx, p.money.Wallet)
-	}
-	select {
-	case p.walletOps <- op:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return nil
 }
 
 // ClosingChannels lists the client channels the proxy has seen their clients
 // start closing, with what is left to claim on each; nil for a proxy that
 // takes no payments.
 func (p *Proxy) ClosingChannels() []payments.ClosingChannel {
-	if p.money == nil || p.money.watch == nil {
-		return nil
-	}
-	return p.money.watch.Closing()
-}
-
-// addPayout starts paying the worker at addr through payer.
-func (p *Proxy) addPayout(addr string, payer *payments.Payer) {
-	po := &payout{payer: payer, sender: &wire.VoucherSender{Channel: payer.Address().String()}}
-	po.sender.Post = func(ctx context.Context, body []byte) error {
-		w := p.workerByPayout(addr)
-		if w == nil {
-			return fmt.Errorf("worker %s is not connected", addr)
-		}
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		return wire.PostJSON(ctx, w.cc, "https://worker"+wire.PathVouchers, body)
-	}
-	po.sender.OnError = func(err error) {
-		p.log.Warn("voucher to worker not delivered; the next one covers it", "payout", addr, "err", err)
-	}
-	po.stream = payments.NewStream(payer, po.sender.Send, func(amount uint64, err error) {
-		p.log.Error("paying worker", "payout", addr, "amount", amount, "err", err)
-	})
-	m := p.money
-	m.mu.Lock()
-	m.payouts[addr] = po
-	owed := m.unpaid[addr]
-	delete(m.unpaid, addr)
-	m.mu.Unlock()
-	if v, err := payer.Last(); err == nil {
-		po.sender.Send(v)
-	}
-	po.stream.Add(owed)
-}
-
-// paidBy is what the newest voucher of client's channel covers.
-func (p *Proxy) paidBy(client string) uint64 {
 	if p.money == nil {
-		return 0
-	}
-	p.money.mu.Lock()
-	ch := p.money.Clients[client]
-	p.money.mu.Unlock()
-	if ch != nil {
-		return ch.Total()
-	}
-	return 0
-}
-
-// checkChannelOpen refuses a client whose payer channel its watcher has seen
-// closing: what it would be served on credit from now on could be taken
-// back when the close finishes.
-func (p *Proxy) checkChannelOpen(client string) error {
-	m := p.money
-	if m == nil || m.watch == nil {
 		return nil
 	}
-	m.mu.Lock()
-	ch := m.Clients[client]
-	m.mu.Unlock()
-	if ch != nil && m.watch.IsClosing(ch.Address().String()) {
-		return fmt.Errorf("payment channel %s is closing: open a new channel to keep using this proxy", ch.Address())
+	return p.money.collect.Closing()
+}
+
+// Covered is what client (its key, hex) has paid by voucher over all its
+// channels, and the unspent deposit of those still open; see
+// payments.Collector.Covered. Zero for a proxy that takes no payments.
+func (p *Proxy) Covered(client string) (paid, available uint64) {
+	if p.money == nil {
+		return 0, 0
+	}
+	return p.money.collect.Covered(client)
+}
+
+// paidBy is what the newest vouchers of client's channels cover.
+func (p *Proxy) paidBy(client string) uint64 {
+	paid, _ := p.Covered(client)
+	return paid
+}
+
+// checkChannelOpen refuses a client whose every channel its watch has seen
+// closing: what it would be served on credit from now on could be taken
+// back when the closes finish.
+func (p *Proxy) checkChannelOpen(client string) error {
+	if p.money == nil {
+		return nil
+	}
+	if open, closing := p.money.collect.ChannelsOf(client); open == 0 && closing > 0 {
+		return fmt.Errorf("your payment channel is closing: open a new channel to keep using this proxy")
 	}
 	return nil
 }
 
 // serveVoucher takes a client's newest voucher.
 func (p *Proxy) serveVoucher(rw http.ResponseWriter, r *http.Request) {
-	wire.ServeVoucher(rw, r, p.clientChannel, func(ch *payments.Payee) {
-		if ch.ShouldClaim(p.cfg.ClaimThreshold) {
-			p.claim(ch)
-		}
-	})
-}
-
-// clientChannel finds the channel at addr that pays this proxy, reading it
-// from the chain the first time.
-func (p *Proxy) clientChannel(ctx context.Context, addr string) (*payments.Payee, error) {
-	m := p.money
-	if m == nil {
-		return nil, errors.New("this proxy takes no payments")
+	if p.money == nil {
+		api.WriteError(rw, api.Errorf(http.StatusNotFound, api.TypeNotFound, "no_payments", "this proxy takes no payments"))
+		return
 	}
-	m.mu.Lock()
-	ch := m.byAddr[addr]
-	m.mu.Unlock()
-	if ch != nil {
-		return ch, nil
-	}
-	if m.Dir == "" {
-		return nil, fmt.Errorf("no channel %s pays this proxy", addr)
-	}
-	// One discovery at a time, without holding up the books meanwhile.
-	m.findMu.Lock()
-	defer m.findMu.Unlock()
-	m.mu.Lock()
-	ch = m.byAddr[addr]
-	m.mu.Unlock()
-	if ch != nil {
-		return ch, nil
-	}
-	ch, state, err := payments.FindPayee(ctx, m.Chain, m.Dir, addr, m.Wallet.Address())
-	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	m.byAddr[addr] = ch
-	m.Clients[hex.EncodeToString(state.PayerKey)] = ch
-	m.mu.Unlock()
-	p.log.Info("client channel found", "channel", addr, "deposit", ch.Deposit())
-	return ch, nil
-}
-
-// claim queues a claim of ch's newest voucher on the proxy's wallet, whose
-// sends go one at a time.
-func (p *Proxy) claim(ch *payments.Payee) {
-	select {
-	case p.walletOps <- func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := ch.Claim(ctx, p.money.Wallet); err != nil {
-			p.log.Error("claiming client channel", "channel", ch.Address().String(), "err", err)
-			return
-		}
-		p.log.Info("claimed client channel", "channel", ch.Address().String(), "claimed", ch.Claimed())
-	}:
-	default: // a claim is already queued; it will take the newest voucher
-	}
+	p.money.collect.ServeHTTP(rw, r)
 }
 
 // payout is the wallet the worker on w is paid to, as its newest hello says.
@@ -286,6 +147,31 @@ func (w *workerConn) payout() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.hello.Payout
+}
+
+// addPayout starts paying the worker at addr through payer.
+func (p *Proxy) addPayout(addr string, payer *payments.Payer) {
+	s := payments.NewStream(payer, payments.StreamConfig{Post: p.postToWorker(addr), Chain: p.money.Chain,
+		Log: p.log.With("paying", addr)})
+	m := p.money
+	m.mu.Lock()
+	m.payouts[addr] = s
+	owed := m.unpaid[addr]
+	delete(m.unpaid, addr)
+	m.mu.Unlock()
+	s.Add(owed)
+}
+
+// postToWorker posts vouchers to the worker paid to addr, over whichever
+// link it has now.
+func (p *Proxy) postToWorker(addr string) payments.Post {
+	return func(ctx context.Context, v payments.VoucherPost) error {
+		w := p.workerByPayout(addr)
+		if w == nil {
+			return fmt.Errorf("worker %s is not connected", addr)
+		}
+		return payments.PostTo(w.cc, "https://worker"+wire.PathVouchers)(ctx, v)
+	}
 }
 
 // payWorker pays amount to the worker on w through its channel.
@@ -296,14 +182,14 @@ func (p *Proxy) payWorker(w *workerConn, amount uint64) {
 		return
 	}
 	m.mu.Lock()
-	po := m.payouts[payout]
-	if po == nil {
+	s := m.payouts[payout]
+	if s == nil {
 		// Its channel is being opened; the amount goes with the first voucher.
 		m.unpaid[payout] += amount
 	}
 	m.mu.Unlock()
-	if po != nil {
-		po.stream.Add(amount)
+	if s != nil {
+		s.Add(amount)
 	}
 }
 
@@ -317,59 +203,64 @@ func (p *Proxy) payoutFor(w *workerConn) {
 		return
 	}
 	m.mu.Lock()
-	po, opening := m.payouts[addr], m.opening[addr]
-	if po == nil && !opening && m.WorkerDeposit > 0 && m.Dir != "" {
+	s, opening := m.payouts[addr], m.opening[addr]
+	open := s == nil && !opening && m.WorkerDeposit > 0 && m.Dir != ""
+	if open {
 		m.opening[addr] = true
+		m.opens.Add(1)
 	}
 	m.mu.Unlock()
-	if po != nil {
-		if v, err := po.payer.Last(); err == nil {
-			po.sender.Send(v)
-		}
+	if s != nil {
+		s.Resend()
+	}
+	if !open {
 		return
 	}
-	if opening || m.WorkerDeposit == 0 || m.Dir == "" {
-		return
-	}
-	payee, err := address.ParseAddr(addr)
-	if err != nil {
-		p.log.Warn("worker's payout address", "worker", w.name, "err", err)
-		return
-	}
-	w.mu.Lock()
-	payeeKey := w.verified.Bundle.SigningKey
-	w.mu.Unlock()
-	p.walletOps <- func() {
+	go func() {
+		defer m.opens.Done()
 		defer func() {
 			m.mu.Lock()
 			delete(m.opening, addr)
 			m.mu.Unlock()
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		// The first channel to this worker still open, or new: the proxy
-		// may have closed an earlier one.
-		cfg, _, err := payments.Usable(ctx, m.Chain, contracts.ChannelConfig{Payer: m.Wallet.Address(), Payee: payee,
-			PayerKey: m.VoucherKey.Public().(ed25519.PublicKey), PayeeKey: payeeKey, CloseDelay: time.Hour}, m.Dir)
+		payer, err := p.openPayout(w, addr)
 		if err != nil {
 			p.log.Error("opening a channel to worker", "worker", w.name, "err", err)
 			return
 		}
-		if _, err := payments.Open(ctx, m.Wallet, cfg, m.WorkerDeposit); err != nil && !errors.Is(err, payments.ErrAlreadyOpen) {
-			p.log.Error("opening a channel to worker", "worker", w.name, "err", err)
-			return
-		}
-		payer, err := payments.OpenPayer(m.Dir, cfg, m.VoucherKey)
-		if err == nil {
-			_, err = payer.Refresh(ctx, m.Chain)
-		}
-		if err != nil {
-			p.log.Error("opening a channel to worker", "worker", w.name, "err", err)
-			return
-		}
+		m.mu.Lock()
+		m.owned = append(m.owned, payer)
+		m.mu.Unlock()
 		p.log.Info("channel to worker open", "worker", w.name, "channel", payer.Address().String(), "deposit", payer.Deposit())
 		p.addPayout(addr, payer)
+	}()
+}
+
+// openPayout opens or resumes the proxy's channel to the worker on w, paid
+// to addr: the first one still open, or a new one, as for every payer.
+func (p *Proxy) openPayout(w *workerConn, addr string) (*payments.Payer, error) {
+	m := p.money
+	payee, err := address.ParseAddr(addr)
+	if err != nil {
+		return nil, fmt.Errorf("worker's payout address: %w", err)
 	}
+	w.mu.Lock()
+	payeeKey := w.verified.Bundle.SigningKey
+	w.mu.Unlock()
+	delay := m.WorkerCloseDelay
+	if delay == 0 {
+		delay = payments.DefaultMinCloseDelay
+	}
+	cfg := contracts.ChannelConfig{Payer: m.Wallet.Address(), Payee: payee,
+		PayerKey: m.VoucherKey.Public().(ed25519.PublicKey), PayeeKey: payeeKey, CloseDelay: delay}
+	var payer *payments.Payer
+	err = m.wallet.Do(func(cw *chain.Wallet) error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		payer, _, err = payments.OpenOrResume(ctx, cw, cfg, m.VoucherKey, m.Dir, m.WorkerDeposit)
+		return err
+	})
+	return payer, err
 }
 
 // workerByPayout finds the connected worker paid to addr.
@@ -393,55 +284,51 @@ func (p *Proxy) payeeInfo() *wire.Payee {
 }
 
 // Flush waits until what the proxy owes its workers so far is in vouchers
-// that have been posted to them.
-func (p *Proxy) Flush() {
+// that were posted to them, and says what is still owed.
+func (p *Proxy) Flush() error {
 	m := p.money
 	if m == nil {
-		return
+		return nil
 	}
+	var errs []error
+	for _, s := range m.streams() {
+		errs = append(errs, s.Flush())
+	}
+	return errors.Join(errs...)
+}
+
+// streams lists the payouts' streams.
+func (m *money) streams() []*payments.Stream {
 	m.mu.Lock()
-	var pos []*payout
-	for _, po := range m.payouts {
-		pos = append(pos, po)
+	defer m.mu.Unlock()
+	out := make([]*payments.Stream, 0, len(m.payouts))
+	for _, s := range m.payouts {
+		out = append(out, s)
 	}
-	m.mu.Unlock()
-	for _, po := range pos {
-		po.stream.Flush()
-		po.sender.Flush()
-	}
+	return out
 }
 
 // settle delivers the newest vouchers to workers, claims every client
-// channel with something unclaimed, as a clean stop must, and waits for the
-// wallet's queue to drain.
+// channel with something unclaimed, as a clean stop must, and closes the
+// channel ends the proxy opened.
 func (p *Proxy) settle() error {
 	m := p.money
 	if m == nil {
 		return nil
 	}
-	if m.watch != nil {
-		m.stopWatch()
-		<-m.watchDone
-	}
-	p.Flush()
-	chans := m.clientChannels()
+	m.opens.Wait()
 	var errs []error
-	done := make(chan struct{})
-	p.walletOps <- func() {
-		defer close(done)
-		for _, ch := range chans {
-			if ch.Unclaimed() == 0 {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			if err := ch.Claim(ctx, m.Wallet); err != nil {
-				errs = append(errs, fmt.Errorf("claiming %s: %w", ch.Address(), err))
-			}
-			cancel()
+	for _, s := range m.streams() {
+		if err := s.Close(); err != nil {
+			errs = append(errs, err)
+			p.log.Error("stopping with a worker still owed", "err", err)
 		}
 	}
-	<-done
-	close(p.walletOps)
-	<-p.opsDone
+	errs = append(errs, m.collect.Close())
+	m.mu.Lock()
+	for _, payer := range m.owned {
+		payer.Close()
+	}
+	m.mu.Unlock()
 	return errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"encoding/hex"
 	"log/slog"
 	"strings"
 	"testing"
@@ -15,8 +16,10 @@ import (
 // millisecond.
 func newPaidProxy(ch *paymentstest.Channel) *Proxy {
 	p := New(Config{}, tls.Certificate{}, nil, nil, slog.New(slog.DiscardHandler))
-	p.PayWith(&Payments{Chain: ch.Chain, Wallet: ch.PayeeWallet, WatchInterval: time.Millisecond,
-		Clients: map[string]*payments.Payee{"client": ch.Payee}})
+	if err := p.PayWith(&Payments{Chain: ch.Chain, Wallet: ch.PayeeWallet, WatchInterval: time.Millisecond,
+		Clients: []*payments.Payee{ch.Payee}}); err != nil {
+		ch.T.Fatal(err)
+	}
 	return p
 }
 
@@ -41,7 +44,7 @@ func TestProxyClaimsWhenAClientStartsAClose(t *testing.T) {
 	}
 	// From now on the client is refused: what it would be served on credit
 	// could be taken back when the close finishes.
-	if err := p.checkChannelOpen("client"); err == nil || !strings.Contains(err.Error(), "is closing") {
+	if err := p.checkChannelOpen(hex.EncodeToString(ch.Config.PayerKey)); err == nil || !strings.Contains(err.Error(), "is closing") {
 		t.Errorf("a client whose channel is closing: %v, want a refusal", err)
 	}
 	ch.FinishClose(ch.Ledger(), 120_000_000)
@@ -61,7 +64,7 @@ func TestProxyWatchLeavesAnOpenChannel(t *testing.T) {
 	if ch.Chain.Status().Transactions != txs || ch.Payee.Claimed() != 0 || len(p.ClosingChannels()) != 0 {
 		t.Fatalf("an open channel: %d transactions, %d claimed", ch.Chain.Status().Transactions-txs, ch.Payee.Claimed())
 	}
-	if err := p.checkChannelOpen("client"); err != nil {
+	if err := p.checkChannelOpen(hex.EncodeToString(ch.Config.PayerKey)); err != nil {
 		t.Errorf("a client whose channel is open: %v", err)
 	}
 	if err := p.Close(); err != nil {

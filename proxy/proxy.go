@@ -88,9 +88,7 @@ type Proxy struct {
 	stopped context.Context // done once Close starts
 	stop    context.CancelFunc
 
-	money     *money
-	walletOps chan func() // sends of the proxy's wallet, one at a time
-	opsDone   chan struct{}
+	money *money
 }
 
 // New returns a proxy that admits workers whose evidence passes checker and

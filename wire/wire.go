@@ -8,8 +8,11 @@
 //	worker  ← proxy   POST /cocoon/v1/run        envelope in, records out
 //	proxy   ← client  GET  /cocoon/v1/directory  Directory (JSON)
 //	proxy   ← client  POST /cocoon/v1/requests   envelope in, records out
-//	proxy   ← client  POST /cocoon/v1/vouchers   VoucherPost (the client pays)
-//	worker  ← proxy   POST /cocoon/v1/vouchers   VoucherPost (the proxy pays)
+//	proxy   ← client  POST /cocoon/v1/vouchers   payments.VoucherPost (the client pays)
+//	worker  ← proxy   POST /cocoon/v1/vouchers   payments.VoucherPost (the proxy pays)
+//
+// The voucher post's format and transport belong to package payments; this
+// package holds messages only and imports nothing of TON.
 //
 // The worker dials the proxy and then serves HTTP/2 on that connection, so the
 // proxy is the HTTP client of the worker although the worker opened the TCP
@@ -21,7 +24,6 @@ import (
 	"fmt"
 
 	"github.com/cocoon-go/cocoon/api"
-	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/price"
 )
 
@@ -31,7 +33,7 @@ const (
 	PathRun       = "/cocoon/v1/run"
 	PathDirectory = "/cocoon/v1/directory"
 	PathRequests  = "/cocoon/v1/requests"
-	PathVouchers  = "/cocoon/v1/vouchers" // client → proxy and proxy → worker: VoucherPost
+	PathVouchers  = "/cocoon/v1/vouchers" // client → proxy and proxy → worker: payments.VoucherPost
 )
 
 // Content types.
@@ -63,14 +65,6 @@ type Hello struct {
 	Capacity int         `json:"capacity"`         // requests it serves at once
 	Models   []string    `json:"models"`           // names apps use
 	Payout   string      `json:"payout,omitempty"` // the wallet the worker is paid to
-}
-
-// VoucherPost carries the newest cumulative voucher of a payment channel to
-// its payee. Vouchers are cumulative, so only the newest one matters and a
-// lost or reordered post costs nothing.
-type VoucherPost struct {
-	Channel string                  `json:"channel"` // the channel's address
-	Voucher contracts.SignedVoucher `json:"voucher"`
 }
 
 // Directory lists the workers a proxy can route to.

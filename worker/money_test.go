@@ -37,7 +37,9 @@ func TestWorkerClaimsWhenItsProxyStartsAClose(t *testing.T) {
 	ch.Pay(40_000_000)
 	ch.Pay(25_000_000)
 	w := newTestWorker(t, Config{})
-	w.PayWith(&Payments{Wallet: ch.PayeeWallet, Channel: ch.Payee, WatchInterval: time.Millisecond})
+	if err := w.PayWith(&Payments{Wallet: ch.PayeeWallet, Channel: ch.Payee, WatchInterval: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := payments.StartClose(ch.Ctx, ch.PayerWallet, ch.Config); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +60,9 @@ func TestWorkerWatchLeavesAnOpenChannel(t *testing.T) {
 	ch := paymentstest.Open(t, 2*paymentstest.TON)
 	ch.Pay(40_000_000)
 	w := newTestWorker(t, Config{})
-	w.PayWith(&Payments{Wallet: ch.PayeeWallet, Channel: ch.Payee, WatchInterval: time.Millisecond})
+	if err := w.PayWith(&Payments{Wallet: ch.PayeeWallet, Channel: ch.Payee, WatchInterval: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
 	txs := ch.Chain.Status().Transactions
 	time.Sleep(30 * time.Millisecond)
 	if ch.Chain.Status().Transactions != txs || ch.Payee.Claimed() != 0 || len(w.ClosingChannels()) != 0 {

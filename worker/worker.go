@@ -122,9 +122,7 @@ type Worker struct {
 	replay   seal.ReplayCache
 	handler  http.Handler
 
-	money   *Payments
-	payMu   sync.Mutex // guards money.Channel
-	claimMu sync.Mutex // one claim at a time
+	money *Payments
 }
 
 // New returns a worker that runs requests on eng and proves its keys with tee.

@@ -23,8 +23,11 @@ import (
 	"github.com/xssnick/tonutils-go/ton/wallet"
 
 	"github.com/cocoon-go/cocoon/chain"
+	"github.com/cocoon-go/cocoon/chain/chainspec"
 	"github.com/cocoon-go/cocoon/chain/local"
-	"github.com/cocoon-go/cocoon/node"
+	"github.com/cocoon-go/cocoon/contracts"
+	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/nanoton"
 )
 
 // amountHelp is the amount convention, repeated in the help of every command that takes one.
@@ -69,7 +72,7 @@ type moneyCmd struct {
 func newMoneyCmd(name, summary string, withKey bool) *moneyCmd {
 	m := &moneyCmd{}
 	m.fs, m.verbose = newFlags(name, summary)
-	m.fs.StringVar(&m.spec, "chain", "local:"+defaultDir("chain"), "chain: "+node.ChainSpecs)
+	m.fs.StringVar(&m.spec, "chain", "local:"+defaultDir("chain"), "chain: "+chainspec.Help)
 	m.fs.BoolVar(&m.json, "json", false, "print one JSON object, amounts as integer nanoTON")
 	m.fs.DurationVar(&m.timeout, "timeout", 2*time.Minute, "give up waiting for the chain after this long")
 	if withKey {
@@ -110,7 +113,7 @@ func (m *moneyCmd) parse(args []string, lo, hi int) ([]string, error) {
 func (m *moneyCmd) start(ctx context.Context) error {
 	m.log = newLogger(*m.verbose)
 	m.ctx, m.cancel = context.WithTimeout(ctx, m.timeout)
-	c, closer, err := node.OpenChain(m.ctx, m.spec, m.log)
+	c, closer, err := chainspec.Open(m.ctx, m.spec, m.log)
 	if err != nil {
 		m.cancel()
 		return err
@@ -132,7 +135,7 @@ func (m *moneyCmd) stop() {
 
 // wallet loads the wallet of --key.
 func (m *moneyCmd) wallet() (*chain.Wallet, error) {
-	key, err := node.LoadWalletKey(m.key)
+	key, err := identity.LoadWalletKey(m.key)
 	if err != nil {
 		return nil, err
 	}
@@ -164,11 +167,11 @@ func (m *moneyCmd) parseAddrAmount(args []string) (*address.Address, uint64, err
 	if err != nil {
 		return nil, 0, err
 	}
-	to, err := node.ParseAddress(pos[0])
+	to, err := chain.ParseAddress(pos[0])
 	if err != nil {
 		return nil, 0, err
 	}
-	amount, err := node.ParseAmount(pos[1])
+	amount, err := nanoton.Parse(pos[1])
 	return to, amount, err
 }
 
@@ -198,11 +201,11 @@ func (f amountFlag) String() string {
 	if f.n == nil {
 		return ""
 	}
-	return node.FormatTON(*f.n)
+	return nanoton.Format(*f.n)
 }
 
 func (f amountFlag) Set(s string) error {
-	n, err := node.ParseAmount(s)
+	n, err := nanoton.Parse(s)
 	if err != nil {
 		return err
 	}
@@ -233,7 +236,7 @@ type sentJSON struct {
 	Tx   txJSON `json:"transaction"`
 }
 
-func sentOf(s *node.Sent) sentJSON { return sentJSON{Fees: s.Fees(), Tx: txOf(s.Wallet)} }
+func sentOf(s *contracts.Sent) sentJSON { return sentJSON{Fees: s.Fees(), Tx: txOf(s.Wallet)} }
 
 // status names an account status in lower case words.
 func status(s tlb.AccountStatus) string {
@@ -274,7 +277,7 @@ func runChainServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	log := newLogger(*verbose)
-	c, closer, err := node.OpenChain(ctx, "local:"+*dir, log)
+	c, closer, err := chainspec.Open(ctx, "local:"+*dir, log)
 	if err != nil {
 		return err
 	}
@@ -326,7 +329,7 @@ func runChainFaucet(ctx context.Context, args []string) error {
 		Balance uint64 `json:"balance"`
 		Tx      txJSON `json:"transaction"`
 	}{m.chain.Name(), m.addr(to), amount, acc.Balance, txOf(tx)},
-		fmt.Sprintf("credited %s TON to %s (local faucet)\nbalance: %s TON\n", node.FormatTON(amount), m.addr(to), node.FormatTON(acc.Balance)))
+		fmt.Sprintf("credited %s TON to %s (local faucet)\nbalance: %s TON\n", nanoton.Format(amount), m.addr(to), nanoton.Format(acc.Balance)))
 }
 
 const walletHelp = `Usage: cocoon wallet COMMAND [flags]
@@ -356,7 +359,7 @@ func runWalletNew(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.stop()
-	key, err := node.CreateWalletKey(m.key)
+	key, err := identity.CreateWalletKey(m.key)
 	if err != nil {
 		return err
 	}
@@ -396,7 +399,7 @@ func (m *moneyCmd) startTarget(ctx context.Context, args []string) (*address.Add
 		w    *chain.Wallet
 	)
 	if len(pos) == 1 {
-		addr, err = node.ParseAddress(pos[0])
+		addr, err = chain.ParseAddress(pos[0])
 	} else if w, err = m.wallet(); err == nil {
 		addr = w.Address()
 	}
@@ -441,7 +444,7 @@ func runWalletShow(ctx context.Context, args []string) error {
 		}
 	}
 	human := fmt.Sprintf("address:    %s\nchain:      %s\nstatus:     %s\nbalance:    %s TON\nseqno:      %d\n",
-		out.Address, out.Chain, out.Status, node.FormatTON(out.Balance), out.Seqno)
+		out.Address, out.Chain, out.Status, nanoton.Format(out.Balance), out.Seqno)
 	if out.PublicKey != "" {
 		human += "public key: " + out.PublicKey + "\n"
 	}
@@ -462,7 +465,7 @@ func runWalletBalance(ctx context.Context, args []string) error {
 		Chain   string `json:"chain"`
 		Address string `json:"address"`
 		Balance uint64 `json:"balance"`
-	}{m.chain.Name(), m.addr(addr), acc.Balance}, node.FormatTON(acc.Balance)+" TON\n")
+	}{m.chain.Name(), m.addr(addr), acc.Balance}, nanoton.Format(acc.Balance)+" TON\n")
 }
 
 func runWalletSend(ctx context.Context, args []string) error {
@@ -487,7 +490,7 @@ func runWalletSend(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	sent, err := node.Send(m.ctx, w, t)
+	sent, err := contracts.Send(m.ctx, w, t)
 	if err != nil {
 		return err
 	}
@@ -500,7 +503,7 @@ func runWalletSend(ctx context.Context, args []string) error {
 		sentJSON
 	}{m.chain.Name(), m.addr(w.Address()), m.addr(to), amount, *comment, sentOf(sent)},
 		fmt.Sprintf("sent %s TON to %s (fees %s TON, transaction %d:%x)\n",
-			node.FormatTON(amount), m.addr(to), node.FormatTON(sent.Fees()), sent.Wallet.LT, sent.Wallet.Hash))
+			nanoton.Format(amount), m.addr(to), nanoton.Format(sent.Fees()), sent.Wallet.LT, sent.Wallet.Hash))
 }
 
 // sortedHex writes hashes as hex, sorted.

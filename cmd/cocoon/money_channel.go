@@ -14,7 +14,8 @@ import (
 	"github.com/cocoon-go/cocoon/chain"
 	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/identity"
-	"github.com/cocoon-go/cocoon/node"
+	"github.com/cocoon-go/cocoon/nanoton"
+	"github.com/cocoon-go/cocoon/payments"
 )
 
 const channelHelp = `Usage: cocoon channel COMMAND [flags]
@@ -75,7 +76,7 @@ type channelJSON struct {
 
 // readChannel reads the channel at addr from its data.
 func (m *moneyCmd) readChannel(addr *address.Address) (*contracts.ChannelState, channelJSON, error) {
-	acc, err := node.ActiveAccount(m.ctx, m.chain, "channel", addr)
+	acc, err := contracts.ActiveAccount(m.ctx, m.chain, "channel", addr)
 	if err != nil {
 		return nil, channelJSON{}, err
 	}
@@ -101,8 +102,8 @@ func (m *moneyCmd) readChannel(addr *address.Address) (*contracts.ChannelState, 
 
 func (c channelJSON) human() string {
 	s := fmt.Sprintf("channel:  %s (%s)\nstate:    %s\npayer:    %s\npayee:    %s\ndeposit:  %s TON\nclaimed:  %s TON\nlocked:   %s TON\nseqno:    %d\nbalance:  %s TON\nclose delay: %v\n",
-		c.Address, c.Chain, c.State, c.Payer, c.Payee, node.FormatTON(c.Deposit), node.FormatTON(c.Claimed), node.FormatTON(c.Locked),
-		c.Seqno, node.FormatTON(c.Balance), time.Duration(c.CloseDelay)*time.Second)
+		c.Address, c.Chain, c.State, c.Payer, c.Payee, nanoton.Format(c.Deposit), nanoton.Format(c.Claimed), nanoton.Format(c.Locked),
+		c.Seqno, nanoton.Format(c.Balance), time.Duration(c.CloseDelay)*time.Second)
 	if c.ClosableAt != 0 {
 		s += fmt.Sprintf("closing since %s; closable at %s\n", time.Unix(c.ClosingSince, 0).UTC().Format(time.RFC3339), time.Unix(c.ClosableAt, 0).UTC().Format(time.RFC3339))
 	}
@@ -110,13 +111,13 @@ func (c channelJSON) human() string {
 }
 
 func runChannelOpen(ctx context.Context, args []string) error {
-	m := newMoneyCmd("channel open", "Deploys a payment channel from the wallet of --key (the payer) to --payee, whose public key\nis --payee-key, and deposits --deposit in it. Prints the channel's address.\n"+amountHelp, true)
+	m := newMoneyCmd("channel open", "Opens a payment channel from the wallet of --key (the payer) to --payee, whose public key\nis --payee-key, with --deposit in it, and prints its address. As every Cocoon payer does, it\nresumes the first channel to that payee still open (top it up instead), passes over closing and\nclosed ones, and never redeploys an address it has used (its state is kept under --channels).\n"+amountHelp, true)
 	payee := m.fs.String("payee", "", "payee's wallet address (required)")
 	payeeKey := m.fs.String("payee-key", "", "payee's Ed25519 public key, 64 hex digits (required)")
 	var deposit uint64
 	m.fs.Var(amountFlag{&deposit}, "deposit", "AMOUNT to lock in the channel (required)")
 	delay := m.fs.Duration("close-delay", time.Hour, "how long the payee may still claim after a close starts (whole seconds)")
-	nonce := m.fs.Int64("nonce", -1, "channel nonce, to open several channels between the same parties (default: the first unused)")
+	dir := m.fs.String("channels", defaultDir("channels"), "directory of the payer's channel state")
 	vkey := voucherKeyFlag(m)
 	if _, err := m.parse(args, 0, 0); err != nil {
 		return err
@@ -125,7 +126,7 @@ func runChannelOpen(ctx context.Context, args []string) error {
 		m.fs.Usage()
 		return fmt.Errorf("--payee, --payee-key and --deposit are required")
 	}
-	to, err := node.ParseAddress(*payee)
+	to, err := chain.ParseAddress(*payee)
 	if err != nil {
 		return err
 	}
@@ -142,58 +143,34 @@ func runChannelOpen(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := contracts.ChannelConfig{Payer: w.Address(), Payee: to, PayerKey: vk.Public().(ed25519.PublicKey), PayeeKey: pk, CloseDelay: *delay}
-	addr, err := m.freeChannel(&cfg, *nonce)
+	payer, opened, err := payments.OpenOrResume(m.ctx, w, contracts.ChannelConfig{Payer: w.Address(), Payee: to,
+		PayerKey: vk.Public().(ed25519.PublicKey), PayeeKey: pk, CloseDelay: *delay}, vk, *dir, deposit)
 	if err != nil {
 		return err
 	}
-	si, err := cfg.StateInit()
-	if err != nil {
-		return err
-	}
-	sent, err := node.Send(m.ctx, w, chain.Transfer{To: addr, Amount: deposit + contracts.TopUpReserve, Bounce: true, StateInit: si, Body: contracts.TopUpBody(queryID(), deposit)})
-	if err != nil {
-		return err
-	}
+	addr := payer.Address()
+	payer.Close()
 	_, out, err := m.readChannel(addr)
 	if err != nil {
 		return err
 	}
+	done := fmt.Sprintf("opened channel %s\ndeposit %s TON from %s to %s; vouchers signed by %s\n",
+		out.Address, nanoton.Format(out.Deposit), out.Payer, out.Payee, m.voucherKeyPath(*vkey))
+	if !opened {
+		done = fmt.Sprintf("channel %s to this payee is open already (deposit %s TON): top it up with 'cocoon channel top-up'\n",
+			out.Address, nanoton.Format(out.Deposit))
+	}
 	return m.print(struct {
 		channelJSON
 		VoucherKey string `json:"voucher_key_file"`
-		sentJSON
-	}{out, m.voucherKeyPath(*vkey), sentOf(sent)},
-		fmt.Sprintf("opened channel %s\ndeposit %s TON from %s to %s; vouchers signed by %s\n",
-			out.Address, node.FormatTON(out.Deposit), out.Payer, out.Payee, m.voucherKeyPath(*vkey)))
-}
-
-// freeChannel sets cfg.Nonce to nonce, or (nonce < 0) to the first nonce whose channel is not deployed,
-// and returns the channel's address.
-func (m *moneyCmd) freeChannel(cfg *contracts.ChannelConfig, nonce int64) (*address.Address, error) {
-	for n := max(nonce, 0); ; n++ {
-		cfg.Nonce = uint64(n)
-		addr, err := cfg.Address()
-		if err != nil {
-			return nil, err
-		}
-		acc, err := m.chain.Account(m.ctx, addr)
-		if err != nil {
-			return nil, err
-		}
-		if !acc.Active() {
-			return addr, nil
-		}
-		if nonce >= 0 {
-			return nil, fmt.Errorf("channel %s with nonce %d already exists; top it up, or pick another --nonce", m.addr(addr), n)
-		}
-	}
+		Opened     bool   `json:"opened"`
+	}{out, m.voucherKeyPath(*vkey), opened}, done)
 }
 
 // channelOp parses ADDR (pos[0]), opens the chain, and reads the channel and the wallet of --key, which
 // must be its payer (payer true) or payee.
 func (m *moneyCmd) channelOp(ctx context.Context, pos string, payer bool) (*address.Address, *contracts.ChannelState, *chain.Wallet, error) {
-	addr, err := m.startAt(ctx, pos, node.ParseAddress)
+	addr, err := m.startAt(ctx, pos, chain.ParseAddress)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -216,7 +193,7 @@ func (m *moneyCmd) channelOp(ctx context.Context, pos string, payer bool) (*addr
 }
 
 // report prints the channel's state after an operation.
-func (m *moneyCmd) report(addr *address.Address, sent *node.Sent, done string) error {
+func (m *moneyCmd) report(addr *address.Address, done string) error {
 	_, out, err := m.readChannel(addr)
 	if err != nil {
 		return err
@@ -224,8 +201,7 @@ func (m *moneyCmd) report(addr *address.Address, sent *node.Sent, done string) e
 	return m.print(struct {
 		channelJSON
 		Done string `json:"done"`
-		sentJSON
-	}{out, done, sentOf(sent)}, done+"\n"+out.human())
+	}{out, done}, done+"\n"+out.human())
 }
 
 func runChannelTopUp(ctx context.Context, args []string) error {
@@ -234,20 +210,19 @@ func runChannelTopUp(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	amount, err := node.ParseAmount(pos[1])
+	amount, err := nanoton.Parse(pos[1])
 	if err != nil {
 		return err
 	}
-	addr, _, w, err := m.channelOp(ctx, pos[0], true)
+	addr, st, w, err := m.channelOp(ctx, pos[0], true)
 	defer m.stop()
 	if err != nil {
 		return err
 	}
-	sent, err := node.Send(m.ctx, w, chain.Transfer{To: addr, Amount: amount + contracts.TopUpReserve, Bounce: true, Body: contracts.TopUpBody(queryID(), amount)})
-	if err != nil {
+	if _, err := payments.TopUp(m.ctx, w, st.Config(), amount); err != nil {
 		return err
 	}
-	return m.report(addr, sent, fmt.Sprintf("topped up %s TON", node.FormatTON(amount)))
+	return m.report(addr, fmt.Sprintf("topped up %s TON", nanoton.Format(amount)))
 }
 
 func runChannelShow(ctx context.Context, args []string) error {
@@ -256,7 +231,7 @@ func runChannelShow(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	addr, err := m.startAt(ctx, pos[0], node.ParseAddress)
+	addr, err := m.startAt(ctx, pos[0], chain.ParseAddress)
 	defer m.stop()
 	if err != nil {
 		return err
@@ -281,7 +256,7 @@ func runChannelVoucher(ctx context.Context, args []string) error {
 	if *seqno == 0 {
 		return fmt.Errorf("--seqno is required")
 	}
-	addr, err := m.startAt(ctx, pos[0], node.ParseAddress)
+	addr, err := m.startAt(ctx, pos[0], chain.ParseAddress)
 	defer m.stop()
 	if err != nil {
 		return err
@@ -290,7 +265,7 @@ func runChannelVoucher(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	vk, err := node.LoadWalletKey(m.voucherKeyPath(*vkey))
+	vk, err := identity.LoadWalletKey(m.voucherKeyPath(*vkey))
 	if err != nil {
 		return err
 	}
@@ -322,15 +297,14 @@ func runChannelClaim(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	sent, err := node.Send(m.ctx, w, chain.Transfer{To: addr, Amount: contracts.ClaimValue, Bounce: true, Body: contracts.ClaimBody(queryID(), sv)})
-	if err != nil {
-		return fmt.Errorf("claim with voucher seqno %d, total %s TON: %w", sv.Seqno, node.FormatTON(sv.Total), err)
+	if _, err := payments.ClaimWith(m.ctx, w, st.Config(), sv); err != nil {
+		return fmt.Errorf("claim with voucher seqno %d, total %s TON: %w", sv.Seqno, nanoton.Format(sv.Total), err)
 	}
 	paid := uint64(0)
 	if sv.Total > st.Claimed {
 		paid = sv.Total - st.Claimed
 	}
-	return m.report(addr, sent, fmt.Sprintf("claimed %s TON (voucher seqno %d, total %s TON)", node.FormatTON(paid), sv.Seqno, node.FormatTON(sv.Total)))
+	return m.report(addr, fmt.Sprintf("claimed %s TON (voucher seqno %d, total %s TON)", nanoton.Format(paid), sv.Seqno, nanoton.Format(sv.Total)))
 }
 
 func runChannelClose(ctx context.Context, args []string) error {
@@ -345,29 +319,19 @@ func runChannelClose(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	body, done := contracts.StartCloseBody(queryID()), "close started"
-	if *finish {
-		now, err := m.chain.Now(m.ctx)
-		if err != nil {
+	if !*finish {
+		if _, err := payments.StartClose(m.ctx, w, st.Config()); err != nil {
 			return err
 		}
-		switch {
-		case st.Status == contracts.ChannelOpen:
-			return fmt.Errorf("channel %s is open: start the close first (cocoon channel close without --finish)", m.addr(addr))
-		case st.Status == contracts.ChannelClosing && now.Before(st.ClosableAt()):
-			return fmt.Errorf("too early: channel %s may be finished at %s, in %v (chain time %s)", m.addr(addr),
-				st.ClosableAt().UTC().Format(time.RFC3339), st.ClosableAt().Sub(now), now.UTC().Format(time.RFC3339))
-		}
-		acc, err := m.chain.Account(m.ctx, addr)
-		if err != nil {
-			return err
-		}
-		body, done = contracts.FinishCloseBody(queryID()), fmt.Sprintf("closed: the channel's %s TON (%s unclaimed, the rest reserve) went back to the payer",
-			node.FormatTON(acc.Balance), node.FormatTON(st.Locked()))
+		return m.report(addr, "close started")
 	}
-	sent, err := node.Send(m.ctx, w, chain.Transfer{To: addr, Amount: opValue, Bounce: true, Body: body})
+	acc, err := m.chain.Account(m.ctx, addr)
 	if err != nil {
 		return err
 	}
-	return m.report(addr, sent, done)
+	if _, err := payments.FinishClose(m.ctx, w, st.Config()); err != nil {
+		return err
+	}
+	return m.report(addr, fmt.Sprintf("closed: the channel's %s TON (%s unclaimed, the rest reserve) went back to the payer",
+		nanoton.Format(acc.Balance), nanoton.Format(st.Locked())))
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cocoon-go/cocoon/chain"
 	"github.com/cocoon-go/cocoon/contracts"
+	"github.com/cocoon-go/cocoon/nanoton"
 	"github.com/cocoon-go/cocoon/node"
 	"github.com/cocoon-go/cocoon/price"
 )
@@ -30,7 +31,7 @@ The root contract holds the network's parameters; only its owner changes them. E
 --chain and --json, the owner's commands --key and --root ADDR; run 'cocoon root COMMAND --help'.
 `
 
-// opValue is what an owner operation or a channel operation carries for its gas; the contract sends
+// opValue is what an owner operation carries for its gas; the contract sends
 // back what it does not use.
 const opValue = contracts.ClaimValue
 
@@ -100,11 +101,11 @@ func runRootDeploy(ctx context.Context, args []string) error {
 		return fmt.Errorf("a root with this owner and these parameters is already deployed at %s", m.addr(addr))
 	}
 	// An empty body: the root accepts it from anyone, as a top-up for storage.
-	sent, err := node.Send(m.ctx, w, chain.Transfer{To: addr, Amount: value, StateInit: si, Body: cell.BeginCell().EndCell()})
+	sent, err := contracts.Send(m.ctx, w, chain.Transfer{To: addr, Amount: value, StateInit: si, Body: cell.BeginCell().EndCell()})
 	if err != nil {
 		return err
 	}
-	if _, err := node.ActiveAccount(m.ctx, m.chain, "root", addr); err != nil {
+	if _, err := contracts.ActiveAccount(m.ctx, m.chain, "root", addr); err != nil {
 		return err
 	}
 	return m.print(struct {
@@ -126,12 +127,12 @@ func rootAddr(s string) (*address.Address, error) {
 	if s == "" {
 		return nil, fmt.Errorf("--root ADDR is required")
 	}
-	return node.ParseAddress(s)
+	return chain.ParseAddress(s)
 }
 
 // readRoot reads the root at addr from its data.
 func (m *moneyCmd) readRoot(addr *address.Address) (*contracts.RootConfig, uint64, error) {
-	acc, err := node.ActiveAccount(m.ctx, m.chain, "root", addr)
+	acc, err := contracts.ActiveAccount(m.ctx, m.chain, "root", addr)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -200,10 +201,10 @@ func runRootShow(ctx context.Context, args []string) error {
 		out.Proxies = append(out.Proxies, proxyJSON{m.addr(px.Address), hex.EncodeToString(px.PublicKey), px.Endpoint})
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "root:     %s (%s)\nowner:    %s\nbalance:  %s TON\n", out.Address, out.Chain, out.Owner, node.FormatTON(balance))
+	fmt.Fprintf(&b, "root:     %s (%s)\nowner:    %s\nbalance:  %s TON\n", out.Address, out.Chain, out.Owner, nanoton.Format(balance))
 	fmt.Fprintf(&b, "prices:   %d nanoTON per token; workers get %d per token; multipliers prompt %d, cached %d, completion %d (10000 = 1x)\n",
 		p.BasePrice, p.WorkerFee, p.PromptMultiplier, p.CachedMultiplier, p.CompletionMultiplier)
-	fmt.Fprintf(&b, "stakes:   proxies %s TON, workers %s TON\n", node.FormatTON(p.MinProxyStake), node.FormatTON(p.MinWorkerStake))
+	fmt.Fprintf(&b, "stakes:   proxies %s TON, workers %s TON\n", nanoton.Format(p.MinProxyStake), nanoton.Format(p.MinWorkerStake))
 	fmt.Fprintf(&b, "closing:  client channels %v, worker channels %v\n", p.ClientCloseDelay, p.WorkerCloseDelay)
 	list := func(name string, hs []string) {
 		fmt.Fprintf(&b, "%s (%d)\n", name, len(hs))
@@ -244,7 +245,7 @@ func (m *moneyCmd) ownerOp(ctx context.Context, root string, body func(cur *cont
 	if err != nil {
 		return err
 	}
-	sent, err := node.Send(m.ctx, w, chain.Transfer{To: addr, Amount: opValue, Bounce: true, Body: b})
+	sent, err := contracts.Send(m.ctx, w, chain.Transfer{To: addr, Amount: opValue, Bounce: true, Body: b})
 	if err != nil {
 		return err
 	}
@@ -254,7 +255,7 @@ func (m *moneyCmd) ownerOp(ctx context.Context, root string, body func(cur *cont
 		Done  string `json:"done"`
 		sentJSON
 	}{m.chain.Name(), m.addr(addr), done, sentOf(sent)},
-		fmt.Sprintf("%s on root %s (fees %s TON)\n", done, m.addr(addr), node.FormatTON(sent.Fees())))
+		fmt.Sprintf("%s on root %s (fees %s TON)\n", done, m.addr(addr), nanoton.Format(sent.Fees())))
 }
 
 // queryID tags a message so that its answer can be told from others'; the time is unique enough for

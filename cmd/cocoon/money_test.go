@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/cocoon-go/cocoon/contracts"
-	"github.com/cocoon-go/cocoon/node"
+	"github.com/cocoon-go/cocoon/identity"
 )
 
 // cocoon runs one cocoon command as a process (see TestMain) and returns its stdout and stderr.
@@ -125,7 +125,7 @@ func TestMoneyCommands(t *testing.T) {
 	if st["state"] != "open" || nano(t, st["deposit"]) != 2_500_000_000 || nano(t, st["claimed"]) != 0 || st["payer"] != A || st["payee"] != B {
 		t.Fatalf("channel show after open and top-up: %v", st)
 	}
-	vkey, err := node.LoadWalletKey(filepath.Join(dir, "payer.voucher.pem"))
+	vkey, err := identity.LoadWalletKey(filepath.Join(dir, "payer.voucher.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,26 +181,5 @@ func TestChainServe(t *testing.T) {
 	// Stopped, the server has let go of the directory, which kept the credit.
 	if b := nano(t, must(t, "wallet", "balance", "--chain", "local:"+dir, "--key", key)["balance"]); b != 3_250_000_000 {
 		t.Errorf("balance after the server stopped = %d, want 3.25 TON", b)
-	}
-}
-
-func TestAmounts(t *testing.T) {
-	for in, want := range map[string]uint64{
-		"1.5": 1_500_000_000, "2": 2_000_000_000, "0.000000001": 1, "1500000000n": 1_500_000_000, "0n": 0,
-		"18446744073.709551615": 1<<64 - 1, "18446744073709551615n": 1<<64 - 1,
-	} {
-		if got, err := node.ParseAmount(in); err != nil || got != want {
-			t.Errorf("ParseAmount(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "1.", ".5", "1.0000000001", "-1", "1e9", "1,5", "n", "1.5n", "18446744073.709551616", "18446744074", "18446744073709551616n", " 1"} {
-		if got, err := node.ParseAmount(in); err == nil {
-			t.Errorf("ParseAmount(%q) = %d, want an error", in, got)
-		}
-	}
-	for n, want := range map[uint64]string{0: "0.000000000", 1: "0.000000001", 1_500_000_000: "1.500000000", 1<<64 - 1: "18446744073.709551615"} {
-		if got := node.FormatTON(n); got != want {
-			t.Errorf("FormatTON(%d) = %q, want %q", n, got, want)
-		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cocoon-go/cocoon/client"
+	"github.com/cocoon-go/cocoon/nanoton"
 	"github.com/cocoon-go/cocoon/node"
 	"github.com/cocoon-go/cocoon/price"
 )
@@ -74,7 +75,7 @@ func showMoney(ctx context.Context, n *node.Network, log *slog.Logger) {
 		}
 		var line []string
 		for _, c := range st.Channels {
-			line = append(line, fmt.Sprintf("%s→%s voucher %s claimed %s", c.Payer, c.Payee, node.FormatTON(c.VoucherTotal), node.FormatTON(c.Claimed)))
+			line = append(line, fmt.Sprintf("%s→%s voucher %s claimed %s", c.Payer, c.Payee, nanoton.Format(c.VoucherTotal), nanoton.Format(c.Claimed)))
 		}
 		if now := strings.Join(line, "; "); now != last {
 			last = now
@@ -251,7 +252,9 @@ func runWorker(ctx context.Context, args []string) error {
 			return err
 		}
 		defer closer.Close()
-		w.PayWith(pm)
+		if err := w.PayWith(pm); err != nil {
+			return err
+		}
 	}
 	return w.Run(ctx)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/cocoon-go/cocoon/nanoton"
 	"github.com/cocoon-go/cocoon/node"
 )
 
@@ -28,7 +29,7 @@ func runStatus(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("chain:  %s (%s)\nroot:   %s\n\naccounts:\n", st.Chain, st.Note, st.Root)
 	for _, a := range st.Accounts {
-		fmt.Printf("  %-10s %-7s %s  %s TON\n", a.Name, a.Role, a.Address, node.FormatTON(a.Balance))
+		fmt.Printf("  %-10s %-7s %s  %s TON\n", a.Name, a.Role, a.Address, nanoton.Format(a.Balance))
 	}
 	fmt.Println("\nchannels:")
 	if len(st.Channels) == 0 {
@@ -36,7 +37,7 @@ func runStatus(ctx context.Context, args []string) error {
 	}
 	for _, c := range st.Channels {
 		fmt.Printf("  %s → %s  %s  deposit %s  claimed %s  newest voucher %s  (%s)\n",
-			c.Payer, c.Payee, c.Address, node.FormatTON(c.Deposit), node.FormatTON(c.Claimed), node.FormatTON(c.VoucherTotal), c.State)
+			c.Payer, c.Payee, c.Address, nanoton.Format(c.Deposit), nanoton.Format(c.Claimed), nanoton.Format(c.VoucherTotal), c.State)
 		if !c.ClosableAt.IsZero() {
 			fmt.Printf("    the payer may finish closing at %s\n", c.ClosableAt.Format(time.RFC3339))
 		}

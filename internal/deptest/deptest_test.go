@@ -59,3 +59,33 @@ func TestNoCgo(t *testing.T) {
 		t.Errorf("CGO_ENABLED=0: %v %s", err, out)
 	}
 }
+
+// The roles are libraries that node assembles; they never reach back into
+// the assembly layer.
+func TestRolesDoNotImportNode(t *testing.T) {
+	for _, pkg := range []string{"client", "proxy", "worker"} {
+		for _, d := range deps(t, nil, "{{.ImportPath}}", "github.com/cocoon-go/cocoon/"+pkg) {
+			if d == "github.com/cocoon-go/cocoon/node" {
+				t.Errorf("%s imports node", pkg)
+			}
+		}
+	}
+}
+
+// Message and sealing packages hold formats only: nothing of TON links into
+// them (voucher HTTP lives in payments), so a browser or Mini App build of
+// the confidential half stays small and a message type never drags in a
+// chain.
+func TestMessagesImportNothingOfTON(t *testing.T) {
+	ton := []string{"github.com/xssnick/tonutils-go", "github.com/cocoon-go/cocoon/contracts",
+		"github.com/cocoon-go/cocoon/chain", "github.com/cocoon-go/cocoon/payments"}
+	for _, pkg := range []string{"wire", "api", "seal"} {
+		for _, d := range deps(t, nil, "{{.ImportPath}}", "github.com/cocoon-go/cocoon/"+pkg) {
+			for _, bad := range ton {
+				if d == bad || strings.HasPrefix(d, bad+"/") {
+					t.Errorf("%s imports %s", pkg, d)
+				}
+			}
+		}
+	}
+}

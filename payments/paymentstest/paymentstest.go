@@ -200,3 +200,22 @@ func (ch *Channel) FinishClose(before Ledger, claimed uint64) *contracts.Channel
 	}
 	return final
 }
+
+// Wallet returns a new deployed wallet on the channel's chain, named name (its key is Key(name)),
+// holding about amount.
+func (ch *Channel) Wallet(name string, amount uint64) *chain.Wallet {
+	ch.T.Helper()
+	return ch.wallet(name, amount)
+}
+
+// OpenOther deploys another channel on the same chain, as cfg says, with deposit, from payer (which
+// must be cfg.Payer's wallet), and returns its address. Tests use it for a second channel of one
+// payer, or for a third party's channel to the same payee.
+func (ch *Channel) OpenOther(payer *chain.Wallet, cfg contracts.ChannelConfig, deposit uint64) *address.Address {
+	ch.T.Helper()
+	addr, err := payments.Open(ch.Ctx, payer, cfg, deposit)
+	if err != nil {
+		ch.T.Fatal(err)
+	}
+	return addr
+}
