@@ -16,15 +16,15 @@ import (
 // min(CreditLimit, that deposit). A proxy without channels serves only the
 // client keys it was told to serve (Config.Clients), each up to CreditLimit.
 func (p *Proxy) credit(client string) (*accounts.Credit, *api.Error) {
-	if p.paidByChannels() {
-		paid, available, ok := p.covered(client)
-		if !ok {
-			return nil, api.Errorf(http.StatusPaymentRequired, api.TypeInsufficient, "no_channel",
-				"no open payment channel from this client pays this proxy: open one and send its first voucher")
-		}
+	if p.money != nil {
 		if err := p.checkChannelOpen(client); err != nil {
 			return nil, api.Errorf(http.StatusPaymentRequired, api.TypeInsufficient, "channel_closing", "%v", err)
 		}
+		if open, _ := p.money.collect.ChannelsOf(client); open == 0 {
+			return nil, api.Errorf(http.StatusPaymentRequired, api.TypeInsufficient, "no_channel",
+				"no open payment channel of yours pays this proxy: open one and send its first voucher")
+		}
+		paid, available := p.money.collect.Covered(client)
 		return &accounts.Credit{Allowance: min(p.cfg.CreditLimit, available), Paid: paid}, nil
 	}
 	if !slices.Contains(p.cfg.Clients, client) {
@@ -47,23 +47,4 @@ func MaxCost(env *seal.Envelope) uint64 {
 		return math.MaxUint64
 	}
 	return max(cached.Total, uncached.Total)
-}
-
-// paidByChannels reports whether the proxy serves clients against payment
-// channels.
-func (p *Proxy) paidByChannels() bool {
-	return p.money != nil && (p.money.Chain != nil || p.money.Wallet != nil)
-}
-
-// covered is what client's vouchers pay this proxy and what is left of its
-// channel's deposit beyond them; false if no channel of client is known.
-func (p *Proxy) covered(client string) (paid, available uint64, ok bool) {
-	p.money.mu.Lock()
-	ch := p.money.Clients[client]
-	p.money.mu.Unlock()
-	if ch == nil {
-		return 0, 0, false
-	}
-	paid, dep := ch.Total(), ch.Deposit()
-	return paid, dep - min(dep, paid), true
 }
