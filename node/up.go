@@ -155,6 +155,10 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 	}
 	pcfg := ProxyDefaults()
 	pcfg.WorkerFee = params.WorkerFee
+	// Each request in flight holds its worst case (tens of millions of
+	// nanoTON without max_tokens) against the client's credit: let the one
+	// client of a local network keep many in flight, against half its deposit.
+	pcfg.CreditLimit = upDeposit / 2
 	n.Proxy, err = StartProxy(ProxyConfig{
 		DataDir: filepath.Join(cfg.DataDir, "proxy"), Listen: "127.0.0.1:0", WorkerListen: "127.0.0.1:0", Trust: trust,
 		Proxy: pcfg,
