@@ -707,17 +707,10 @@ func (p *Proxy) book(b []byte, w *workerConn, q *request, resHash [32]byte) erro
 	return nil
 }
 
-// workerPay is the worker's share of an answer; the proxy keeps the rest.
+// workerPay is the worker's share of an answer (price.Split, the rule the
+// worker books by too); the proxy keeps the rest.
 func (p *Proxy) workerPay(rc *seal.Receipt) uint64 {
-	if p.cfg.WorkerFee > 0 {
-		wp := rc.Price
-		wp.PerToken = p.cfg.WorkerFee
-		if c, err := wp.Cost(rc.Usage); err == nil {
-			return min(c.Total, rc.Cost.Total)
-		}
-	}
-	fee := rc.Cost.Total/price.One*p.cfg.FeeBPS + rc.Cost.Total%price.One*p.cfg.FeeBPS/price.One
-	return rc.Cost.Total - fee
+	return price.Split{WorkerFee: p.cfg.WorkerFee, FeeBPS: p.cfg.FeeBPS}.WorkerPay(rc.Price, rc.Usage, rc.Cost.Total)
 }
 
 func mustJSON(v any) []byte {
