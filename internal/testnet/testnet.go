@@ -378,6 +378,9 @@ type Relay struct {
 	accepted int
 }
 
+// Addr is where workers dial the proxy through the relay.
+func (r *Relay) Addr() string { return r.addr }
+
 // Accepted counts the connections relayed so far.
 func (r *Relay) Accepted() int {
 	r.mu.Lock()
