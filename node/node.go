@@ -34,6 +34,9 @@ type ProxyConfig struct {
 	Proxy        proxy.Config `json:"proxy"`
 	Trust        Trust        `json:"trust"`
 	Money        *MoneyConfig `json:"money,omitempty"`
+	// Payments, if set, are the proxy's payments made ready by the caller
+	// (`cocoon up` opens its channels itself); Money is then not used.
+	Payments *proxy.Payments `json:"-"`
 }
 
 // Proxy is a running proxy node.
@@ -63,23 +66,47 @@ func StartProxy(cfg ProxyConfig, log *slog.Logger) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := proxy.New(cfg.Proxy, cert, checker, ledger, log)
+	// Payments go into the constructor: the proxy never serves unpaid.
+	var opts []proxy.Option
 	var money io.Closer
-	if cfg.Money != nil {
-		if money, err = proxyMoney(context.Background(), p, cfg.DataDir, cfg.Trust.Root, cfg.Money, log); err != nil {
+	switch {
+	case cfg.Payments != nil:
+		opts = append(opts, proxy.WithPayments(cfg.Payments))
+	case cfg.Money != nil:
+		pm, params, closer, err := proxyMoney(context.Background(), cfg.DataDir, cfg.Trust.Root, cfg.Money, log)
+		if err != nil {
 			ledger.Close()
 			return nil, err
 		}
+		if cfg.Proxy.WorkerFee == 0 {
+			cfg.Proxy.WorkerFee = params.WorkerFee // what workers expect (price.Split)
+		}
+		opts, money = append(opts, proxy.WithPayments(pm)), closer
+	}
+	p, err := proxy.New(cfg.Proxy, cert, checker, ledger, log, opts...)
+	if err != nil {
+		if money != nil {
+			money.Close()
+		}
+		ledger.Close()
+		return nil, err
+	}
+	stop := func() {
+		p.Close()
+		if money != nil {
+			money.Close()
+		}
+		ledger.Close()
 	}
 	wln, err := net.Listen("tcp", cfg.WorkerListen)
 	if err != nil {
-		ledger.Close()
+		stop()
 		return nil, fmt.Errorf("proxy: worker listener: %w", err)
 	}
 	cln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		wln.Close()
-		ledger.Close()
+		stop()
 		return nil, fmt.Errorf("proxy: client listener: %w", err)
 	}
 	srv := &http.Server{

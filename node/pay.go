@@ -93,22 +93,23 @@ func rootParams(ctx context.Context, c chain.Chain, root string) (contracts.Para
 	return contracts.ParseParams(vals)
 }
 
-// proxyMoney makes p paid by its clients' channels and paying workers by
-// channels it opens, with its wallet. The root contract, if known, says the
-// close delays: client channels that close sooner than its clientCloseDelay
-// are refused, and worker channels are opened with its workerCloseDelay.
-func proxyMoney(ctx context.Context, p *proxy.Proxy, dataDir, root string, m *MoneyConfig, log *slog.Logger) (io.Closer, error) {
+// proxyMoney is how a proxy is paid by its clients' channels and pays
+// workers by channels it opens, with its wallet, and the root contract's
+// parameters (zero without a root). The root, if known, says the close
+// delays: client channels that close sooner than its clientCloseDelay are
+// refused, and worker channels are opened with its workerCloseDelay.
+func proxyMoney(ctx context.Context, dataDir, root string, m *MoneyConfig, log *slog.Logger) (*proxy.Payments, contracts.Params, io.Closer, error) {
 	watch, err := m.watchInterval()
 	if err != nil {
-		return nil, err
+		return nil, contracts.Params{}, nil, err
 	}
 	c, closer, w, deposit, err := m.open(ctx, log)
 	if err != nil {
-		return nil, err
+		return nil, contracts.Params{}, nil, err
 	}
-	fail := func(err error) (io.Closer, error) {
+	fail := func(err error) (*proxy.Payments, contracts.Params, io.Closer, error) {
 		closer.Close()
-		return nil, err
+		return nil, contracts.Params{}, nil, err
 	}
 	params, err := rootParams(ctx, c, root)
 	if err != nil {
@@ -118,18 +119,19 @@ func proxyMoney(ctx context.Context, p *proxy.Proxy, dataDir, root string, m *Mo
 	if err != nil {
 		return fail(err)
 	}
-	if err := p.PayWith(&proxy.Payments{Chain: c, Wallet: w, Dir: filepath.Join(dataDir, "channels"), VoucherKey: key,
-		WorkerDeposit: deposit, WatchInterval: watch, MinCloseDelay: params.ClientCloseDelay, WorkerCloseDelay: params.WorkerCloseDelay}); err != nil {
-		return fail(err)
-	}
 	log.Info("paid by channel", "wallet", w.Address().String(), "chain", c.Name())
-	return closer, nil
+	return &proxy.Payments{Chain: c, Wallet: w, Dir: filepath.Join(dataDir, "channels"), VoucherKey: key,
+		WorkerDeposit: deposit, WatchInterval: watch, MinCloseDelay: params.ClientCloseDelay, WorkerCloseDelay: params.WorkerCloseDelay}, params, closer, nil
 }
 
-// WorkerMoney is what a separately run worker needs to be paid: its wallet
-// and where its proxies' channels are found and kept. Channels that close
-// sooner than payments.DefaultMinCloseDelay are refused.
-func WorkerMoney(ctx context.Context, dataDir string, m *MoneyConfig, log *slog.Logger) (*worker.Payments, io.Closer, error) {
+// WorkerMoney is what a separately run worker needs to be paid (pass it to
+// NewWorker with worker.WithPayments): its wallet, where its proxies'
+// channels are found and kept, and its books of what each proxy owes it
+// (DATA/books.jsonl). The root contract at root, if given, says the worker
+// fee proxies pay and the shortest close delay of a channel the worker
+// accepts; without one, channels that close sooner than
+// payments.DefaultMinCloseDelay are refused.
+func WorkerMoney(ctx context.Context, dataDir, root string, m *MoneyConfig, log *slog.Logger) (*worker.Payments, io.Closer, error) {
 	watch, err := m.watchInterval()
 	if err != nil {
 		return nil, nil, err
@@ -138,8 +140,14 @@ func WorkerMoney(ctx context.Context, dataDir string, m *MoneyConfig, log *slog.
 	if err != nil {
 		return nil, nil, err
 	}
+	params, err := rootParams(ctx, c, root)
+	if err != nil {
+		closer.Close()
+		return nil, nil, err
+	}
 	log.Info("paid by channel", "wallet", w.Address().String(), "chain", c.Name())
-	return &worker.Payments{Wallet: w, Chain: c, Dir: filepath.Join(dataDir, "channels"), WatchInterval: watch}, closer, nil
+	return &worker.Payments{Wallet: w, Chain: c, Dir: filepath.Join(dataDir, "channels"), Journal: filepath.Join(dataDir, "books.jsonl"),
+		WatchInterval: watch, MinCloseDelay: params.WorkerCloseDelay, WorkerFee: params.WorkerFee}, closer, nil
 }
 
 // clientMoney opens (or resumes) the client's channel to its proxy, funded

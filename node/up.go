@@ -162,13 +162,11 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 	n.Proxy, err = StartProxy(ProxyConfig{
 		DataDir: filepath.Join(cfg.DataDir, "proxy"), Listen: "127.0.0.1:0", WorkerListen: "127.0.0.1:0", Trust: trust,
 		Proxy: pcfg,
+		Payments: &proxy.Payments{Chain: n.Chain, Wallet: mon.wallets["proxy"],
+			Clients: []*payments.Payee{n.ends.proxyPayee}, Workers: n.ends.workerPayers,
+			MinCloseDelay: params.ClientCloseDelay, WorkerCloseDelay: params.WorkerCloseDelay},
 	}, log.With("role", "proxy"))
 	if err != nil {
-		return nil, err
-	}
-	if err := n.Proxy.PayWith(&proxy.Payments{Chain: n.Chain, Wallet: mon.wallets["proxy"],
-		Clients: []*payments.Payee{n.ends.proxyPayee}, Workers: n.ends.workerPayers,
-		MinCloseDelay: params.ClientCloseDelay, WorkerCloseDelay: params.WorkerCloseDelay}); err != nil {
 		return nil, err
 	}
 	for i := range cfg.Workers {
@@ -177,12 +175,10 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 			DataDir:      filepath.Join(cfg.DataDir, name),
 			Worker:       worker.Config{Name: name, Proxy: n.Proxy.WorkerAddr, ProxyPin: n.Proxy.Pin},
 			SimulatedTEE: vendorDir,
-		}, n.engine, log.With("role", name))
+		}, n.engine, log.With("role", name), worker.WithPayments(&worker.Payments{Wallet: mon.wallets[name],
+			Channel: n.ends.workerPayees[name], Journal: filepath.Join(cfg.DataDir, name, "books.jsonl"),
+			MinCloseDelay: params.WorkerCloseDelay, WorkerFee: params.WorkerFee}))
 		if err != nil {
-			return nil, err
-		}
-		if err := w.PayWith(&worker.Payments{Wallet: mon.wallets[name], Channel: n.ends.workerPayees[name],
-			MinCloseDelay: params.WorkerCloseDelay}); err != nil {
 			return nil, err
 		}
 		n.Workers = append(n.Workers, w)

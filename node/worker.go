@@ -115,11 +115,16 @@ type WorkerConfig struct {
 	GPU     string       `json:"gpu,omitempty"`
 	NRASURL string       `json:"nras_url,omitempty"`
 	Money   *MoneyConfig `json:"money,omitempty"`
+	// Root is the root contract's address, for a worker paid by channel:
+	// its workerCloseDelay and worker_fee (what proxies pay per token) are
+	// read from it. "": the defaults of worker.Payments.
+	Root string `json:"root,omitempty"`
 }
 
 // NewWorker builds a worker around eng, with the TEE that cfg names or that
-// this machine has.
-func NewWorker(cfg WorkerConfig, eng engine.Engine, log *slog.Logger) (*worker.Worker, error) {
+// this machine has, and what opts choose (worker.WithPayments of
+// WorkerMoney's payments, for a worker paid by channel).
+func NewWorker(cfg WorkerConfig, eng engine.Engine, log *slog.Logger, opts ...worker.Option) (*worker.Worker, error) {
 	tee, err := workerTEE(cfg, log)
 	if err != nil {
 		return nil, err
@@ -141,7 +146,7 @@ func NewWorker(cfg WorkerConfig, eng engine.Engine, log *slog.Logger) (*worker.W
 	if cfg.Worker.EvidenceFile == "" {
 		cfg.Worker.EvidenceFile = filepath.Join(cfg.DataDir, "evidence.bin")
 	}
-	return worker.New(cfg.Worker, id, eng, tee, log)
+	return worker.New(cfg.Worker, id, eng, tee, log, opts...)
 }
 
 // workerTEE returns the simulated TEE if cfg asks for it, and otherwise

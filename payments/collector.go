@@ -362,6 +362,16 @@ func (c *Collector) Covered(account string) (paid, available uint64) {
 	return paid, available
 }
 
+// Account is the account (payer key, hex) the channel at addr counts for, once a voucher on it was
+// accepted; a payee that knows who posted the voucher (the worker, by the proxy's TLS key) learns
+// from it whose channel it is.
+func (c *Collector) Account(addr string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.account[c.byAddr[addr]]
+	return a, ok
+}
+
 // Channels lists the channels kept.
 func (c *Collector) Channels() []*Payee {
 	c.mu.Lock()

@@ -9,6 +9,7 @@ package price
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 )
 
@@ -111,4 +112,48 @@ func mulDiv(tokens, perToken, mul uint64) (uint64, error) {
 	}
 	q, _ := bits.Div64(hi, lo, One)
 	return q, nil
+}
+
+// MaxCost is the most an answer with usage u may cost at p, whichever part
+// of its prompt tokens was cached: all or none, the two ends of a cost that
+// is linear in the cached count. It is math.MaxUint64 if that overflows. A
+// payee holds it against the payer's credit while a request is in flight.
+func (p Price) MaxCost(u Usage) uint64 {
+	u.CachedTokens = u.PromptTokens
+	cached, err1 := p.Cost(u)
+	u.CachedTokens = 0
+	uncached, err2 := p.Cost(u)
+	if err1 != nil || err2 != nil {
+		return math.MaxUint64
+	}
+	return max(cached.Total, uncached.Total)
+}
+
+// Split is how a proxy divides what a client pays for an answer between
+// itself and the worker that served it. The proxy pays a worker by it and
+// the worker books what it is owed by it, so both call Split.WorkerPay.
+type Split struct {
+	// WorkerFee is what a worker earns per token, in nanoTON, with the
+	// answer's prompt/cached/completion multipliers: the root contract's
+	// worker_fee. 0: the cost less FeeBPS.
+	WorkerFee uint64 `json:"worker_fee"`
+	// FeeBPS is the proxy's share of the cost, in 1/10000 (at most One),
+	// when WorkerFee is 0.
+	FeeBPS uint64 `json:"fee_bps"`
+}
+
+// WorkerPay is the worker's share of an answer with usage u at price p,
+// which costs the client cost nanoTON: WorkerFee per token, never more than
+// cost, or cost less FeeBPS of it (rounded in the proxy's favour by at most
+// one nanoTON).
+func (s Split) WorkerPay(p Price, u Usage, cost uint64) uint64 {
+	if s.WorkerFee > 0 {
+		p.PerToken = s.WorkerFee
+		if c, err := p.Cost(u); err == nil {
+			return min(c.Total, cost)
+		}
+	}
+	bps := min(s.FeeBPS, One)
+	fee := cost/One*bps + cost%One*bps/One
+	return cost - fee
 }

@@ -46,3 +46,35 @@ func TestWithin(t *testing.T) {
 		t.Error("3000/token completion accepted under a 2000 limit")
 	}
 }
+
+// The worker's share: the root's fee per token when set (never above the
+// cost), else the cost less the proxy's fee.
+func TestSplitWorkerPay(t *testing.T) {
+	p := Price{PerToken: 1000, PromptMul: 5000, CachedMul: 1000, CompletionMul: One}
+	u := Usage{PromptTokens: 10, CachedTokens: 4, CompletionTokens: 3}
+	c, _ := p.Cost(u) // 6400
+	for _, tc := range []struct {
+		s    Split
+		want uint64
+	}{
+		{Split{FeeBPS: 1000}, 5760},
+		{Split{}, 6400},
+		{Split{WorkerFee: 900}, 5760},
+		{Split{WorkerFee: 5000, FeeBPS: 1000}, 6400},
+		{Split{FeeBPS: 2 * One}, 0},
+	} {
+		if got := tc.s.WorkerPay(p, u, c.Total); got != tc.want {
+			t.Errorf("%+v: WorkerPay = %d, want %d", tc.s, got, tc.want)
+		}
+	}
+}
+
+func TestMaxCost(t *testing.T) {
+	p := Price{PerToken: 1000, PromptMul: 5000, CachedMul: 1000, CompletionMul: One}
+	if got := p.MaxCost(Usage{PromptTokens: 10, CompletionTokens: 3}); got != 8000 {
+		t.Errorf("MaxCost = %d, want 8000 (no prompt token cached)", got)
+	}
+	if got := (Price{PerToken: math.MaxUint64, PromptMul: One}).MaxCost(Usage{PromptTokens: 2}); got != math.MaxUint64 {
+		t.Errorf("overflowing MaxCost = %d", got)
+	}
+}

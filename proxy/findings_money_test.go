@@ -22,9 +22,9 @@ import (
 // client channels from their vouchers.
 func newFindingProxy(t *testing.T, ch *paymentstest.Channel) *Proxy {
 	t.Helper()
-	p := New(Config{}, tls.Certificate{}, nil, nil, slog.New(slog.DiscardHandler))
-	if err := p.PayWith(&Payments{Chain: ch.Chain, Wallet: ch.PayeeWallet, Dir: t.TempDir(), WatchInterval: time.Millisecond,
-		VoucherKey: paymentstest.Key("proxy voucher")}); err != nil {
+	p, err := New(Config{}, tls.Certificate{}, nil, nil, slog.New(slog.DiscardHandler), WithPayments(&Payments{Chain: ch.Chain,
+		Wallet: ch.PayeeWallet, Dir: t.TempDir(), WatchInterval: time.Millisecond, VoucherKey: paymentstest.Key("proxy voucher")}))
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })

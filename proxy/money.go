@@ -63,12 +63,22 @@ type money struct {
 	owned   []*payments.Payer           // worker channels the proxy opened, closed by settle
 	unpaid  map[string]uint64           // owed to workers whose channel is being opened
 	opening map[string]bool
-	opens   sync.WaitGroup
+	opens   sync.WaitGroup // channels being opened; none starts once closed
+	closed  bool           // settle has begun
 }
 
-// PayWith makes the proxy paid through client channels and paying workers
-// through worker channels. Call it before serving.
-func (p *Proxy) PayWith(pm *Payments) error {
+// Option is a choice made when a Proxy is built.
+type Option func(*Proxy) error
+
+// WithPayments makes the proxy paid through client channels and paying
+// workers through worker channels from its first request on: there is no
+// moment at which it serves unpaid.
+func WithPayments(pm *Payments) Option {
+	return func(p *Proxy) error { return p.payWith(pm) }
+}
+
+// payWith sets up the proxy's payments; New calls it before anything is served.
+func (p *Proxy) payWith(pm *Payments) error {
 	if pm.Chain == nil {
 		pm.Chain = pm.Wallet.Chain()
 	}
@@ -204,7 +214,7 @@ func (p *Proxy) payoutFor(w *workerConn) {
 	}
 	m.mu.Lock()
 	s, opening := m.payouts[addr], m.opening[addr]
-	open := s == nil && !opening && m.WorkerDeposit > 0 && m.Dir != ""
+	open := s == nil && !opening && !m.closed && m.WorkerDeposit > 0 && m.Dir != ""
 	if open {
 		m.opening[addr] = true
 		m.opens.Add(1)
@@ -316,6 +326,10 @@ func (p *Proxy) settle() error {
 	if m == nil {
 		return nil
 	}
+	// No channel starts opening from now on, so Wait cannot race an Add.
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
 	m.opens.Wait()
 	var errs []error
 	for _, s := range m.streams() {

@@ -15,9 +15,9 @@ import (
 // newPaidProxy is a proxy paid through ch's channel, watching it every
 // millisecond.
 func newPaidProxy(ch *paymentstest.Channel) *Proxy {
-	p := New(Config{}, tls.Certificate{}, nil, nil, slog.New(slog.DiscardHandler))
-	if err := p.PayWith(&Payments{Chain: ch.Chain, Wallet: ch.PayeeWallet, WatchInterval: time.Millisecond,
-		Clients: []*payments.Payee{ch.Payee}}); err != nil {
+	p, err := New(Config{}, tls.Certificate{}, nil, nil, slog.New(slog.DiscardHandler), WithPayments(&Payments{Chain: ch.Chain,
+		Wallet: ch.PayeeWallet, WatchInterval: time.Millisecond, Clients: []*payments.Payee{ch.Payee}}))
+	if err != nil {
 		ch.T.Fatal(err)
 	}
 	return p

@@ -85,6 +85,7 @@ type Proxy struct {
 	workers map[[32]byte]*workerConn // by every key ID in workerConn.keys
 	conns   map[net.Conn]struct{}
 	closed  bool
+	serving sync.WaitGroup  // requests being served; none starts once closed
 	stopped context.Context // done once Close starts
 	stop    context.CancelFunc
 
@@ -92,8 +93,8 @@ type Proxy struct {
 }
 
 // New returns a proxy that admits workers whose evidence passes checker and
-// books answers in ledger.
-func New(cfg Config, cert tls.Certificate, checker *attest.Cache, ledger *accounts.File, log *slog.Logger) *Proxy {
+// books answers in ledger, with what opts choose (WithPayments).
+func New(cfg Config, cert tls.Certificate, checker *attest.Cache, ledger *accounts.File, log *slog.Logger, opts ...Option) (*Proxy, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -116,7 +117,13 @@ func New(cfg Config, cert tls.Certificate, checker *attest.Cache, ledger *accoun
 	p := &Proxy{cfg: cfg, cert: cert, pin: pin, attest: checker, ledger: ledger, log: log,
 		workers: map[[32]byte]*workerConn{}, conns: map[net.Conn]struct{}{}}
 	p.stopped, p.stop = context.WithCancel(context.Background())
-	return p
+	for _, o := range opts {
+		if err := o(p); err != nil {
+			p.stop()
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // workerConn is one connected, admitted worker.
@@ -379,8 +386,10 @@ func (p *Proxy) untrack(c net.Conn) {
 	c.Close()
 }
 
-// Close delivers the last vouchers to workers, claims what clients' vouchers
-// cover on chain, and drops every worker connection.
+// Close refuses new requests, cuts the answers in flight and waits for
+// their handlers (each books what its receipt proves), delivers the last
+// vouchers to workers, claims what clients' vouchers cover on chain, and
+// drops every worker connection.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	again := p.closed
@@ -390,13 +399,29 @@ func (p *Proxy) Close() error {
 		return nil // settled by the first Close
 	}
 	p.stop()
+	p.serving.Wait()
 	err := p.settle()
 	p.mu.Lock()
+	conns := make([]net.Conn, 0, len(p.conns))
 	for c := range p.conns {
-		c.Close()
+		conns = append(conns, c)
 	}
 	p.mu.Unlock()
+	for _, c := range conns {
+		c.Close() // outside the lock: closing a TLS connection may block
+	}
 	return err
+}
+
+// enter counts a request being served, unless the proxy is closing.
+func (p *Proxy) enter() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.serving.Add(1)
+	return true
 }
 
 // Workers reports how many workers are admitted.
@@ -511,6 +536,13 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 		api.WriteError(rw, unauthorized(err))
 		return
 	}
+	// Counted from here (not while a slow client sends its body), so that
+	// Close waits for every request that may book and pay.
+	if !p.enter() {
+		api.WriteError(rw, api.Errorf(http.StatusServiceUnavailable, api.TypeUnavailable, "closing", "the proxy is shutting down"))
+		return
+	}
+	defer p.serving.Done()
 	client := hex.EncodeToString(env.Header.ClientKey)
 	credit, aerr := p.credit(client)
 	if aerr != nil {
@@ -707,17 +739,10 @@ func (p *Proxy) book(b []byte, w *workerConn, q *request, resHash [32]byte) erro
 	return nil
 }
 
-// workerPay is the worker's share of an answer; the proxy keeps the rest.
+// workerPay is the worker's share of an answer (price.Split, the rule the
+// worker books by too); the proxy keeps the rest.
 func (p *Proxy) workerPay(rc *seal.Receipt) uint64 {
-	if p.cfg.WorkerFee > 0 {
-		wp := rc.Price
-		wp.PerToken = p.cfg.WorkerFee
-		if c, err := wp.Cost(rc.Usage); err == nil {
-			return min(c.Total, rc.Cost.Total)
-		}
-	}
-	fee := rc.Cost.Total/price.One*p.cfg.FeeBPS + rc.Cost.Total%price.One*p.cfg.FeeBPS/price.One
-	return rc.Cost.Total - fee
+	return price.Split{WorkerFee: p.cfg.WorkerFee, FeeBPS: p.cfg.FeeBPS}.WorkerPay(rc.Price, rc.Usage, rc.Cost.Total)
 }
 
 func mustJSON(v any) []byte {

@@ -45,7 +45,7 @@ func routes(p *Proxy, id [32]byte) []*workerConn {
 // sealed to either key ID reach the same connection until the old bundle
 // expires, and the directory counts the worker once.
 func TestRefreshedBundleReplacedInPlace(t *testing.T) {
-	p := New(Config{}, tls.Certificate{}, nil, nil, slog.New(slog.DiscardHandler))
+	p, _ := New(Config{}, tls.Certificate{}, nil, nil, slog.New(slog.DiscardHandler))
 	hpke, sign := bytes.Repeat([]byte{7}, 32), ed25519.PublicKey(bytes.Repeat([]byte{9}, ed25519.PublicKeySize))
 	now := time.Now()
 	first := verifiedBundle(hpke, sign, now.Add(-time.Minute), time.Hour)
@@ -114,7 +114,7 @@ func TestChangedKeysDropTheWorker(t *testing.T) {
 		"signing key": verifiedBundle(hpke, ed25519.PublicKey(bytes.Repeat([]byte{1}, ed25519.PublicKeySize)), now, time.Hour),
 	} {
 		t.Run(name, func(t *testing.T) {
-			p := New(Config{}, tls.Certificate{}, nil, nil, slog.New(slog.DiscardHandler))
+			p, _ := New(Config{}, tls.Certificate{}, nil, nil, slog.New(slog.DiscardHandler))
 			first := verifiedBundle(hpke, sign, now.Add(-time.Minute), time.Hour)
 			w := connected(p, first)
 			if err := p.update(w, hello(w, v), p.log); !errors.Is(err, ErrKeysChanged) {
@@ -126,7 +126,7 @@ func TestChangedKeysDropTheWorker(t *testing.T) {
 		})
 	}
 	t.Run("TLS key", func(t *testing.T) {
-		p := New(Config{}, tls.Certificate{}, nil, nil, slog.New(slog.DiscardHandler))
+		p, _ := New(Config{}, tls.Certificate{}, nil, nil, slog.New(slog.DiscardHandler))
 		w := connected(p, verifiedBundle(hpke, sign, now.Add(-time.Minute), time.Hour))
 		v := verifiedBundle(hpke, sign, now, time.Hour)
 		v.Bundle.TLSKeyHash[0] = 1

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,10 +19,8 @@ import (
 // could be served, close at once and take the deposit back.
 func TestWorkerRefusesShortCloseDelay(t *testing.T) {
 	ch := paymentstest.Open(t, 2*paymentstest.TON)
-	w := newTestWorker(t, Config{})
-	if err := w.PayWith(&Payments{Wallet: ch.PayeeWallet, Chain: ch.Chain, Dir: t.TempDir(), WatchInterval: time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
+	w := newTestWorker(t, Config{}, WithPayments(&Payments{Wallet: ch.PayeeWallet, Chain: ch.Chain, Dir: t.TempDir(), WatchInterval: time.Millisecond,
+		Journal: filepath.Join(t.TempDir(), "books.jsonl")}))
 	defer stop(t, w)
 	key := paymentstest.Key("quick proxy voucher")
 	payer := ch.Wallet("quick proxy", 10*paymentstest.TON)

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -36,10 +37,8 @@ func TestWorkerClaimsWhenItsProxyStartsAClose(t *testing.T) {
 	ch := paymentstest.Open(t, 2*paymentstest.TON)
 	ch.Pay(40_000_000)
 	ch.Pay(25_000_000)
-	w := newTestWorker(t, Config{})
-	if err := w.PayWith(&Payments{Wallet: ch.PayeeWallet, Channel: ch.Payee, WatchInterval: time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
+	w := newTestWorker(t, Config{}, WithPayments(&Payments{Wallet: ch.PayeeWallet, Channel: ch.Payee, WatchInterval: time.Millisecond,
+		Journal: filepath.Join(t.TempDir(), "books.jsonl")}))
 	if _, err := payments.StartClose(ch.Ctx, ch.PayerWallet, ch.Config); err != nil {
 		t.Fatal(err)
 	}
@@ -59,10 +58,8 @@ func TestWorkerClaimsWhenItsProxyStartsAClose(t *testing.T) {
 func TestWorkerWatchLeavesAnOpenChannel(t *testing.T) {
 	ch := paymentstest.Open(t, 2*paymentstest.TON)
 	ch.Pay(40_000_000)
-	w := newTestWorker(t, Config{})
-	if err := w.PayWith(&Payments{Wallet: ch.PayeeWallet, Channel: ch.Payee, WatchInterval: time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
+	w := newTestWorker(t, Config{}, WithPayments(&Payments{Wallet: ch.PayeeWallet, Channel: ch.Payee, WatchInterval: time.Millisecond,
+		Journal: filepath.Join(t.TempDir(), "books.jsonl")}))
 	txs := ch.Chain.Status().Transactions
 	time.Sleep(30 * time.Millisecond)
 	if ch.Chain.Status().Transactions != txs || ch.Payee.Claimed() != 0 || len(w.ClosingChannels()) != 0 {

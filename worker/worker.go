@@ -29,6 +29,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/cocoon-go/cocoon/accounts"
 	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/engine"
@@ -122,11 +123,12 @@ type Worker struct {
 	replay   seal.ReplayCache
 	handler  http.Handler
 
-	money *Payments
+	money *money // nil: the worker takes no payments
 }
 
-// New returns a worker that runs requests on eng and proves its keys with tee.
-func New(cfg Config, id *Identity, eng engine.Engine, tee attest.Producer, log *slog.Logger) (*Worker, error) {
+// New returns a worker that runs requests on eng and proves its keys with
+// tee, with what opts choose (WithPayments).
+func New(cfg Config, id *Identity, eng engine.Engine, tee attest.Producer, log *slog.Logger, opts ...Option) (*Worker, error) {
 	if cfg.Capacity <= 0 {
 		cfg.Capacity = 4
 	}
@@ -145,6 +147,11 @@ func New(cfg Config, id *Identity, eng engine.Engine, tee attest.Producer, log *
 	w := &Worker{cfg: cfg, id: id, engine: eng, tee: tee, log: log}
 	if err := w.refreshEvidence(); err != nil {
 		return nil, err
+	}
+	for _, o := range opts {
+		if err := o(w); err != nil {
+			return nil, err
+		}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathHello, w.serveHello)
@@ -428,6 +435,23 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer w.inflight.Add(-1)
+	// A paid worker holds what the request may be worth against the
+	// proxy's credit until its receipt is booked (see books).
+	proxy := proxyOf(r)
+	var ticket *accounts.Ticket
+	if w.money != nil {
+		ticket, err = w.money.books.admit(proxy, h, w.cfg.Price.MaxCost(env.MaxUsage()))
+		switch {
+		case errors.Is(err, accounts.ErrDuplicate):
+			refuse(http.StatusBadRequest, api.TypeInvalidRequest, "replayed_or_expired", err.Error(), false)
+			return
+		case err != nil:
+			w.log.Warn("refusing a proxy that does not pay", "proxy", proxy, "err", err)
+			refuse(http.StatusPaymentRequired, api.TypeInsufficient, "proxy_unpaid", err.Error(), true)
+			return
+		}
+		defer ticket.Release() // unless booked
+	}
 
 	ereq := engineRequest(req, h, body)
 	rw.Header().Set("Content-Type", wire.ContentRecords)
@@ -491,6 +515,13 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 	if err := rc.Sign(w.id.Signing); err != nil {
 		return
 	}
+	// The whole answer is out (its final chunk written): the proxy owes
+	// for it whether or not it reads the receipt.
+	if ticket != nil {
+		if err := w.money.books.book(ticket, proxy, rc); err != nil {
+			w.log.Error("booking a receipt", "err", err)
+		}
+	}
 	seal.WriteRecord(rw, seal.RecordReceipt, rc.Marshal())
 }
 
@@ -501,6 +532,15 @@ const maxErrorText = 16 << 10
 // proxyKey is the context key of the TLS key hash of the proxy a request
 // came through, set for requests served on a dialed connection.
 type proxyKey struct{}
+
+// proxyOf names the proxy r came from: its TLS key hash, hex; "" for a
+// request not served on a dialed connection (tests serving Handler).
+func proxyOf(r *http.Request) string {
+	if k, ok := r.Context().Value(proxyKey{}).([32]byte); ok {
+		return hex.EncodeToString(k[:])
+	}
+	return ""
+}
 
 // open opens a sealed request addressed to the worker's current key ID or,
 // failing that, to one of its superseded bundles that has not expired: all

@@ -30,7 +30,7 @@ func (g *slowGPU) ProduceGPU(nonce [32]byte) ([]byte, error) {
 }
 
 // newTestWorker is a worker with cfg on a fake engine and a simulated TEE.
-func newTestWorker(t *testing.T, cfg Config) *Worker {
+func newTestWorker(t *testing.T, cfg Config, opts ...Option) *Worker {
 	t.Helper()
 	vendor, err := simulated.NewVendor(bytes.Repeat([]byte{1}, simulated.SeedSize))
 	if err != nil {
@@ -40,7 +40,7 @@ func newTestWorker(t *testing.T, cfg Config) *Worker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := New(cfg, id, &enginetest.FakeEngine{}, vendor.Device(simulated.Measurement), nil)
+	w, err := New(cfg, id, &enginetest.FakeEngine{}, vendor.Device(simulated.Measurement), nil, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

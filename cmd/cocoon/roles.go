@@ -15,6 +15,7 @@ import (
 	"github.com/cocoon-go/cocoon/nanoton"
 	"github.com/cocoon-go/cocoon/node"
 	"github.com/cocoon-go/cocoon/price"
+	"github.com/cocoon-go/cocoon/worker"
 )
 
 func runUp(ctx context.Context, args []string) error {
@@ -228,6 +229,7 @@ func runWorker(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.GPU, "gpu", cfg.GPU, `"nvml": add evidence of this machine's NVIDIA GPUs in confidential-computing mode, verified by NVIDIA's attestation service (binary built with -tags nvml)`)
 	fs.StringVar(&cfg.NRASURL, "nras-url", cfg.NRASURL, "NVIDIA attestation service endpoint for --gpu (default: NVIDIA's public NRAS)")
 	fs.StringVar(&cfg.TDXCollateral, "tdx-collateral", cfg.TDXCollateral, `on a TDX guest, ship a snapshot of Intel's collateral with each quote, fetched from "pcs" (Intel PCS), a PCCS https:// URL, or a DIR`)
+	fs.StringVar(&cfg.Root, "root", cfg.Root, "root contract address: the worker fee proxies pay and the shortest close delay of their channels (with --chain)")
 	money := moneyFlags(fs, &cfg.Money, "")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -242,19 +244,18 @@ func runWorker(ctx context.Context, args []string) error {
 		return err
 	}
 	defer eng.Close()
-	w, err := node.NewWorker(cfg, eng, log)
-	if err != nil {
-		return err
-	}
+	var opts []worker.Option
 	if cfg.Money != nil {
-		pm, closer, err := node.WorkerMoney(ctx, cfg.DataDir, cfg.Money, log)
+		pm, closer, err := node.WorkerMoney(ctx, cfg.DataDir, cfg.Root, cfg.Money, log)
 		if err != nil {
 			return err
 		}
 		defer closer.Close()
-		if err := w.PayWith(pm); err != nil {
-			return err
-		}
+		opts = append(opts, worker.WithPayments(pm))
+	}
+	w, err := node.NewWorker(cfg, eng, log, opts...)
+	if err != nil {
+		return err
 	}
 	return w.Run(ctx)
 }

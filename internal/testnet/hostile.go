@@ -74,6 +74,19 @@ func StartMaliciousProxy(t testing.TB) *MaliciousProxy {
 // Relay sends raw to the next worker that dialed the proxy and returns the
 // worker's first record.
 func (m *MaliciousProxy) Relay(ctx context.Context, raw []byte) (seal.RecordType, []byte, error) {
+	return m.send(ctx, raw, false)
+}
+
+// Take sends raw to the next worker that dialed the proxy and reads its
+// whole answer, as a proxy that takes answers would, returning the last
+// record: the receipt, or an error.
+func (m *MaliciousProxy) Take(ctx context.Context, raw []byte) (seal.RecordType, []byte, error) {
+	return m.send(ctx, raw, true)
+}
+
+// send relays raw and returns the first record, or with whole the first
+// that is not a chunk.
+func (m *MaliciousProxy) send(ctx context.Context, raw []byte, whole bool) (seal.RecordType, []byte, error) {
 	var cc *http2.ClientConn
 	select {
 	case cc = <-m.cc:
@@ -88,18 +101,25 @@ func (m *MaliciousProxy) Relay(ctx context.Context, raw []byte) (seal.RecordType
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	return seal.NewRecordReader(resp.Body).Next()
+	rr := seal.NewRecordReader(resp.Body)
+	for {
+		typ, payload, err := rr.Next()
+		if !whole || err != nil || typ != seal.RecordChunk {
+			return typ, payload, err
+		}
+	}
 }
 
 // StartWorker runs one more worker with eng, attested by n's simulated
-// vendor, dialing proxyAddr with pin, until the test ends.
-func (n *Net) StartWorker(t testing.TB, name string, eng engine.Engine, proxyAddr, pin string) (*worker.Worker, *worker.Identity) {
+// vendor, dialing proxyAddr with pin, with what opts choose
+// (worker.WithPayments), until the test ends.
+func (n *Net) StartWorker(t testing.TB, name string, eng engine.Engine, proxyAddr, pin string, opts ...worker.Option) (*worker.Worker, *worker.Identity) {
 	t.Helper()
 	id, err := worker.LoadIdentity(filepath.Join(t.TempDir(), name), seal.KEMX25519)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(worker.Config{Name: name, Proxy: proxyAddr, ProxyPin: pin}, id, eng, n.Vendor.Device(simulated.Measurement), n.log.With("role", name))
+	w, err := worker.New(worker.Config{Name: name, Proxy: proxyAddr, ProxyPin: pin}, id, eng, n.Vendor.Device(simulated.Measurement), n.log.With("role", name), opts...)
 	if err != nil {
 		t.Fatal(fmt.Errorf("testnet: worker %s: %w", name, err))
 	}

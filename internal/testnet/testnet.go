@@ -139,8 +139,11 @@ func Start(t testing.TB, opts Options) *Net {
 		t.Fatal(err)
 	}
 	n.ClientKey = hex.EncodeToString(key.Public().(ed25519.PublicKey))
-	n.Proxy = proxy.New(proxy.Config{FeeBPS: 1000, CreditLimit: opts.CreditLimit, HelloInterval: opts.HelloInterval,
+	n.Proxy, err = proxy.New(proxy.Config{FeeBPS: 1000, CreditLimit: opts.CreditLimit, HelloInterval: opts.HelloInterval,
 		Clients: append([]string{n.ClientKey, hex.EncodeToString(GuestKey.Public().(ed25519.PublicKey))}, opts.Clients...)}, cert, checker("proxy"), n.Ledger, log.With("role", "proxy"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	wln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -374,6 +377,9 @@ type Relay struct {
 	conns    map[net.Conn]bool
 	accepted int
 }
+
+// Addr is where workers dial the proxy through the relay.
+func (r *Relay) Addr() string { return r.addr }
 
 // Accepted counts the connections relayed so far.
 func (r *Relay) Accepted() int {
