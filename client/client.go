@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -59,14 +60,25 @@ type Client struct {
 	mu      sync.Mutex
 	workers []*worker
 	fetched time.Time
-	refused map[[32]byte]bool
-	payee   *wire.Payee // how to pay the proxy, from its directory
-	seen    [32]byte    // TLS key hash of the proxy that served the directory (unpinned clients)
+	// fetching is closed when the directory fetch under way ends; nil when
+	// none is. Only one fetch runs at a time, outside mu.
+	fetching chan struct{}
+	fetchErr error // why the last fetch failed; nil after a good one
+	refused  map[[32]byte]bool
+	payee    *wire.Payee // how to pay the proxy, from its directory
+	seen     [32]byte    // TLS key hash of the proxy that served the directory (unpinned clients)
 
 	encaps encapPool
 
-	payments *payments.Stream
+	payments *payments.Stream // nil: the client pays nobody (a proxy serving it unpaid)
 }
+
+// maxRefused bounds how many refused evidences the client remembers, only
+// so as to log each once: a proxy can list endless distinct bad ones.
+const maxRefused = 1024
+
+// directoryTimeout bounds one directory fetch with its evidence checks.
+const directoryTimeout = 30 * time.Second
 
 // worker is a verified entry of the proxy's directory.
 type worker struct {
@@ -74,9 +86,21 @@ type worker struct {
 	info wire.WorkerInfo
 }
 
+// ErrProxyURL is the error for a Config.Proxy that is not an http:// or
+// https:// URL of a host.
+var ErrProxyURL = errors.New("client: proxy must be a URL such as https://HOST:PORT")
+
+// Option sets what a Client needs beyond its Config, at construction.
+type Option func(*Client)
+
 // New returns a client that signs with key, accepts workers whose evidence
 // passes checker, and books what it pays in journal.
-func New(cfg Config, key ed25519.PrivateKey, checker *attest.Cache, journal accounts.Ledger, log *slog.Logger) (*Client, error) {
+func New(cfg Config, key ed25519.PrivateKey, checker *attest.Cache, journal accounts.Ledger, log *slog.Logger, opts ...Option) (*Client, error) {
+	proxyURL, err := parseProxyURL(cfg.Proxy)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Proxy = proxyURL
 	if cfg.Fanout <= 0 {
 		cfg.Fanout = 3
 	}
@@ -100,10 +124,27 @@ func New(cfg Config, key ed25519.PrivateKey, checker *attest.Cache, journal acco
 	if cfg.ProxyPin == "" {
 		log.Warn("no proxy pin configured: accepting any proxy certificate (prompts stay sealed; metadata does not)")
 	}
-	cfg.Proxy = strings.TrimRight(cfg.Proxy, "/")
 	tr := &http.Transport{TLSClientConfig: tcfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}
-	return &Client{cfg: cfg, key: key, attest: checker, journal: journal, log: log,
-		http: &http.Client{Transport: tr}, refused: map[[32]byte]bool{}}, nil
+	c := &Client{cfg: cfg, key: key, attest: checker, journal: journal, log: log,
+		http: &http.Client{Transport: tr}, refused: map[[32]byte]bool{}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// parseProxyURL returns s, an http:// or https:// URL of a host with no
+// path beyond "/", without its trailing slash.
+func parseProxyURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("%w, not %q: %w", ErrProxyURL, s, err)
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%w (or http://HOST:PORT), not %q", ErrProxyURL, s)
+	}
+	return strings.TrimRight(s, "/"), nil
 }
 
 // Handler serves the OpenAI API under /v1.
@@ -119,44 +160,108 @@ func (c *Client) Handler() http.Handler {
 }
 
 // directory returns the verified workers, refreshing the list from the proxy
-// when it is older than DirectoryTTL.
+// when it is older than DirectoryTTL. One fetch runs at a time, outside
+// c.mu: the request that finds the list stale waits for the fresh one, and
+// requests arriving meanwhile use the previous verified list (they wait
+// only when there is none yet).
 func (c *Client) directory(ctx context.Context) ([]*worker, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if time.Since(c.fetched) < c.cfg.DirectoryTTL {
+	if !c.fetched.IsZero() && time.Since(c.fetched) < c.cfg.DirectoryTTL {
+		defer c.mu.Unlock()
 		return c.workers, nil
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.Proxy+wire.PathDirectory, nil)
+	done, started := c.fetching, false
+	if done == nil {
+		done, started = make(chan struct{}), true
+		c.fetching = done
+		go c.refresh(done)
+	}
+	if !started && !c.fetched.IsZero() {
+		defer c.mu.Unlock()
+		return c.workers, nil
+	}
+	c.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("asking proxy for workers: %w", ctx.Err())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fetchErr != nil {
+		return nil, c.fetchErr
+	}
+	return c.workers, nil
+}
+
+// refresh fetches and verifies the proxy's directory, installs it, and
+// closes done. It runs on its own context, so a request that gives up
+// waiting does not cut the fetch others wait for.
+func (c *Client) refresh(done chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), directoryTimeout)
+	defer cancel()
+	list, d, seen, err := c.fetchDirectory(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fetching, c.fetchErr = nil, err
+	close(done)
+	if err != nil {
+		return
+	}
+	c.workers, c.fetched, c.payee = list, time.Now(), d.Payee
+	if seen != ([32]byte{}) {
+		c.seen = seen
+	}
+	c.encaps.keep(list)
+}
+
+// fetchDirectory asks the proxy for its workers and keeps those whose
+// evidence passes the policy. seen is the TLS key the proxy showed.
+func (c *Client) fetchDirectory(ctx context.Context) (list []*worker, d *wire.Directory, seen [32]byte, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.Proxy+wire.PathDirectory, nil)
+	if err != nil {
+		return nil, nil, seen, fmt.Errorf("asking proxy for workers: %w", err)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("asking proxy for workers: %w", err)
+		return nil, nil, seen, fmt.Errorf("asking proxy for workers: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("asking proxy for workers: HTTP %d", resp.StatusCode)
+		return nil, nil, seen, fmt.Errorf("asking proxy for workers: HTTP %d", resp.StatusCode)
 	}
 	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
-		c.seen = identity.KeyHash(resp.TLS.PeerCertificates[0])
+		seen = identity.KeyHash(resp.TLS.PeerCertificates[0])
 	}
-	var d wire.Directory
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&d); err != nil {
-		return nil, fmt.Errorf("asking proxy for workers: %w", err)
+	d = new(wire.Directory)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(d); err != nil {
+		return nil, nil, seen, fmt.Errorf("asking proxy for workers: %w", err)
 	}
-	var list []*worker
 	for _, info := range d.Workers {
 		v, err := c.attest.Check(info.Evidence)
 		if err != nil {
-			if h := sha256.Sum256(info.Evidence); !c.refused[h] {
-				c.refused[h] = true
-				c.log.Warn("refusing worker: evidence fails policy", "err", err)
-			}
+			c.noteRefused(info.Evidence, err)
 			continue
 		}
 		list = append(list, &worker{v: v, info: info})
 	}
-	c.workers, c.fetched, c.payee = list, time.Now(), d.Payee
-	c.encaps.keep(list)
-	return list, nil
+	return list, d, seen, nil
+}
+
+// noteRefused logs a worker refused for its evidence, once per evidence
+// among the last maxRefused.
+func (c *Client) noteRefused(evidence []byte, err error) {
+	h := sha256.Sum256(evidence)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refused[h] {
+		return
+	}
+	if len(c.refused) >= maxRefused {
+		clear(c.refused)
+	}
+	c.refused[h] = true
+	c.log.Warn("refusing worker: evidence fails policy", "err", err)
 }
 
 // encapPool keeps a few HPKE encapsulations ready for each worker this
@@ -343,7 +448,10 @@ func (c *Client) forward(w http.ResponseWriter, ctx context.Context, req *api.Re
 	if err != nil {
 		return api.Errorf(http.StatusInternalServerError, api.TypeServer, "seal_failed", "sealing request: %v", err)
 	}
-	hreq, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.Proxy+wire.PathRequests, bytes.NewReader(raw))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.Proxy+wire.PathRequests, bytes.NewReader(raw))
+	if err != nil {
+		return api.Errorf(http.StatusInternalServerError, api.TypeServer, "proxy_unknown", "sending request to proxy: %v", err)
+	}
 	hreq.Header.Set("Content-Type", wire.ContentEnvelope)
 	resp, err := c.http.Do(hreq)
 	if err != nil {

@@ -128,8 +128,11 @@ type Client struct {
 	money   io.Closer
 }
 
-// StartClient starts a client node.
-func StartClient(cfg ClientConfig, log *slog.Logger) (*Client, error) {
+// StartClient starts a client node. With cfg.Money it first opens (or
+// resumes) the client's channel to its proxy, so that it pays for every
+// answer it serves; opts are passed to client.New (a caller holding a
+// channel already passes client.WithPayments instead of cfg.Money).
+func StartClient(cfg ClientConfig, log *slog.Logger, opts ...client.Option) (*Client, error) {
 	checker, err := cfg.Trust.checkerWithRoot(cfg.DataDir, cfg.Money, log)
 	if err != nil {
 		return nil, err
@@ -142,40 +145,55 @@ func StartClient(cfg ClientConfig, log *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(cfg.Client, key, checker, journal, log)
-	if err != nil {
+	n := &Client{journal: journal}
+	fail := func(err error) (*Client, error) {
+		if n.money != nil {
+			n.money.Close()
+		}
 		journal.Close()
 		return nil, err
 	}
+	if cfg.Money != nil {
+		pay, money, err := clientMoney(context.Background(), cfg, key, checker, log)
+		if err != nil {
+			return fail(err)
+		}
+		n.money = money
+		opts = append(opts, pay)
+	}
+	if n.Client, err = client.New(cfg.Client, key, checker, journal, log, opts...); err != nil {
+		return fail(err)
+	}
+	// A proxy serves a paying client only once it holds a voucher of its
+	// channel: post it before taking requests.
+	if err := n.Client.Flush(); err != nil {
+		log.Warn("the proxy has no voucher of this client's channel yet; it is sent again shortly", "err", err)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		journal.Close()
-		return nil, fmt.Errorf("client: %w", err)
+		n.Client.Close()
+		return fail(fmt.Errorf("client: %w", err))
 	}
-	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	n := &Client{Client: c, Addr: ln.Addr().String(), srv: srv, journal: journal}
+	n.srv = &http.Server{Handler: n.Client.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go n.srv.Serve(ln)
+	n.Addr = ln.Addr().String()
 	n.BaseURL = "http://" + n.Addr + "/v1"
-	if cfg.Money != nil {
-		if n.money, err = n.clientMoney(context.Background(), cfg, key, log); err != nil {
-			n.Close()
-			return nil, err
-		}
-	}
 	log.Info("client serving the OpenAI API", "base_url", n.BaseURL, "proxy", cfg.Client.Proxy)
 	return n, nil
 }
 
-// Close stops the client.
+// Close stops the client: it stops serving, pays what it owes the proxy,
+// and closes its channel and books.
 func (n *Client) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	n.srv.Shutdown(ctx)
 	n.srv.Close()
+	err := n.Client.Close()
 	if n.money != nil {
-		n.money.Close()
+		err = errors.Join(err, n.money.Close())
 	}
-	return n.journal.Close()
+	return errors.Join(err, n.journal.Close())
 }
 
 // LoadConfig reads a JSON config file into v, refusing unknown fields.

@@ -57,7 +57,7 @@ func TestClientRefusesUnpinnedProxyPayee(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trust := Trust{SimulatedRoots: []string{rootPath}, Measurements: []string{meas}}
+	trust := Trust{SimulatedRoots: []string{rootPath}, SimulatedMeasurements: []string{meas}}
 	log := slog.New(slog.DiscardHandler)
 	p, err := StartProxy(ProxyConfig{DataDir: filepath.Join(dir, "proxy"), Listen: "127.0.0.1:0", WorkerListen: "127.0.0.1:0",
 		Trust: trust, Money: &MoneyConfig{Chain: spec, WalletKey: keys["proxy"], Deposit: "1"}}, log)

@@ -51,11 +51,9 @@ type Network struct {
 	chainLn  net.Listener
 	manifest *Manifest
 	ends     *channelEnds
-	// clientPays is the client's stream of vouchers to the proxy.
-	clientPays *payments.Stream
-	engine     engine.Engine
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
+	engine   engine.Engine
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // Up starts a whole network on this machine: a local chain with the root
@@ -194,11 +192,10 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 	n.Client, err = StartClient(ClientConfig{
 		DataDir: filepath.Join(cfg.DataDir, "client"), Listen: cfg.Addr, Trust: trust,
 		Client: client.Config{Proxy: "https://" + n.Proxy.Addr, ProxyPin: n.Proxy.Pin},
-	}, log.With("role", "client"))
+	}, log.With("role", "client"), client.WithPayments(n.ends.clientPayer, payments.StreamConfig{Chain: n.Chain}))
 	if err != nil {
 		return nil, err
 	}
-	n.clientPays = n.Client.PayWith(n.ends.clientPayer, payments.StreamConfig{Chain: n.Chain})
 	n.BaseURL = n.Client.BaseURL
 	return n, nil
 }
@@ -225,10 +222,7 @@ func (n *Network) Close() error {
 func (n *Network) closeRoles() error {
 	var errs []error
 	if n.Client != nil {
-		if n.clientPays != nil {
-			errs = append(errs, n.clientPays.Close())
-		}
-		n.Client.Close()
+		errs = append(errs, n.Client.Close())
 	}
 	if n.Proxy != nil {
 		errs = append(errs, n.Proxy.Close())
