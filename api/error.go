@@ -13,6 +13,9 @@ const (
 	TypeInsufficient   = "insufficient_quota"
 	TypeServer         = "server_error"
 	TypeUnavailable    = "service_unavailable"
+	// TypeRateLimit is OpenAI's type of a 429 for too many requests (code
+	// "rate_limit_exceeded"); over quota is TypeInsufficient.
+	TypeRateLimit = "requests"
 )
 
 // Error is an error an app sees, in OpenAI's JSON shape:

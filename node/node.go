@@ -23,6 +23,7 @@ import (
 	"github.com/cocoon-go/cocoon/accounts"
 	"github.com/cocoon-go/cocoon/client"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/internal/serve"
 	"github.com/cocoon-go/cocoon/proxy"
 )
 
@@ -34,6 +35,17 @@ type ProxyConfig struct {
 	Proxy        proxy.Config `json:"proxy"`
 	Trust        Trust        `json:"trust"`
 	Money        *MoneyConfig `json:"money,omitempty"`
+	// Limits protect the client listener from slow and greedy clients;
+	// nil: serve.DefaultLimits.
+	Limits *serve.Limits `json:"limits,omitempty"`
+}
+
+// limits is l, or the defaults when nil.
+func limits(l *serve.Limits) serve.Limits {
+	if l == nil {
+		return serve.DefaultLimits()
+	}
+	return *l
 }
 
 // Proxy is a running proxy node.
@@ -76,18 +88,15 @@ func StartProxy(cfg ProxyConfig, log *slog.Logger) (*Proxy, error) {
 		ledger.Close()
 		return nil, fmt.Errorf("proxy: worker listener: %w", err)
 	}
-	cln, err := net.Listen("tcp", cfg.Listen)
+	lim := limits(cfg.Limits)
+	cln, err := serve.Listen(cfg.Listen, lim)
 	if err != nil {
 		wln.Close()
 		ledger.Close()
 		return nil, fmt.Errorf("proxy: client listener: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           p.Handler(),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, NextProtos: []string{"h2", "http/1.1"}},
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	srv := serve.Server(p.Handler(), lim, log)
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, NextProtos: []string{"h2", "http/1.1"}}
 	go srv.ServeTLS(cln, "", "")
 	go p.ServeWorkers(wln)
 	n := &Proxy{Proxy: p, Addr: cln.Addr().String(), WorkerAddr: wln.Addr().String(), Pin: hex.EncodeToString(pin[:]), srv: srv, wln: wln, ledger: ledger, money: money}
@@ -116,6 +125,9 @@ type ClientConfig struct {
 	Client  client.Config `json:"client"`
 	Trust   Trust         `json:"trust"`
 	Money   *MoneyConfig  `json:"money,omitempty"`
+	// Limits protect the OpenAI listener from slow and greedy apps; nil:
+	// serve.DefaultLimits.
+	Limits *serve.Limits `json:"limits,omitempty"`
 }
 
 // Client is a running client node.
@@ -169,12 +181,13 @@ func StartClient(cfg ClientConfig, log *slog.Logger, opts ...client.Option) (*Cl
 	if err := n.Client.Flush(); err != nil {
 		log.Warn("the proxy has no voucher of this client's channel yet; it is sent again shortly", "err", err)
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	lim := limits(cfg.Limits)
+	ln, err := serve.Listen(cfg.Listen, lim)
 	if err != nil {
 		n.Client.Close()
 		return fail(fmt.Errorf("client: %w", err))
 	}
-	n.srv = &http.Server{Handler: n.Client.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	n.srv = serve.Server(n.Client.Handler(), lim, log)
 	go n.srv.Serve(ln)
 	n.Addr = ln.Addr().String()
 	n.BaseURL = "http://" + n.Addr + "/v1"

@@ -21,6 +21,7 @@ import (
 	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/internal/serve"
 	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/proxy"
@@ -134,7 +135,8 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(st)
 	})
-	go (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(cln)
+	lim := serve.DefaultLimits()
+	go serve.Server(mux, lim, log).Serve(serve.Limit(cln, lim))
 	if err := mon.writeManifest(cfg.DataDir); err != nil {
 		return nil, err
 	}

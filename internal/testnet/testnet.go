@@ -29,6 +29,7 @@ import (
 	"github.com/cocoon-go/cocoon/client"
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/internal/serve"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/proxy"
 	"github.com/cocoon-go/cocoon/wire"
@@ -158,7 +159,8 @@ func Start(t testing.TB, opts Options) *Net {
 	} else {
 		handler = n.Recorder.wrap(handler)
 	}
-	srv := httptest.NewUnstartedServer(handler)
+	// The listeners' per-request protections, as nodes serve them.
+	srv := httptest.NewUnstartedServer(serve.Handler(handler, serve.DefaultLimits()))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
@@ -221,7 +223,7 @@ func Start(t testing.TB, opts Options) *Net {
 	if err != nil {
 		t.Fatal(err)
 	}
-	csrv := httptest.NewServer(n.Client.Handler())
+	csrv := httptest.NewServer(serve.Handler(n.Client.Handler(), serve.DefaultLimits()))
 	n.BaseURL = csrv.URL + "/v1"
 	t.Cleanup(func() { csrv.Close(); n.Journal.Close() })
 	return n
