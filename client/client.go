@@ -43,6 +43,17 @@ type Config struct {
 	Fanout       int           `json:"fanout"`        // workers each request is sealed to (k)
 	RequestTTL   time.Duration `json:"request_ttl"`   // how long a sealed request stays valid
 	DirectoryTTL time.Duration `json:"directory_ttl"` // how long the worker list is reused
+	// MaxRequestCost refuses, before sending it, a request that may cost
+	// more nanoTON than this (see seal.MaxCost); 0: DefaultMaxRequestCost.
+	MaxRequestCost uint64 `json:"max_request_cost,omitempty"`
+	// MaxSpendPerMinute bounds, in nanoTON, what the costs booked in the
+	// last minute and the worst cases of the requests in flight add up to;
+	// 0: DefaultMaxSpendPerMinute.
+	MaxSpendPerMinute uint64 `json:"max_spend_per_minute,omitempty"`
+	// APIKeys, if any, are required of every app (Authorization: Bearer),
+	// each with its own spending limit. Without them anyone who reaches
+	// the API spends the client's deposit.
+	APIKeys []APIKey `json:"api_keys,omitempty"`
 }
 
 // DefaultMaxPrice accepts up to 2000 nanoTON for any token.
@@ -56,6 +67,8 @@ type Client struct {
 	http    *http.Client
 	journal accounts.Ledger
 	log     *slog.Logger
+	keys    []keyHash // the API keys' hashes; none: no key is asked for
+	spend   *spending
 
 	mu      sync.Mutex
 	workers []*worker
@@ -114,6 +127,16 @@ func New(cfg Config, key ed25519.PrivateKey, checker *attest.Cache, journal acco
 	if cfg.MaxPrice == (price.Price{}) {
 		cfg.MaxPrice = DefaultMaxPrice
 	}
+	if cfg.MaxRequestCost == 0 {
+		cfg.MaxRequestCost = DefaultMaxRequestCost
+	}
+	if cfg.MaxSpendPerMinute == 0 {
+		cfg.MaxSpendPerMinute = DefaultMaxSpendPerMinute
+	}
+	keys, err := parseAPIKeys(cfg.APIKeys)
+	if err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.Default()
 	}
@@ -125,7 +148,7 @@ func New(cfg Config, key ed25519.PrivateKey, checker *attest.Cache, journal acco
 		log.Warn("no proxy pin configured: accepting any proxy certificate (prompts stay sealed; metadata does not)")
 	}
 	tr := &http.Transport{TLSClientConfig: tcfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}
-	c := &Client{cfg: cfg, key: key, attest: checker, journal: journal, log: log,
+	c := &Client{cfg: cfg, key: key, attest: checker, journal: journal, log: log, keys: keys, spend: newSpending(cfg, journal),
 		http: &http.Client{Transport: tr}, refused: map[[32]byte]bool{}}
 	for _, o := range opts {
 		o(c)
@@ -147,7 +170,8 @@ func parseProxyURL(s string) (string, error) {
 	return strings.TrimRight(s, "/"), nil
 }
 
-// Handler serves the OpenAI API under /v1.
+// Handler serves the OpenAI API under /v1, to apps that present one of
+// the client's API keys if it has any.
 func (c *Client) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/models", c.serveModels)
@@ -156,6 +180,9 @@ func (c *Client) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, api.Errorf(http.StatusNotFound, api.TypeNotFound, "unknown_url", "unknown URL %s %s", r.Method, r.URL.Path))
 	})
+	if len(c.keys) > 0 {
+		return c.authorize(mux)
+	}
 	return mux
 }
 
@@ -402,6 +429,21 @@ func (c *Client) serve(w http.ResponseWriter, r *http.Request, endpoint string) 
 		api.WriteError(w, err.(*api.Error))
 		return
 	}
+	h := seal.Header{
+		Endpoint:  req.Endpoint,
+		Model:     req.Model,
+		MaxTokens: uint32(req.Limit()), // ParseRequest bounds it by seal.MaxTokenLimit
+		Stream:    req.Stream,
+		PriceCap:  c.cfg.MaxPrice,
+		ClientKey: c.key.Public().(ed25519.PublicKey),
+	}
+	key, _ := r.Context().Value(apiKeyCtx{}).(string)
+	spend, aerr := c.spend.hold(key, seal.MaxCost(&h, len(body)))
+	if aerr != nil {
+		api.WriteError(w, aerr)
+		return
+	}
+	defer spend.release() // unless the receipt booked it
 	workers, err := c.directory(r.Context())
 	if err != nil {
 		api.WriteError(w, api.Errorf(http.StatusServiceUnavailable, api.TypeUnavailable, "proxy_unreachable", "%v", err))
@@ -412,43 +454,51 @@ func (c *Client) serve(w http.ResponseWriter, r *http.Request, endpoint string) 
 		api.WriteError(w, aerr)
 		return
 	}
-	if err := c.forward(w, r.Context(), req, body, chosen); err != nil {
+	a := &answer{c: c, w: w, req: req, h: &h, chosen: chosen, spend: spend}
+	if err := a.forward(r.Context(), body); err != nil {
 		api.WriteError(w, err)
 	}
 }
 
-// forward seals the request to chosen, sends it through the proxy and
-// relays the opened answer. It returns an error only while nothing has been
-// written to w yet.
-func (c *Client) forward(w http.ResponseWriter, ctx context.Context, req *api.Request, body []byte, chosen []*worker) *api.Error {
+// hangUpGrace bounds how long the client keeps reading an answer after its
+// app has hung up, to check its receipt and pay for it.
+const hangUpGrace = 5 * time.Minute
+
+// forward seals the request to the chosen workers, sends it through the
+// proxy and relays the opened answer. It returns an error only while
+// nothing has been written to the app yet.
+//
+// The exchange with the proxy outlives the app's request by up to
+// hangUpGrace: an app that hangs up mid-answer has still asked for it, and
+// the worker still serves it and the proxy books it, so an honest client
+// reads on, checks the receipt and pays for it.
+func (a *answer) forward(ctx context.Context, body []byte) *api.Error {
+	c := a.c
 	proxy, err := c.proxyKey()
 	if err != nil {
 		return api.Errorf(http.StatusBadGateway, api.TypeServer, "proxy_unknown", "%v", err)
 	}
-	h := seal.Header{
-		Proxy:     proxy,
-		Endpoint:  req.Endpoint,
-		Model:     req.Model,
-		MaxTokens: uint32(req.Limit()), // ParseRequest bounds it by seal.MaxTokenLimit
-		Stream:    req.Stream,
-		PriceCap:  c.cfg.MaxPrice,
-		Expires:   time.Now().Add(c.cfg.RequestTTL).Unix(),
-		ClientKey: c.key.Public().(ed25519.PublicKey),
-	}
-	crand.Read(h.RequestID[:])
-	to := make([]*seal.Prepared, len(chosen))
-	for i, wk := range chosen {
+	a.h.Proxy = proxy
+	a.h.Expires = time.Now().Add(c.cfg.RequestTTL).Unix()
+	crand.Read(a.h.RequestID[:])
+	to := make([]*seal.Prepared, len(a.chosen))
+	for i, wk := range a.chosen {
 		p, err := c.encaps.take(seal.Recipient{KeyID: wk.v.KeyID, PublicKey: wk.v.Bundle.HPKEKey})
 		if err != nil {
 			return api.Errorf(http.StatusInternalServerError, api.TypeServer, "seal_failed", "sealing request: %v", err)
 		}
 		to[i] = p
 	}
-	raw, sess, err := seal.SealPrepared(h, body, to, c.key)
+	raw, sess, err := seal.SealPrepared(*a.h, body, to, c.key)
 	if err != nil {
 		return api.Errorf(http.StatusInternalServerError, api.TypeServer, "seal_failed", "sealing request: %v", err)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.Proxy+wire.PathRequests, bytes.NewReader(raw))
+	a.sess = sess
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(hangUpGrace, cancel) })
+	defer stop()
+	hreq, err := http.NewRequestWithContext(pctx, http.MethodPost, c.cfg.Proxy+wire.PathRequests, bytes.NewReader(raw))
 	if err != nil {
 		return api.Errorf(http.StatusInternalServerError, api.TypeServer, "proxy_unknown", "sending request to proxy: %v", err)
 	}
@@ -458,7 +508,6 @@ func (c *Client) forward(w http.ResponseWriter, ctx context.Context, req *api.Re
 		return api.Errorf(http.StatusBadGateway, api.TypeServer, "proxy_unreachable", "sending request to proxy: %v", err)
 	}
 	defer resp.Body.Close()
-	a := &answer{c: c, w: w, req: req, h: &h, sess: sess, chosen: chosen}
 	if resp.StatusCode != http.StatusOK {
 		// Room for a worker's sealed error (a record, base64) in the JSON.
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2*seal.MaxRecord))
@@ -495,6 +544,7 @@ type answer struct {
 	h      *seal.Header
 	sess   *seal.ClientSession
 	chosen []*worker
+	spend  *spend // the request's hold on the client's spending caps
 
 	started bool   // SSE headers written
 	whole   []byte // the non-streamed response object
@@ -596,11 +646,13 @@ func (a *answer) finish(rc *seal.Receipt) *api.Error {
 			Model:     rc.Model,
 			Usage:     rc.Usage,
 			Cost:      rc.Cost.Total,
+			APIKey:    a.spend.key,
 		})
 		if err != nil {
 			a.c.log.Error("booking receipt", "err", err)
 		}
 	}
+	a.spend.book(rc.Cost.Total)
 	a.c.pay(rc.Cost.Total)
 	usage := api.NewUsage(rc.Usage, rc.Cost)
 	if a.req.Stream {

@@ -157,13 +157,28 @@ func StartClient(cfg ClientConfig, log *slog.Logger, opts ...client.Option) (*Cl
 	if err != nil {
 		return nil, err
 	}
+	// Listen first, to refuse an open address before any money moves;
+	// serve only once the client can pay.
+	lim := limits(cfg.Limits)
+	ln, err := serve.Listen(cfg.Listen, lim)
+	if err != nil {
+		journal.Close()
+		return nil, fmt.Errorf("client: %w", err)
+	}
 	n := &Client{journal: journal}
 	fail := func(err error) (*Client, error) {
+		ln.Close()
+		if n.Client != nil {
+			n.Client.Close()
+		}
 		if n.money != nil {
 			n.money.Close()
 		}
 		journal.Close()
 		return nil, err
+	}
+	if len(cfg.Client.APIKeys) == 0 && !loopback(ln.Addr()) {
+		return fail(fmt.Errorf("client: %w: %s is reachable from other machines, and whoever reaches the OpenAI API spends this client's deposit: listen on 127.0.0.1, or give apps API keys (--api-keys FILE; cocoon client new-key makes one)", ErrNeedAPIKeys, cfg.Listen))
 	}
 	if cfg.Money != nil {
 		pay, money, err := clientMoney(context.Background(), cfg, key, checker, log)
@@ -181,18 +196,22 @@ func StartClient(cfg ClientConfig, log *slog.Logger, opts ...client.Option) (*Cl
 	if err := n.Client.Flush(); err != nil {
 		log.Warn("the proxy has no voucher of this client's channel yet; it is sent again shortly", "err", err)
 	}
-	lim := limits(cfg.Limits)
-	ln, err := serve.Listen(cfg.Listen, lim)
-	if err != nil {
-		n.Client.Close()
-		return fail(fmt.Errorf("client: %w", err))
-	}
 	n.srv = serve.Server(n.Client.Handler(), lim, log)
 	go n.srv.Serve(ln)
 	n.Addr = ln.Addr().String()
 	n.BaseURL = "http://" + n.Addr + "/v1"
 	log.Info("client serving the OpenAI API", "base_url", n.BaseURL, "proxy", cfg.Client.Proxy)
 	return n, nil
+}
+
+// ErrNeedAPIKeys is the error for a client asked to serve its OpenAI API
+// beyond loopback without API keys.
+var ErrNeedAPIKeys = errors.New("API keys are required to listen beyond loopback")
+
+// loopback reports whether a is a loopback address.
+func loopback(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
 }
 
 // Close stops the client: it stops serving, pays what it owes the proxy,

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"math"
 	"net/http"
 	"slices"
 
@@ -34,17 +33,7 @@ func (p *Proxy) credit(client string) (*accounts.Credit, *api.Error) {
 	return &accounts.Credit{Allowance: p.cfg.CreditLimit, Paid: p.paidBy(client)}, nil
 }
 
-// MaxCost is the most the request in env may cost: its price cap for the
-// most tokens a worker may bill it (seal's bound), with every prompt token
-// cached or none, whichever costs more. The proxy holds this much of the
-// client's credit while the request is in flight.
-func MaxCost(env *seal.Envelope) uint64 {
-	u := env.MaxUsage()
-	cached, err1 := env.Header.PriceCap.Cost(u)
-	u.CachedTokens = 0
-	uncached, err2 := env.Header.PriceCap.Cost(u)
-	if err1 != nil || err2 != nil {
-		return math.MaxUint64
-	}
-	return max(cached.Total, uncached.Total)
-}
+// MaxCost is the most the request in env may cost (seal.MaxCost). The
+// proxy holds this much of the client's credit while the request is in
+// flight.
+func MaxCost(env *seal.Envelope) uint64 { return env.MaxCost() }

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"golang.org/x/net/netutil"
@@ -111,9 +110,10 @@ func Handler(h http.Handler, l Limits) http.Handler {
 			case slots <- struct{}{}:
 				defer func() { <-slots }()
 			default:
-				w.Header().Set("Retry-After", strconv.Itoa(RetryAfter))
-				api.WriteError(w, api.Errorf(http.StatusTooManyRequests, api.TypeRateLimit, "rate_limit_exceeded",
-					"this server has %d requests in flight, its most: try again in %d s", l.MaxRequests, RetryAfter))
+				e := api.Errorf(http.StatusTooManyRequests, api.TypeRateLimit, "rate_limit_exceeded",
+					"this server has %d requests in flight, its most: try again in %d s", l.MaxRequests, RetryAfter)
+				e.RetryAfter = RetryAfter
+				api.WriteError(w, e)
 				return
 			}
 		}

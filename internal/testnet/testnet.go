@@ -75,6 +75,9 @@ type Options struct {
 	// the client (role "proxy" or "client") before use, for example to set
 	// a GPU verifier or require a GPU.
 	Checker func(role string, c *attest.Checker)
+	// ClientConfig, if set, edits the client's configuration before the
+	// client is made (spending caps, API keys).
+	ClientConfig func(c *client.Config)
 }
 
 // Net is a running test network.
@@ -218,8 +221,11 @@ func Start(t testing.TB, opts Options) *Net {
 	if opts.Unpinned {
 		clientPin = ""
 	}
-	n.Client, err = client.New(client.Config{Proxy: srv.URL, ProxyPin: clientPin, Fanout: opts.Fanout, DirectoryTTL: opts.DirectoryTTL},
-		key, checker("client"), n.Journal, log.With("role", "client"))
+	ccfg := client.Config{Proxy: srv.URL, ProxyPin: clientPin, Fanout: opts.Fanout, DirectoryTTL: opts.DirectoryTTL}
+	if opts.ClientConfig != nil {
+		opts.ClientConfig(&ccfg)
+	}
+	n.Client, err = client.New(ccfg, key, checker("client"), n.Journal, log.With("role", "client"))
 	if err != nil {
 		t.Fatal(err)
 	}
