@@ -2,6 +2,11 @@
 // localhost that seals each request to attested workers, sends it through a
 // proxy, opens the sealed answer, checks the worker's signed receipt, and
 // only then accepts the cost.
+//
+// Before it sends a request the client holds the request's worst case
+// (seal.MaxCost) against its spending caps — per request, per minute, and
+// per API key when apps must present keys (see APIKey) — and books the
+// receipt's cost when the answer ends, also when the app has hung up.
 package client
 
 import (
