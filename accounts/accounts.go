@@ -41,6 +41,10 @@ type Entry struct {
 	// Expires is when the sealed request expired (unix seconds): until
 	// then a journal replayed at start refuses its id again.
 	Expires int64 `json:"expires,omitempty"`
+	// APIKey names the API key of the client's app that spent Cost (client
+	// side only; see client.APIKey), so its spending limit holds across
+	// restarts.
+	APIKey string `json:"api_key,omitempty"`
 }
 
 // Account is the running total of one client or worker.
@@ -84,7 +88,8 @@ type File struct {
 	held    map[string]uint64    // by client: what its admitted requests may still cost
 	clients map[string]*Account
 	workers map[string]*Account
-	prune   int64 // when used is next pruned
+	apiKeys map[string]*Account // by Entry.APIKey
+	prune   int64               // when used is next pruned
 	now     func() time.Time
 }
 
@@ -102,7 +107,7 @@ func OpenFile(path string) (*File, error) {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
 	l := &File{f: f, used: map[requestKey]int64{}, booked: map[requestKey]bool{}, held: map[string]uint64{},
-		clients: map[string]*Account{}, workers: map[string]*Account{}, now: time.Now}
+		clients: map[string]*Account{}, workers: map[string]*Account{}, apiKeys: map[string]*Account{}, now: time.Now}
 	// Replay; a torn last line (a crash mid-write) is cut off. Only the
 	// ids of requests not yet expired are remembered: an expired request
 	// is refused before it is admitted, so the others cannot come back.
@@ -159,6 +164,9 @@ func (l *File) apply(e Entry, now int64, live bool) bool {
 	tokens := e.Usage.PromptTokens + e.Usage.CompletionTokens
 	add(l.clients, e.Client, tokens, e.Cost)
 	add(l.workers, e.Worker, tokens, e.WorkerPay)
+	if e.APIKey != "" {
+		add(l.apiKeys, e.APIKey, tokens, e.Cost)
+	}
 	return true
 }
 
@@ -318,6 +326,10 @@ func (l *File) Client(id string) Account { return l.get(l.clients, id) }
 
 // Worker implements Ledger.
 func (l *File) Worker(id string) Account { return l.get(l.workers, id) }
+
+// APIKey returns the running total of the entries booked for the API key
+// named name (Entry.APIKey): what an app holding it has spent.
+func (l *File) APIKey(name string) Account { return l.get(l.apiKeys, name) }
 
 func (l *File) get(m map[string]*Account, id string) Account {
 	l.mu.Lock()

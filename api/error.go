@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 )
 
 // Error types, as OpenAI names them.
@@ -13,6 +14,9 @@ const (
 	TypeInsufficient   = "insufficient_quota"
 	TypeServer         = "server_error"
 	TypeUnavailable    = "service_unavailable"
+	// TypeRateLimit is OpenAI's type of a 429 for too many requests (code
+	// "rate_limit_exceeded"); over quota is TypeInsufficient.
+	TypeRateLimit = "requests"
 )
 
 // Error is an error an app sees, in OpenAI's JSON shape:
@@ -29,6 +33,9 @@ type Error struct {
 	// or coming from the engine crosses the proxy encrypted. The client
 	// opens it and shows the app what is inside.
 	Sealed []byte `json:"sealed,omitempty"`
+	// RetryAfter, if positive, is sent as the Retry-After header (seconds):
+	// when a refused request may succeed if sent again.
+	RetryAfter int64 `json:"-"`
 }
 
 func (e *Error) Error() string {
@@ -68,6 +75,9 @@ func ParseError(status int, b []byte) *Error {
 // WriteError writes e as an HTTP response.
 func WriteError(w http.ResponseWriter, e *Error) {
 	w.Header().Set("Content-Type", "application/json")
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(e.RetryAfter, 10))
+	}
 	w.WriteHeader(e.Status)
 	w.Write(MarshalError(e))
 	w.Write([]byte("\n"))

@@ -2,6 +2,11 @@
 // localhost that seals each request to attested workers, sends it through a
 // proxy, opens the sealed answer, checks the worker's signed receipt, and
 // only then accepts the cost.
+//
+// Before it sends a request the client holds the request's worst case
+// (seal.MaxCost) against its spending caps — per request, per minute, and
+// per API key when apps must present keys (see APIKey) — and books the
+// receipt's cost when the answer ends, also when the app has hung up.
 package client
 
 import (
@@ -18,6 +23,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -42,6 +48,17 @@ type Config struct {
 	Fanout       int           `json:"fanout"`        // workers each request is sealed to (k)
 	RequestTTL   time.Duration `json:"request_ttl"`   // how long a sealed request stays valid
 	DirectoryTTL time.Duration `json:"directory_ttl"` // how long the worker list is reused
+	// MaxRequestCost refuses, before sending it, a request that may cost
+	// more nanoTON than this (see seal.MaxCost); 0: DefaultMaxRequestCost.
+	MaxRequestCost uint64 `json:"max_request_cost,omitempty"`
+	// MaxSpendPerMinute bounds, in nanoTON, what the costs booked in the
+	// last minute and the worst cases of the requests in flight add up to;
+	// 0: DefaultMaxSpendPerMinute.
+	MaxSpendPerMinute uint64 `json:"max_spend_per_minute,omitempty"`
+	// APIKeys, if any, are required of every app (Authorization: Bearer),
+	// each with its own spending limit. Without them anyone who reaches
+	// the API spends the client's deposit.
+	APIKeys []APIKey `json:"api_keys,omitempty"`
 }
 
 // DefaultMaxPrice accepts up to 2000 nanoTON for any token.
@@ -55,18 +72,31 @@ type Client struct {
 	http    *http.Client
 	journal accounts.Ledger
 	log     *slog.Logger
+	keys    []keyHash // the API keys' hashes; none: no key is asked for
+	spend   *spending
 
 	mu      sync.Mutex
 	workers []*worker
 	fetched time.Time
-	refused map[[32]byte]bool
-	payee   *wire.Payee // how to pay the proxy, from its directory
-	seen    [32]byte    // TLS key hash of the proxy that served the directory (unpinned clients)
+	// fetching is closed when the directory fetch under way ends; nil when
+	// none is. Only one fetch runs at a time, outside mu.
+	fetching chan struct{}
+	fetchErr error // why the last fetch failed; nil after a good one
+	refused  map[[32]byte]bool
+	payee    *wire.Payee // how to pay the proxy, from its directory
+	seen     [32]byte    // TLS key hash of the proxy that served the directory (unpinned clients)
 
 	encaps encapPool
 
-	payments *payments.Stream
+	payments *payments.Stream // nil: the client pays nobody (a proxy serving it unpaid)
 }
+
+// maxRefused bounds how many refused evidences the client remembers, only
+// so as to log each once: a proxy can list endless distinct bad ones.
+const maxRefused = 1024
+
+// directoryTimeout bounds one directory fetch with its evidence checks.
+const directoryTimeout = 30 * time.Second
 
 // worker is a verified entry of the proxy's directory.
 type worker struct {
@@ -74,9 +104,21 @@ type worker struct {
 	info wire.WorkerInfo
 }
 
+// ErrProxyURL is the error for a Config.Proxy that is not an http:// or
+// https:// URL of a host.
+var ErrProxyURL = errors.New("client: proxy must be a URL such as https://HOST:PORT")
+
+// Option sets what a Client needs beyond its Config, at construction.
+type Option func(*Client)
+
 // New returns a client that signs with key, accepts workers whose evidence
 // passes checker, and books what it pays in journal.
-func New(cfg Config, key ed25519.PrivateKey, checker *attest.Cache, journal accounts.Ledger, log *slog.Logger) (*Client, error) {
+func New(cfg Config, key ed25519.PrivateKey, checker *attest.Cache, journal accounts.Ledger, log *slog.Logger, opts ...Option) (*Client, error) {
+	proxyURL, err := parseProxyURL(cfg.Proxy)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Proxy = proxyURL
 	if cfg.Fanout <= 0 {
 		cfg.Fanout = 3
 	}
@@ -90,6 +132,16 @@ func New(cfg Config, key ed25519.PrivateKey, checker *attest.Cache, journal acco
 	if cfg.MaxPrice == (price.Price{}) {
 		cfg.MaxPrice = DefaultMaxPrice
 	}
+	if cfg.MaxRequestCost == 0 {
+		cfg.MaxRequestCost = DefaultMaxRequestCost
+	}
+	if cfg.MaxSpendPerMinute == 0 {
+		cfg.MaxSpendPerMinute = DefaultMaxSpendPerMinute
+	}
+	keys, err := parseAPIKeys(cfg.APIKeys)
+	if err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.Default()
 	}
@@ -100,13 +152,31 @@ func New(cfg Config, key ed25519.PrivateKey, checker *attest.Cache, journal acco
 	if cfg.ProxyPin == "" {
 		log.Warn("no proxy pin configured: accepting any proxy certificate (prompts stay sealed; metadata does not)")
 	}
-	cfg.Proxy = strings.TrimRight(cfg.Proxy, "/")
 	tr := &http.Transport{TLSClientConfig: tcfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}
-	return &Client{cfg: cfg, key: key, attest: checker, journal: journal, log: log,
-		http: &http.Client{Transport: tr}, refused: map[[32]byte]bool{}}, nil
+	c := &Client{cfg: cfg, key: key, attest: checker, journal: journal, log: log, keys: keys, spend: newSpending(cfg, journal),
+		http: &http.Client{Transport: tr}, refused: map[[32]byte]bool{}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
 }
 
-// Handler serves the OpenAI API under /v1.
+// parseProxyURL returns s, an http:// or https:// URL of a host with no
+// path beyond "/", without its trailing slash.
+func parseProxyURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("%w, not %q: %w", ErrProxyURL, s, err)
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%w (or http://HOST:PORT), not %q", ErrProxyURL, s)
+	}
+	return strings.TrimRight(s, "/"), nil
+}
+
+// Handler serves the OpenAI API under /v1, to apps that present one of
+// the client's API keys if it has any.
 func (c *Client) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/models", c.serveModels)
@@ -115,48 +185,115 @@ func (c *Client) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, api.Errorf(http.StatusNotFound, api.TypeNotFound, "unknown_url", "unknown URL %s %s", r.Method, r.URL.Path))
 	})
+	if len(c.keys) > 0 {
+		return c.authorize(mux)
+	}
 	return mux
 }
 
 // directory returns the verified workers, refreshing the list from the proxy
-// when it is older than DirectoryTTL.
+// when it is older than DirectoryTTL. One fetch runs at a time, outside
+// c.mu: the request that finds the list stale waits for the fresh one, and
+// requests arriving meanwhile use the previous verified list (they wait
+// only when there is none yet).
 func (c *Client) directory(ctx context.Context) ([]*worker, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if time.Since(c.fetched) < c.cfg.DirectoryTTL {
+	if !c.fetched.IsZero() && time.Since(c.fetched) < c.cfg.DirectoryTTL {
+		defer c.mu.Unlock()
 		return c.workers, nil
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.Proxy+wire.PathDirectory, nil)
+	done, started := c.fetching, false
+	if done == nil {
+		done, started = make(chan struct{}), true
+		c.fetching = done
+		go c.refresh(done)
+	}
+	if !started && !c.fetched.IsZero() {
+		defer c.mu.Unlock()
+		return c.workers, nil
+	}
+	c.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("asking proxy for workers: %w", ctx.Err())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fetchErr != nil {
+		return nil, c.fetchErr
+	}
+	return c.workers, nil
+}
+
+// refresh fetches and verifies the proxy's directory, installs it, and
+// closes done. It runs on its own context, so a request that gives up
+// waiting does not cut the fetch others wait for.
+func (c *Client) refresh(done chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), directoryTimeout)
+	defer cancel()
+	list, d, seen, err := c.fetchDirectory(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fetching, c.fetchErr = nil, err
+	close(done)
+	if err != nil {
+		return
+	}
+	c.workers, c.fetched, c.payee = list, time.Now(), d.Payee
+	if seen != ([32]byte{}) {
+		c.seen = seen
+	}
+	c.encaps.keep(list)
+}
+
+// fetchDirectory asks the proxy for its workers and keeps those whose
+// evidence passes the policy. seen is the TLS key the proxy showed.
+func (c *Client) fetchDirectory(ctx context.Context) (list []*worker, d *wire.Directory, seen [32]byte, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.Proxy+wire.PathDirectory, nil)
+	if err != nil {
+		return nil, nil, seen, fmt.Errorf("asking proxy for workers: %w", err)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("asking proxy for workers: %w", err)
+		return nil, nil, seen, fmt.Errorf("asking proxy for workers: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("asking proxy for workers: HTTP %d", resp.StatusCode)
+		return nil, nil, seen, fmt.Errorf("asking proxy for workers: HTTP %d", resp.StatusCode)
 	}
 	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
-		c.seen = identity.KeyHash(resp.TLS.PeerCertificates[0])
+		seen = identity.KeyHash(resp.TLS.PeerCertificates[0])
 	}
-	var d wire.Directory
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&d); err != nil {
-		return nil, fmt.Errorf("asking proxy for workers: %w", err)
+	d = new(wire.Directory)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(d); err != nil {
+		return nil, nil, seen, fmt.Errorf("asking proxy for workers: %w", err)
 	}
-	var list []*worker
 	for _, info := range d.Workers {
 		v, err := c.attest.Check(info.Evidence)
 		if err != nil {
-			if h := sha256.Sum256(info.Evidence); !c.refused[h] {
-				c.refused[h] = true
-				c.log.Warn("refusing worker: evidence fails policy", "err", err)
-			}
+			c.noteRefused(info.Evidence, err)
 			continue
 		}
 		list = append(list, &worker{v: v, info: info})
 	}
-	c.workers, c.fetched, c.payee = list, time.Now(), d.Payee
-	c.encaps.keep(list)
-	return list, nil
+	return list, d, seen, nil
+}
+
+// noteRefused logs a worker refused for its evidence, once per evidence
+// among the last maxRefused.
+func (c *Client) noteRefused(evidence []byte, err error) {
+	h := sha256.Sum256(evidence)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refused[h] {
+		return
+	}
+	if len(c.refused) >= maxRefused {
+		clear(c.refused)
+	}
+	c.refused[h] = true
+	c.log.Warn("refusing worker: evidence fails policy", "err", err)
 }
 
 // encapPool keeps a few HPKE encapsulations ready for each worker this
@@ -297,6 +434,21 @@ func (c *Client) serve(w http.ResponseWriter, r *http.Request, endpoint string) 
 		api.WriteError(w, err.(*api.Error))
 		return
 	}
+	h := seal.Header{
+		Endpoint:  req.Endpoint,
+		Model:     req.Model,
+		MaxTokens: uint32(req.Limit()), // ParseRequest bounds it by seal.MaxTokenLimit
+		Stream:    req.Stream,
+		PriceCap:  c.cfg.MaxPrice,
+		ClientKey: c.key.Public().(ed25519.PublicKey),
+	}
+	key, _ := r.Context().Value(apiKeyCtx{}).(string)
+	spend, aerr := c.spend.hold(key, seal.MaxCost(&h, len(body)))
+	if aerr != nil {
+		api.WriteError(w, aerr)
+		return
+	}
+	defer spend.release() // unless the receipt booked it
 	workers, err := c.directory(r.Context())
 	if err != nil {
 		api.WriteError(w, api.Errorf(http.StatusServiceUnavailable, api.TypeUnavailable, "proxy_unreachable", "%v", err))
@@ -307,50 +459,60 @@ func (c *Client) serve(w http.ResponseWriter, r *http.Request, endpoint string) 
 		api.WriteError(w, aerr)
 		return
 	}
-	if err := c.forward(w, r.Context(), req, body, chosen); err != nil {
+	a := &answer{c: c, w: w, req: req, h: &h, chosen: chosen, spend: spend}
+	if err := a.forward(r.Context(), body); err != nil {
 		api.WriteError(w, err)
 	}
 }
 
-// forward seals the request to chosen, sends it through the proxy and
-// relays the opened answer. It returns an error only while nothing has been
-// written to w yet.
-func (c *Client) forward(w http.ResponseWriter, ctx context.Context, req *api.Request, body []byte, chosen []*worker) *api.Error {
+// hangUpGrace bounds how long the client keeps reading an answer after its
+// app has hung up, to check its receipt and pay for it.
+const hangUpGrace = 5 * time.Minute
+
+// forward seals the request to the chosen workers, sends it through the
+// proxy and relays the opened answer. It returns an error only while
+// nothing has been written to the app yet.
+//
+// The exchange with the proxy outlives the app's request by up to
+// hangUpGrace: an app that hangs up mid-answer has still asked for it, and
+// the worker still serves it and the proxy books it, so an honest client
+// reads on, checks the receipt and pays for it.
+func (a *answer) forward(ctx context.Context, body []byte) *api.Error {
+	c := a.c
 	proxy, err := c.proxyKey()
 	if err != nil {
 		return api.Errorf(http.StatusBadGateway, api.TypeServer, "proxy_unknown", "%v", err)
 	}
-	h := seal.Header{
-		Proxy:     proxy,
-		Endpoint:  req.Endpoint,
-		Model:     req.Model,
-		MaxTokens: uint32(req.Limit()), // ParseRequest bounds it by seal.MaxTokenLimit
-		Stream:    req.Stream,
-		PriceCap:  c.cfg.MaxPrice,
-		Expires:   time.Now().Add(c.cfg.RequestTTL).Unix(),
-		ClientKey: c.key.Public().(ed25519.PublicKey),
-	}
-	crand.Read(h.RequestID[:])
-	to := make([]*seal.Prepared, len(chosen))
-	for i, wk := range chosen {
+	a.h.Proxy = proxy
+	a.h.Expires = time.Now().Add(c.cfg.RequestTTL).Unix()
+	crand.Read(a.h.RequestID[:])
+	to := make([]*seal.Prepared, len(a.chosen))
+	for i, wk := range a.chosen {
 		p, err := c.encaps.take(seal.Recipient{KeyID: wk.v.KeyID, PublicKey: wk.v.Bundle.HPKEKey})
 		if err != nil {
 			return api.Errorf(http.StatusInternalServerError, api.TypeServer, "seal_failed", "sealing request: %v", err)
 		}
 		to[i] = p
 	}
-	raw, sess, err := seal.SealPrepared(h, body, to, c.key)
+	raw, sess, err := seal.SealPrepared(*a.h, body, to, c.key)
 	if err != nil {
 		return api.Errorf(http.StatusInternalServerError, api.TypeServer, "seal_failed", "sealing request: %v", err)
 	}
-	hreq, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.Proxy+wire.PathRequests, bytes.NewReader(raw))
+	a.sess = sess
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(hangUpGrace, cancel) })
+	defer stop()
+	hreq, err := http.NewRequestWithContext(pctx, http.MethodPost, c.cfg.Proxy+wire.PathRequests, bytes.NewReader(raw))
+	if err != nil {
+		return api.Errorf(http.StatusInternalServerError, api.TypeServer, "proxy_unknown", "sending request to proxy: %v", err)
+	}
 	hreq.Header.Set("Content-Type", wire.ContentEnvelope)
 	resp, err := c.http.Do(hreq)
 	if err != nil {
 		return api.Errorf(http.StatusBadGateway, api.TypeServer, "proxy_unreachable", "sending request to proxy: %v", err)
 	}
 	defer resp.Body.Close()
-	a := &answer{c: c, w: w, req: req, h: &h, sess: sess, chosen: chosen}
 	if resp.StatusCode != http.StatusOK {
 		// Room for a worker's sealed error (a record, base64) in the JSON.
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2*seal.MaxRecord))
@@ -387,6 +549,7 @@ type answer struct {
 	h      *seal.Header
 	sess   *seal.ClientSession
 	chosen []*worker
+	spend  *spend // the request's hold on the client's spending caps
 
 	started bool   // SSE headers written
 	whole   []byte // the non-streamed response object
@@ -488,11 +651,13 @@ func (a *answer) finish(rc *seal.Receipt) *api.Error {
 			Model:     rc.Model,
 			Usage:     rc.Usage,
 			Cost:      rc.Cost.Total,
+			APIKey:    a.spend.key,
 		})
 		if err != nil {
 			a.c.log.Error("booking receipt", "err", err)
 		}
 	}
+	a.spend.book(rc.Cost.Total)
 	a.c.pay(rc.Cost.Total)
 	usage := api.NewUsage(rc.Usage, rc.Cost)
 	if a.req.Stream {

@@ -5,19 +5,20 @@ import (
 	"github.com/cocoon-go/cocoon/wire"
 )
 
-// PayWith makes the client pay the proxy through payer's channel: after it
-// has checked each worker's receipt, it adds the cost to a payments.Stream
-// that signs cumulative vouchers and posts them to the proxy over the
-// client's pinned transport, off the answer's critical path. cfg.Post is
-// set here; the rest of cfg is the caller's. The caller closes the returned
-// stream (after Flush) and then the payer. Call it before serving.
-func (c *Client) PayWith(payer *payments.Payer, cfg payments.StreamConfig) *payments.Stream {
-	cfg.Post = payments.PostTo(c.http.Transport, c.cfg.Proxy+wire.PathVouchers)
-	if cfg.Log == nil {
-		cfg.Log = c.log.With("paying", "the proxy")
+// WithPayments makes the client pay the proxy through payer's channel:
+// after it has checked each worker's receipt, it adds the cost to a
+// payments.Stream that signs cumulative vouchers and posts them to the
+// proxy over the client's own (pinned) transport, off the answer's critical
+// path. cfg.Post is set by the client; the rest of cfg is the caller's.
+// Client.Close closes the stream; the caller closes payer after that.
+func WithPayments(payer *payments.Payer, cfg payments.StreamConfig) Option {
+	return func(c *Client) {
+		cfg.Post = payments.PostTo(c.http.Transport, c.cfg.Proxy+wire.PathVouchers)
+		if cfg.Log == nil {
+			cfg.Log = c.log.With("paying", "the proxy")
+		}
+		c.payments = payments.NewStream(payer, cfg)
 	}
-	c.payments = payments.NewStream(payer, cfg)
-	return c.payments
 }
 
 // pay queues amount to be paid to the proxy: signed into a voucher (with
@@ -35,4 +36,13 @@ func (c *Client) Flush() error {
 		return nil
 	}
 	return c.payments.Flush()
+}
+
+// Close pays what is owed, as far as it can (see Flush), and stops paying.
+// Call it once the client's API has stopped serving.
+func (c *Client) Close() error {
+	if c.payments == nil {
+		return nil
+	}
+	return c.payments.Close()
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/cocoon-go/cocoon/accounts"
 	"github.com/cocoon-go/cocoon/client"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/internal/serve"
 	"github.com/cocoon-go/cocoon/proxy"
 )
 
@@ -37,6 +38,17 @@ type ProxyConfig struct {
 	// Payments, if set, are the proxy's payments made ready by the caller
 	// (`cocoon up` opens its channels itself); Money is then not used.
 	Payments *proxy.Payments `json:"-"`
+	// Limits protect the client listener from slow and greedy clients;
+	// nil: serve.DefaultLimits.
+	Limits *serve.Limits `json:"limits,omitempty"`
+}
+
+// limits is l, or the defaults when nil.
+func limits(l *serve.Limits) serve.Limits {
+	if l == nil {
+		return serve.DefaultLimits()
+	}
+	return *l
 }
 
 // Proxy is a running proxy node.
@@ -103,18 +115,15 @@ func StartProxy(cfg ProxyConfig, log *slog.Logger) (*Proxy, error) {
 		stop()
 		return nil, fmt.Errorf("proxy: worker listener: %w", err)
 	}
-	cln, err := net.Listen("tcp", cfg.Listen)
+	lim := limits(cfg.Limits)
+	cln, err := serve.Listen(cfg.Listen, lim)
 	if err != nil {
 		wln.Close()
 		stop()
 		return nil, fmt.Errorf("proxy: client listener: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           p.Handler(),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, NextProtos: []string{"h2", "http/1.1"}},
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	srv := serve.Server(p.Handler(), lim, log)
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, NextProtos: []string{"h2", "http/1.1"}}
 	go srv.ServeTLS(cln, "", "")
 	go p.ServeWorkers(wln)
 	n := &Proxy{Proxy: p, Addr: cln.Addr().String(), WorkerAddr: wln.Addr().String(), Pin: hex.EncodeToString(pin[:]), srv: srv, wln: wln, ledger: ledger, money: money}
@@ -143,6 +152,9 @@ type ClientConfig struct {
 	Client  client.Config `json:"client"`
 	Trust   Trust         `json:"trust"`
 	Money   *MoneyConfig  `json:"money,omitempty"`
+	// Limits protect the OpenAI listener from slow and greedy apps; nil:
+	// serve.DefaultLimits.
+	Limits *serve.Limits `json:"limits,omitempty"`
 }
 
 // Client is a running client node.
@@ -155,8 +167,11 @@ type Client struct {
 	money   io.Closer
 }
 
-// StartClient starts a client node.
-func StartClient(cfg ClientConfig, log *slog.Logger) (*Client, error) {
+// StartClient starts a client node. With cfg.Money it first opens (or
+// resumes) the client's channel to its proxy, so that it pays for every
+// answer it serves; opts are passed to client.New (a caller holding a
+// channel already passes client.WithPayments instead of cfg.Money).
+func StartClient(cfg ClientConfig, log *slog.Logger, opts ...client.Option) (*Client, error) {
 	checker, err := cfg.Trust.checkerWithRoot(cfg.DataDir, cfg.Money, log)
 	if err != nil {
 		return nil, err
@@ -169,40 +184,75 @@ func StartClient(cfg ClientConfig, log *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(cfg.Client, key, checker, journal, log)
-	if err != nil {
-		journal.Close()
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	// Listen first, to refuse an open address before any money moves;
+	// serve only once the client can pay.
+	lim := limits(cfg.Limits)
+	ln, err := serve.Listen(cfg.Listen, lim)
 	if err != nil {
 		journal.Close()
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	n := &Client{Client: c, Addr: ln.Addr().String(), srv: srv, journal: journal}
-	n.BaseURL = "http://" + n.Addr + "/v1"
-	if cfg.Money != nil {
-		if n.money, err = n.clientMoney(context.Background(), cfg, key, log); err != nil {
-			n.Close()
-			return nil, err
+	n := &Client{journal: journal}
+	fail := func(err error) (*Client, error) {
+		ln.Close()
+		if n.Client != nil {
+			n.Client.Close()
 		}
+		if n.money != nil {
+			n.money.Close()
+		}
+		journal.Close()
+		return nil, err
 	}
+	if len(cfg.Client.APIKeys) == 0 && !loopback(ln.Addr()) {
+		return fail(fmt.Errorf("client: %w: %s is reachable from other machines, and whoever reaches the OpenAI API spends this client's deposit: listen on 127.0.0.1, or give apps API keys (--api-keys FILE; cocoon client new-key makes one)", ErrNeedAPIKeys, cfg.Listen))
+	}
+	if cfg.Money != nil {
+		pay, money, err := clientMoney(context.Background(), cfg, key, checker, log)
+		if err != nil {
+			return fail(err)
+		}
+		n.money = money
+		opts = append(opts, pay)
+	}
+	if n.Client, err = client.New(cfg.Client, key, checker, journal, log, opts...); err != nil {
+		return fail(err)
+	}
+	// A proxy serves a paying client only once it holds a voucher of its
+	// channel: post it before taking requests.
+	if err := n.Client.Flush(); err != nil {
+		log.Warn("the proxy has no voucher of this client's channel yet; it is sent again shortly", "err", err)
+	}
+	n.srv = serve.Server(n.Client.Handler(), lim, log)
+	go n.srv.Serve(ln)
+	n.Addr = ln.Addr().String()
+	n.BaseURL = "http://" + n.Addr + "/v1"
 	log.Info("client serving the OpenAI API", "base_url", n.BaseURL, "proxy", cfg.Client.Proxy)
 	return n, nil
 }
 
-// Close stops the client.
+// ErrNeedAPIKeys is the error for a client asked to serve its OpenAI API
+// beyond loopback without API keys.
+var ErrNeedAPIKeys = errors.New("API keys are required to listen beyond loopback")
+
+// loopback reports whether a is a loopback address.
+func loopback(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
+}
+
+// Close stops the client: it stops serving, pays what it owes the proxy,
+// and closes its channel and books.
 func (n *Client) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	n.srv.Shutdown(ctx)
 	n.srv.Close()
+	err := n.Client.Close()
 	if n.money != nil {
-		n.money.Close()
+		err = errors.Join(err, n.money.Close())
 	}
-	return n.journal.Close()
+	return errors.Join(err, n.journal.Close())
 }
 
 // LoadConfig reads a JSON config file into v, refusing unknown fields.

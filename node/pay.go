@@ -12,8 +12,10 @@ import (
 
 	"github.com/xssnick/tonutils-go/address"
 
+	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/chain"
 	"github.com/cocoon-go/cocoon/chain/chainspec"
+	"github.com/cocoon-go/cocoon/client"
 	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/identity"
 	"github.com/cocoon-go/cocoon/nanoton"
@@ -151,20 +153,27 @@ func WorkerMoney(ctx context.Context, dataDir, root string, m *MoneyConfig, log 
 }
 
 // clientMoney opens (or resumes) the client's channel to its proxy, funded
-// with cfg.Money.Deposit, and makes the client pay through it. The payee is
-// whoever the proxy's directory names, so it must be vouched for: by the
-// pinned TLS key the directory came over, or by the root contract's
-// registry of proxies (cfg.Trust.Root).
-func (n *Client) clientMoney(ctx context.Context, cfg ClientConfig, key ed25519.PrivateKey, log *slog.Logger) (io.Closer, error) {
+// with cfg.Money.Deposit, and returns the option that makes a client pay
+// through it, and what to close after that client. The payee is whoever the
+// proxy's directory names, so it must be vouched for: by the pinned TLS key
+// the directory came over, or by the root contract's registry of proxies
+// (cfg.Trust.Root).
+func clientMoney(ctx context.Context, cfg ClientConfig, key ed25519.PrivateKey, checker *attest.Cache, log *slog.Logger) (client.Option, io.Closer, error) {
 	c, closer, w, deposit, err := cfg.Money.open(ctx, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	fail := func(err error) (io.Closer, error) {
+	fail := func(err error) (client.Option, io.Closer, error) {
 		closer.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	pp, err := n.Client.ProxyPayee(ctx)
+	// A client that is never served asks the proxy who it is paid as; the
+	// client that serves is made with its payments.
+	asker, err := client.New(cfg.Client, key, checker, nil, log)
+	if err != nil {
+		return fail(err)
+	}
+	pp, err := asker.ProxyPayee(ctx)
 	if err != nil {
 		return fail(err)
 	}
@@ -206,12 +215,10 @@ func (n *Client) clientMoney(ctx context.Context, cfg ClientConfig, key ed25519.
 	if opened {
 		log.Info("channel to the proxy opened", "channel", payer.Address().String(), "deposit", nanoton.Format(deposit))
 	}
-	stream := n.Client.PayWith(payer, payments.StreamConfig{Chain: c})
 	log.Info("paying the proxy by channel", "channel", payer.Address().String(), "deposit", nanoton.Format(payer.Deposit()), "paid", nanoton.Format(payer.Total()))
-	return closerFunc(func() error {
-		err := stream.Close()
+	return client.WithPayments(payer, payments.StreamConfig{Chain: c}), closerFunc(func() error {
 		payer.Close()
-		return errors.Join(err, closer.Close())
+		return closer.Close()
 	}), nil
 }
 

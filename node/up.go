@@ -21,6 +21,7 @@ import (
 	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/internal/serve"
 	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/proxy"
@@ -51,11 +52,9 @@ type Network struct {
 	chainLn  net.Listener
 	manifest *Manifest
 	ends     *channelEnds
-	// clientPays is the client's stream of vouchers to the proxy.
-	clientPays *payments.Stream
-	engine     engine.Engine
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
+	engine   engine.Engine
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // Up starts a whole network on this machine: a local chain with the root
@@ -136,7 +135,8 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(st)
 	})
-	go (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(cln)
+	lim := serve.DefaultLimits()
+	go serve.Server(mux, lim, log).Serve(serve.Limit(cln, lim))
 	if err := mon.writeManifest(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -194,11 +194,10 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 	n.Client, err = StartClient(ClientConfig{
 		DataDir: filepath.Join(cfg.DataDir, "client"), Listen: cfg.Addr, Trust: trust,
 		Client: client.Config{Proxy: "https://" + n.Proxy.Addr, ProxyPin: n.Proxy.Pin},
-	}, log.With("role", "client"))
+	}, log.With("role", "client"), client.WithPayments(n.ends.clientPayer, payments.StreamConfig{Chain: n.Chain}))
 	if err != nil {
 		return nil, err
 	}
-	n.clientPays = n.Client.PayWith(n.ends.clientPayer, payments.StreamConfig{Chain: n.Chain})
 	n.BaseURL = n.Client.BaseURL
 	return n, nil
 }
@@ -225,10 +224,7 @@ func (n *Network) Close() error {
 func (n *Network) closeRoles() error {
 	var errs []error
 	if n.Client != nil {
-		if n.clientPays != nil {
-			errs = append(errs, n.clientPays.Close())
-		}
-		n.Client.Close()
+		errs = append(errs, n.Client.Close())
 	}
 	if n.Proxy != nil {
 		errs = append(errs, n.Proxy.Close())

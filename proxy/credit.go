@@ -6,7 +6,6 @@ import (
 
 	"github.com/cocoon-go/cocoon/accounts"
 	"github.com/cocoon-go/cocoon/api"
-	"github.com/cocoon-go/cocoon/seal"
 )
 
 // credit is what client may owe this proxy. A proxy paid by channels serves
@@ -33,10 +32,3 @@ func (p *Proxy) credit(client string) (*accounts.Credit, *api.Error) {
 	return &accounts.Credit{Allowance: p.cfg.CreditLimit, Paid: p.paidBy(client)}, nil
 }
 
-// MaxCost is the most the request in env may cost: its price cap for the
-// most tokens a worker may bill it (seal's bound), with every prompt token
-// cached or none, whichever costs more (price.Price.MaxCost). The proxy holds
-// this much of the client's credit while the request is in flight.
-func MaxCost(env *seal.Envelope) uint64 {
-	return env.Header.PriceCap.MaxCost(env.MaxUsage())
-}

@@ -549,7 +549,7 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 		api.WriteError(rw, aerr)
 		return
 	}
-	hold := MaxCost(env)
+	hold := env.MaxCost()
 	ticket, err := p.ledger.Admit(client, hex.EncodeToString(env.Header.RequestID[:]), env.Header.Expires, hold, credit)
 	switch {
 	case errors.Is(err, accounts.ErrDuplicate):

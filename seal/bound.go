@@ -40,6 +40,22 @@ func (e *Envelope) MaxUsage() price.Usage {
 	return MaxUsage(&e.Header, len(e.Body)-tagSize)
 }
 
+// MaxCost is the most a request with header h and a body of bodyLen bytes
+// may cost: its price cap for the most tokens a receipt may claim
+// (MaxUsage), with every prompt token cached or none, whichever costs more;
+// math.MaxUint64 if that overflows. The proxy holds it against a client's
+// credit while the request is in flight; the client holds it against its
+// own spending caps.
+func MaxCost(h *Header, bodyLen int) uint64 {
+	return h.PriceCap.MaxCost(MaxUsage(h, bodyLen))
+}
+
+// MaxCost is the package function MaxCost for e, from the length of its
+// sealed body.
+func (e *Envelope) MaxCost() uint64 {
+	return MaxCost(&e.Header, len(e.Body)-tagSize)
+}
+
 // Allows reports whether a receipt for e may charge its price for its usage:
 // a price within the header's cap and usage within e.MaxUsage.
 func (e *Envelope) Allows(r *Receipt) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/xssnick/tonutils-go/tvm/cell"
 
 	"github.com/cocoon-go/cocoon/chain"
+	"github.com/cocoon-go/cocoon/internal/serve"
 )
 
 // The HTTP protocol of a served local chain: JSON bodies, cells as base64 BoC, addresses in raw form
@@ -84,9 +85,10 @@ type errorResponse struct {
 
 // Serve serves c over HTTP on ln until ln fails, so that other processes can share it with Dial.
 func Serve(ln net.Listener, c *Chain) error {
-	srv := &http.Server{Handler: Handler(c), ReadHeaderTimeout: 10 * time.Second}
+	lim := serve.DefaultLimits()
+	srv := serve.Server(Handler(c), lim, c.log)
 	c.log.Info("serving the local chain", "addr", ln.Addr().String())
-	return srv.Serve(ln)
+	return srv.Serve(serve.Limit(ln, lim))
 }
 
 // Handler is the HTTP handler Serve uses, to mount the chain in another server.

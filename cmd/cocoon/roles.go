@@ -261,6 +261,9 @@ func runWorker(ctx context.Context, args []string) error {
 }
 
 func runClient(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "new-key" {
+		return runClientNewKey(args[1:])
+	}
 	cfg := node.ClientConfig{DataDir: defaultDir("client"), Listen: "127.0.0.1:10000"}
 	cfg.Client.MaxPrice = client.DefaultMaxPrice
 	if p := configPath(args); p != "" {
@@ -276,6 +279,13 @@ func runClient(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Client.ProxyPin, "proxy-pin", cfg.Client.ProxyPin, "hex SHA-256 of the proxy's TLS key (printed by the proxy)")
 	fs.IntVar(&cfg.Client.Fanout, "fanout", cfg.Client.Fanout, "workers each request is sealed to (0: 3)")
 	fs.Uint64Var(&cfg.Client.MaxPrice.PerToken, "max-price-per-token", cfg.Client.MaxPrice.PerToken, "most nanoTON paid per token of any kind")
+	fs.Var(amountFlag{&cfg.Client.MaxRequestCost}, "max-request-cost", "refuse a request that may cost more (its prompt and max_tokens at the price cap), AMOUNT; default 1 TON")
+	fs.Var(amountFlag{&cfg.Client.MaxSpendPerMinute}, "max-spend-per-minute", "most spent in a minute, requests in flight counted at their worst case, AMOUNT; default 5 TON")
+	fs.Func("api-keys", "JSON file of API keys apps must present (Authorization: Bearer), each with a spending limit; required to listen beyond loopback (make one: cocoon client new-key)", func(path string) error {
+		keys, err := client.LoadAPIKeys(path)
+		cfg.Client.APIKeys = append(cfg.Client.APIKeys, keys...)
+		return err
+	})
 	trustFlags(fs, &cfg.Trust)
 	money := moneyFlags(fs, &cfg.Money, "deposit of the channel opened to the proxy if there is none")
 	if err := fs.Parse(args); err != nil {
@@ -292,6 +302,26 @@ func runClient(ctx context.Context, args []string) error {
 	fmt.Fprintf(os.Stderr, "client ready: OpenAI base URL %s\n", c.BaseURL)
 	<-ctx.Done()
 	return c.Close()
+}
+
+func runClientNewKey(args []string) error {
+	fs, _ := newFlags("client new-key", "Makes an API key for an app of the client, adds its hash to --api-keys FILE, and prints the key\n(it is kept nowhere else). Start the client with --api-keys FILE.")
+	file := fs.String("api-keys", "", "the client's API keys file (required; created if missing)")
+	name := fs.String("name", "", "name of the key, e.g. the app's (required)")
+	var limit uint64
+	fs.Var(amountFlag{&limit}, "limit", "AMOUNT the key may spend in all (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *file == "" || *name == "" || limit == 0 {
+		return fmt.Errorf("--api-keys, --name and --limit are required")
+	}
+	key, err := client.AddAPIKey(*file, *name, limit)
+	if err != nil {
+		return err
+	}
+	fmt.Println(key)
+	return nil
 }
 
 func runSimulatedTEE(ctx context.Context, args []string) error {

@@ -15,7 +15,6 @@ import (
 	"github.com/cocoon-go/cocoon/engine/enginetest"
 	"github.com/cocoon-go/cocoon/internal/testnet"
 	"github.com/cocoon-go/cocoon/price"
-	"github.com/cocoon-go/cocoon/proxy"
 	"github.com/cocoon-go/cocoon/seal"
 )
 
@@ -224,7 +223,7 @@ func TestConcurrentRequestsCannotOvershootCredit(t *testing.T) {
 		t.Fatal(err)
 	}
 	env, _ := seal.ParseEnvelope(sample)
-	hold := proxy.MaxCost(env)
+	hold := env.MaxCost()
 	n, c, ws := start(t, testnet.Options{Engines: []engine.Engine{eng}, CreditLimit: 3*hold + hold/2, Capacity: 16})
 
 	const total = 12

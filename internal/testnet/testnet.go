@@ -29,6 +29,7 @@ import (
 	"github.com/cocoon-go/cocoon/client"
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/internal/serve"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/proxy"
 	"github.com/cocoon-go/cocoon/wire"
@@ -74,6 +75,9 @@ type Options struct {
 	// the client (role "proxy" or "client") before use, for example to set
 	// a GPU verifier or require a GPU.
 	Checker func(role string, c *attest.Checker)
+	// ClientConfig, if set, edits the client's configuration before the
+	// client is made (spending caps, API keys).
+	ClientConfig func(c *client.Config)
 }
 
 // Net is a running test network.
@@ -161,7 +165,8 @@ func Start(t testing.TB, opts Options) *Net {
 	} else {
 		handler = n.Recorder.wrap(handler)
 	}
-	srv := httptest.NewUnstartedServer(handler)
+	// The listeners' per-request protections, as nodes serve them.
+	srv := httptest.NewUnstartedServer(serve.Handler(handler, serve.DefaultLimits()))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
@@ -219,12 +224,15 @@ func Start(t testing.TB, opts Options) *Net {
 	if opts.Unpinned {
 		clientPin = ""
 	}
-	n.Client, err = client.New(client.Config{Proxy: srv.URL, ProxyPin: clientPin, Fanout: opts.Fanout, DirectoryTTL: opts.DirectoryTTL},
-		key, checker("client"), n.Journal, log.With("role", "client"))
+	ccfg := client.Config{Proxy: srv.URL, ProxyPin: clientPin, Fanout: opts.Fanout, DirectoryTTL: opts.DirectoryTTL}
+	if opts.ClientConfig != nil {
+		opts.ClientConfig(&ccfg)
+	}
+	n.Client, err = client.New(ccfg, key, checker("client"), n.Journal, log.With("role", "client"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	csrv := httptest.NewServer(n.Client.Handler())
+	csrv := httptest.NewServer(serve.Handler(n.Client.Handler(), serve.DefaultLimits()))
 	n.BaseURL = csrv.URL + "/v1"
 	t.Cleanup(func() { csrv.Close(); n.Journal.Close() })
 	return n
