@@ -31,4 +31,3 @@ func (p *Proxy) credit(client string) (*accounts.Credit, *api.Error) {
 	}
 	return &accounts.Credit{Allowance: p.cfg.CreditLimit, Paid: p.paidBy(client)}, nil
 }
-
