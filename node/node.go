@@ -7,6 +7,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
@@ -176,7 +177,7 @@ func StartClient(cfg ClientConfig, log *slog.Logger, opts ...client.Option) (*Cl
 	if err != nil {
 		return nil, err
 	}
-	key, err := identity.Ed25519(filepath.Join(cfg.DataDir, "client.key"))
+	key, err := ClientKey(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -253,6 +254,13 @@ func (n *Client) Close() error {
 		err = errors.Join(err, n.money.Close())
 	}
 	return errors.Join(err, n.journal.Close())
+}
+
+// ClientKey is the account key of the client whose data directory is dir,
+// made on first use: it signs the client's requests and vouchers, and its
+// public half, in hex, is the client's account at proxies.
+func ClientKey(dir string) (ed25519.PrivateKey, error) {
+	return identity.Ed25519(filepath.Join(dir, "client.key"))
 }
 
 // LoadConfig reads a JSON config file into v, refusing unknown fields.

@@ -20,7 +20,6 @@ import (
 	"github.com/cocoon-go/cocoon/client"
 	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/engine"
-	"github.com/cocoon-go/cocoon/identity"
 	"github.com/cocoon-go/cocoon/internal/serve"
 	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/price"
@@ -104,7 +103,7 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 		return nil, err
 	}
 	n.Chain, n.Root = mon.chain, mon.root
-	clientKey, err := identity.Ed25519(filepath.Join(cfg.DataDir, "client", "client.key"))
+	clientKey, err := ClientKey(filepath.Join(cfg.DataDir, "client"))
 	if err != nil {
 		return nil, err
 	}

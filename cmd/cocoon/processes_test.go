@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
-	"encoding/hex"
 	"encoding/json"
 	"net"
 	"os"
@@ -21,7 +19,6 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/cocoon-go/cocoon/engine/enginetest"
-	"github.com/cocoon-go/cocoon/identity"
 	"github.com/cocoon-go/cocoon/models"
 )
 
@@ -152,13 +149,16 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	trust := []string{"--trust-simulated-root", root[1], "--allow-simulated-measurement", meas[1]}
 
 	// The proxy takes no payments here, so it serves the client key it is
-	// told to: make the client's key first.
-	clientKey, err := identity.Ed25519(filepath.Join(dir, "client", "client.key"))
-	if err != nil {
-		t.Fatal(err)
+	// told to: `cocoon client account` makes it and prints it.
+	acct := exec.Command(os.Args[0], "client", "account", "--data-dir", filepath.Join(dir, "client"))
+	acct.Env = append(os.Environ(), "COCOON_TEST_AS_MAIN=1")
+	out, err = acct.Output()
+	account := strings.TrimSpace(string(out))
+	if err != nil || len(account) != 64 {
+		t.Fatalf("client account: %v %q", err, out)
 	}
 	proxy := start(t, "proxy", append([]string{"proxy", "--data-dir", filepath.Join(dir, "proxy"),
-		"--listen", "127.0.0.1:0", "--worker-listen", "127.0.0.1:0", "--client", hex.EncodeToString(clientKey.Public().(ed25519.PublicKey))}, trust...)...)
+		"--listen", "127.0.0.1:0", "--worker-listen", "127.0.0.1:0", "--client", account}, trust...)...)
 	m := proxy.await(t, `proxy ready: clients (https://\S+), workers (\S+), pin ([0-9a-f]{64})`)
 	proxyURL, workerAddr, pin := m[1], m[2], m[3]
 

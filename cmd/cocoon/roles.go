@@ -264,6 +264,9 @@ func runClient(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "new-key" {
 		return runClientNewKey(args[1:])
 	}
+	if len(args) > 0 && args[0] == "account" {
+		return runClientAccount(args[1:])
+	}
 	cfg := node.ClientConfig{DataDir: defaultDir("client"), Listen: "127.0.0.1:10000"}
 	cfg.Client.MaxPrice = client.DefaultMaxPrice
 	if p := configPath(args); p != "" {
@@ -302,6 +305,20 @@ func runClient(ctx context.Context, args []string) error {
 	fmt.Fprintf(os.Stderr, "client ready: OpenAI base URL %s\n", c.BaseURL)
 	<-ctx.Done()
 	return c.Close()
+}
+
+func runClientAccount(args []string) error {
+	fs, _ := newFlags("client account", "Prints the client's account key (hex), making it on first use: a proxy without a chain serves\nthe clients it is started with (cocoon proxy --client KEY).")
+	dir := fs.String("data-dir", defaultDir("client"), "the client's data directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	key, err := node.ClientKey(*dir)
+	if err != nil {
+		return err
+	}
+	fmt.Println(hex.EncodeToString(key.Public().(ed25519.PublicKey)))
+	return nil
 }
 
 func runClientNewKey(args []string) error {
