@@ -38,6 +38,9 @@ var (
 
 // Errors of the collector and the stream.
 var (
+	// ErrPayeeAway: a Post found no link to the payee now (a worker that has not connected yet, or
+	// has gone); the stream posts the voucher again when the payee is back. Not worth a warning.
+	ErrPayeeAway = errors.New("payments: payee not reachable now")
 	// ErrNotChannel: an account that does not run the Cocoon channel code with the data it claims.
 	ErrNotChannel = errors.New("payments: not a Cocoon payment channel")
 	// ErrUnknownChannel: a voucher on a channel the collector does not know and may not look up (no

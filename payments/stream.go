@@ -259,7 +259,11 @@ func (s *Stream) post() error {
 		s.mu.Lock()
 		s.unsent = true
 		s.mu.Unlock()
-		s.cfg.Log.Warn("voucher not delivered; it is posted again", "channel", s.payer.Address().String(), "seqno", v.Seqno, "err", err)
+		level := slog.LevelWarn
+		if errors.Is(err, ErrPayeeAway) {
+			level = slog.LevelDebug
+		}
+		s.cfg.Log.Log(ctx, level, "voucher not delivered; it is posted again", "channel", s.payer.Address().String(), "seqno", v.Seqno, "err", err)
 		return err
 	}
 	return nil

@@ -178,7 +178,7 @@ func (p *Proxy) postToWorker(addr string) payments.Post {
 	return func(ctx context.Context, v payments.VoucherPost) error {
 		w := p.workerByPayout(addr)
 		if w == nil {
-			return fmt.Errorf("worker %s is not connected", addr)
+			return fmt.Errorf("%w: worker %s is not connected", payments.ErrPayeeAway, addr)
 		}
 		return payments.PostTo(w.cc, "https://worker"+wire.PathVouchers)(ctx, v)
 	}
