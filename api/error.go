@@ -13,7 +13,15 @@ const (
 	TypeInsufficient   = "insufficient_quota"
 	TypeServer         = "server_error"
 	TypeUnavailable    = "service_unavailable"
+	TypeRateLimit      = "rate_limit_error"
 )
+
+// CodeRateLimit is the code of a 429: try again after Retry-After.
+const CodeRateLimit = "rate_limit_exceeded"
+
+// RetryAfter is the Retry-After (seconds) WriteError sends with a 429 that
+// has none set: OpenAI's SDKs wait that long before they retry.
+const RetryAfter = "1"
 
 // Error is an error an app sees, in OpenAI's JSON shape:
 // {"error": {"message", "type", "param", "code"}} with an HTTP status.
@@ -38,6 +46,12 @@ func (e *Error) Error() string {
 // BadRequest is a 400 about param.
 func BadRequest(param, msg string) *Error {
 	return &Error{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Param: param, Message: msg}
+}
+
+// RateLimited is a 429 (rate_limit_exceeded): too many requests at once for
+// the capacity behind the server; the caller should retry after Retry-After.
+func RateLimited(format string, args ...any) *Error {
+	return Errorf(http.StatusTooManyRequests, TypeRateLimit, CodeRateLimit, format, args...)
 }
 
 // Errorf builds an Error with a formatted message.
@@ -65,9 +79,14 @@ func ParseError(status int, b []byte) *Error {
 	return body.Error
 }
 
-// WriteError writes e as an HTTP response.
+// WriteError writes e as an HTTP response. A 429 always carries
+// Retry-After (RetryAfter unless the caller set one), so that every caller
+// that answers a 429, or passes one on, tells the app when to retry.
 func WriteError(w http.ResponseWriter, e *Error) {
 	w.Header().Set("Content-Type", "application/json")
+	if e.Status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", RetryAfter)
+	}
 	w.WriteHeader(e.Status)
 	w.Write(MarshalError(e))
 	w.Write([]byte("\n"))
