@@ -1,7 +1,11 @@
 package testnet
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,9 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/engine/enginetest"
 	"github.com/cocoon-go/cocoon/price"
+	"github.com/cocoon-go/cocoon/seal"
+	"github.com/cocoon-go/cocoon/wire"
 )
 
 // slow is an engine that takes a while over every answer (the work of a
@@ -88,5 +95,125 @@ func TestBurstIsQueuedNotFailed(t *testing.T) {
 		if p := e.peak.Load(); p > capacity {
 			t.Errorf("worker %d ran %d requests at once, over its capacity %d", i, p, capacity)
 		}
+	}
+}
+
+// proxyPoster posts sealed envelopes straight to n's proxy, as the guest
+// client (GuestKey), for tests that look at the proxy's own answers.
+type proxyPoster struct {
+	t  *testing.T
+	n  *Net
+	to seal.Recipient
+	hc *http.Client
+}
+
+func newProxyPoster(t *testing.T, n *Net) *proxyPoster {
+	ws, err := n.Client.Directory(context.Background())
+	if err != nil || len(ws) != 1 {
+		t.Fatalf("directory: %v, %d workers", err, len(ws))
+	}
+	return &proxyPoster{t: t, n: n, to: seal.Recipient{KeyID: ws[0].KeyID, PublicKey: ws[0].Bundle.HPKEKey},
+		hc: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}}
+}
+
+// post sends one request and returns the response, its body read.
+func (p *proxyPoster) post() (*http.Response, []byte) {
+	resp, err := p.hc.Post(p.n.ProxyURL+wire.PathRequests, wire.ContentEnvelope, bytes.NewReader(sealFor(p.t, p.to, p.n.ProxyKey, hiBody)))
+	if err != nil {
+		p.t.Error(err)
+		return &http.Response{}, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+// wantRateLimited checks that resp is a 429 in OpenAI's shape with a
+// Retry-After.
+func wantRateLimited(t *testing.T, what string, resp *http.Response, body []byte) {
+	t.Helper()
+	e := api.ParseError(resp.StatusCode, body)
+	if resp.StatusCode != http.StatusTooManyRequests || e.Type != api.TypeRateLimit || e.Code != api.CodeRateLimit {
+		t.Errorf("%s: %d %s, want 429 %s", what, resp.StatusCode, body, api.CodeRateLimit)
+	}
+	if ra := resp.Header.Get("Retry-After"); ra == "" {
+		t.Errorf("%s: no Retry-After", what)
+	}
+}
+
+// A request that finds its worker busy and its model's queue full is
+// answered at once with 429 and Retry-After, in OpenAI's shape, at the
+// proxy and as the app sees it through the client; it holds no credit
+// after. The requests ahead of it are served.
+func TestFullQueueAnswers429WithRetryAfter(t *testing.T) {
+	eng := &gated{FakeEngine: newFake("held"), n: 0, reached: make(chan struct{}), release: make(chan struct{})}
+	n := Start(t, Options{Engines: []engine.Engine{eng}, Capacity: 1, QueueSize: 1})
+	p := newProxyPoster(t, n)
+	guest := hex.EncodeToString(GuestKey.Public().(ed25519.PublicKey))
+
+	var served sync.WaitGroup
+	for range 2 { // one runs, one waits
+		served.Go(func() {
+			if resp, b := p.post(); resp.StatusCode != http.StatusOK {
+				t.Errorf("a request ahead of the full queue: %d %s", resp.StatusCode, b)
+			}
+		})
+	}
+	<-eng.reached
+	eventually(n.Proxy.Queued, func(q int) bool { return q == 1 })
+	if q := n.Proxy.Queued(); q != 1 {
+		t.Fatalf("%d requests queued, want 1", q)
+	}
+	held := n.Ledger.Held(guest)
+
+	resp, b := p.post()
+	wantRateLimited(t, "at the proxy", resp, b)
+	if got := n.Ledger.Held(guest); got != held {
+		t.Errorf("credit held after the 429: %d, want %d (the requests ahead only)", got, held)
+	}
+	app, err := http.Post(n.BaseURL+"/chat/completions", "application/json", strings.NewReader(hiBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(app.Body)
+	app.Body.Close()
+	wantRateLimited(t, "through the client", app, b)
+
+	close(eng.release)
+	served.Wait()
+	if r := eng.Runs(); r != 2 {
+		t.Errorf("the engine ran %d requests, want the 2 ahead of the full queue", r)
+	}
+	if got := n.Ledger.Held(guest); got != 0 {
+		t.Errorf("credit still held after all answers: %d", got)
+	}
+}
+
+// A request that waits in the queue past QueueTimeout is answered 429 with
+// Retry-After, and gives back the credit it held while it waited.
+func TestQueueWaitPastDeadlineAnswers429(t *testing.T) {
+	eng := &gated{FakeEngine: newFake("held"), n: 0, reached: make(chan struct{}), release: make(chan struct{})}
+	n := Start(t, Options{Engines: []engine.Engine{eng}, Capacity: 1, QueueTimeout: 50 * time.Millisecond})
+	p := newProxyPoster(t, n)
+	guest := hex.EncodeToString(GuestKey.Public().(ed25519.PublicKey))
+
+	first := make(chan int)
+	go func() {
+		resp, _ := p.post()
+		first <- resp.StatusCode
+	}()
+	<-eng.reached
+	held := n.Ledger.Held(guest)
+	resp, b := p.post() // waits behind the first, which never ends in time
+	wantRateLimited(t, "past the wait deadline", resp, b)
+	if got := n.Ledger.Held(guest); got != held {
+		t.Errorf("credit held after the 429: %d, want %d (the first request only)", got, held)
+	}
+	if q := n.Proxy.Queued(); q != 0 {
+		t.Errorf("%d requests still queued", q)
+	}
+	close(eng.release)
+	if s := <-first; s != http.StatusOK {
+		t.Errorf("the request served: %d", s)
 	}
 }

@@ -74,6 +74,10 @@ type Options struct {
 	// the client (role "proxy" or "client") before use, for example to set
 	// a GPU verifier or require a GPU.
 	Checker func(role string, c *attest.Checker)
+	// QueueSize and QueueTimeout set the proxy's proxy.Config fields of
+	// those names (0: the proxy's defaults).
+	QueueSize    int
+	QueueTimeout time.Duration
 }
 
 // Net is a running test network.
@@ -140,6 +144,7 @@ func Start(t testing.TB, opts Options) *Net {
 	}
 	n.ClientKey = hex.EncodeToString(key.Public().(ed25519.PublicKey))
 	n.Proxy, err = proxy.New(proxy.Config{FeeBPS: 1000, CreditLimit: opts.CreditLimit, HelloInterval: opts.HelloInterval,
+		QueueSize: opts.QueueSize, QueueTimeout: opts.QueueTimeout,
 		Clients: append([]string{n.ClientKey, hex.EncodeToString(GuestKey.Public().(ed25519.PublicKey))}, opts.Clients...)}, cert, checker("proxy"), n.Ledger, log.With("role", "proxy"))
 	if err != nil {
 		t.Fatal(err)
