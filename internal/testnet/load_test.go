@@ -217,3 +217,42 @@ func TestQueueWaitPastDeadlineAnswers429(t *testing.T) {
 		t.Errorf("the request served: %d", s)
 	}
 }
+
+// The proxy's hellos (and vouchers, on the same streams) do not wait behind
+// requests: with the worker's capacity taken and more requests queued, the
+// proxy still re-reads the worker's hello and picks up its refreshed key
+// bundle, and every request is then served.
+func TestVoucherPostsAndHellosDoNotWaitBehindRequests(t *testing.T) {
+	eng := &gated{FakeEngine: newFake("held"), n: 0, reached: make(chan struct{}), release: make(chan struct{})}
+	// The worker makes a new bundle once half its TTL has passed, when the
+	// proxy next asks for its hello (every 20ms).
+	n := Start(t, Options{Engines: []engine.Engine{eng}, Capacity: 1, BundleTTL: 4 * time.Second, HelloInterval: 20 * time.Millisecond})
+	p := newProxyPoster(t, n)
+	old := n.Workers[0].KeyID()
+	const queued = 10
+	var served sync.WaitGroup
+	for range 1 + queued {
+		served.Go(func() {
+			if resp, b := p.post(); resp.StatusCode != http.StatusOK {
+				t.Errorf("a held request: %d %s", resp.StatusCode, b)
+			}
+		})
+	}
+	<-eng.reached
+	eventually(n.Proxy.Queued, func(q int) bool { return q == queued })
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		current := n.Workers[0].KeyID()
+		if _, listed := proxyDirectory(t, n)[current]; current != old && listed {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("the proxy did not re-read the hello of a worker busy with requests (%d queued; worker's key changed: %v; proxy refusals: %v)",
+				n.Proxy.Queued(), current != old, n.Refusals("proxy"))
+		}
+	}
+	close(eng.release)
+	served.Wait()
+	if r := eng.Runs(); r != 1+queued {
+		t.Errorf("the engine ran %d requests, want %d", r, 1+queued)
+	}
+}
