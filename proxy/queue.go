@@ -45,6 +45,11 @@ func (p *Proxy) acquire(ctx context.Context, q *request) (*workerConn, error) {
 		p.mu.Unlock()
 		return nil, errClosing
 	}
+	retry := q.seq != 0 // a retry keeps its place, even in a full queue
+	if !retry {
+		p.arrivals++
+		q.seq = p.arrivals
+	}
 	cands, known := p.candidates(q.env, time.Now())
 	cands = slices.DeleteFunc(cands, func(w *workerConn) bool { return slices.Contains(q.skip, w) })
 	if len(cands) == 0 {
@@ -67,13 +72,9 @@ func (p *Proxy) acquire(ctx context.Context, q *request) (*workerConn, error) {
 	}
 	model := q.env.Header.Model
 	queue := p.queues[model]
-	if q.seq == 0 { // a retry keeps its place, even in a full queue
-		if len(queue) >= p.cfg.QueueSize {
-			p.mu.Unlock()
-			return nil, errQueueFull
-		}
-		p.arrivals++
-		q.seq = p.arrivals
+	if !retry && len(queue) >= p.cfg.QueueSize {
+		p.mu.Unlock()
+		return nil, errQueueFull
 	}
 	wt := &waiter{q: q, granted: make(chan *workerConn, 1)}
 	i, _ := slices.BinarySearchFunc(queue, q.seq, func(o *waiter, seq uint64) int { return cmpSeq(o.q.seq, seq) })
