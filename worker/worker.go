@@ -436,9 +436,12 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusServiceUnavailable, api.TypeUnavailable, "price", "worker price is above the client's limit", true)
 		return
 	}
+	// A proxy sends no more than Capacity at once, but proxies share the
+	// worker: one beyond is refused 429, which the proxy retries on another
+	// worker, or passes on with Retry-After.
 	if n := w.inflight.Add(1); n > int64(w.cfg.Capacity) {
 		w.inflight.Add(-1)
-		refuse(http.StatusServiceUnavailable, api.TypeUnavailable, "busy", "worker is at capacity", true)
+		fail(api.RateLimited("worker is at capacity"), true)
 		return
 	}
 	defer w.inflight.Add(-1)
