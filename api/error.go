@@ -15,9 +15,16 @@ const (
 	TypeServer         = "server_error"
 	TypeUnavailable    = "service_unavailable"
 	// TypeRateLimit is OpenAI's type of a 429 for too many requests (code
-	// "rate_limit_exceeded"); over quota is TypeInsufficient.
+	// CodeRateLimit); over quota is TypeInsufficient.
 	TypeRateLimit = "requests"
 )
+
+// CodeRateLimit is the code of a 429: try again after Retry-After.
+const CodeRateLimit = "rate_limit_exceeded"
+
+// RetryAfter is the Retry-After (seconds) WriteError sends with a 429 that
+// has none set: OpenAI's SDKs wait that long before they retry.
+const RetryAfter = "1"
 
 // Error is an error an app sees, in OpenAI's JSON shape:
 // {"error": {"message", "type", "param", "code"}} with an HTTP status.
@@ -47,6 +54,12 @@ func BadRequest(param, msg string) *Error {
 	return &Error{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Param: param, Message: msg}
 }
 
+// RateLimited is a 429 (rate_limit_exceeded): too many requests at once for
+// the capacity behind the server; the caller should retry after Retry-After.
+func RateLimited(format string, args ...any) *Error {
+	return Errorf(http.StatusTooManyRequests, TypeRateLimit, CodeRateLimit, format, args...)
+}
+
 // Errorf builds an Error with a formatted message.
 func Errorf(status int, typ, code, format string, args ...any) *Error {
 	return &Error{Status: status, Type: typ, Code: code, Message: fmt.Sprintf(format, args...)}
@@ -72,11 +85,16 @@ func ParseError(status int, b []byte) *Error {
 	return body.Error
 }
 
-// WriteError writes e as an HTTP response.
+// WriteError writes e as an HTTP response. A 429 always carries
+// Retry-After (RetryAfter unless the caller set one), so that every caller
+// that answers a 429, or passes one on, tells the app when to retry.
 func WriteError(w http.ResponseWriter, e *Error) {
 	w.Header().Set("Content-Type", "application/json")
-	if e.RetryAfter > 0 {
+	switch {
+	case e.RetryAfter > 0:
 		w.Header().Set("Retry-After", strconv.FormatInt(e.RetryAfter, 10))
+	case e.Status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "":
+		w.Header().Set("Retry-After", RetryAfter)
 	}
 	w.WriteHeader(e.Status)
 	w.Write(MarshalError(e))

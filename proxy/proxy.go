@@ -58,6 +58,15 @@ type Config struct {
 	// HelloInterval is how often the proxy re-reads a connected worker's
 	// hello, to pick up refreshed evidence. 0: DefaultHelloInterval.
 	HelloInterval time.Duration `json:"hello_interval,omitempty"`
+	// QueueSize is how many requests may wait per model for a worker with
+	// a free slot (a worker runs at most its capacity of this proxy's
+	// requests at once); one more is answered 429 with Retry-After at once.
+	// 0: DefaultQueueSize; negative: no queue.
+	QueueSize int `json:"queue_size,omitempty"`
+	// QueueTimeout is the longest a request waits in the queue (never past
+	// its envelope's expiry) before it is answered 429 with Retry-After.
+	// 0: DefaultQueueTimeout.
+	QueueTimeout time.Duration `json:"queue_timeout,omitempty"`
 }
 
 // DefaultHelloInterval is how often a worker's hello is re-read by default.
@@ -88,6 +97,10 @@ type Proxy struct {
 	serving sync.WaitGroup  // requests being served; none starts once closed
 	stopped context.Context // done once Close starts
 	stop    context.CancelFunc
+	// queues hold the requests waiting for a slot, by model, oldest first
+	// (see acquire); arrivals numbers them.
+	queues   map[string][]*waiter
+	arrivals uint64
 
 	money *money
 }
@@ -110,12 +123,21 @@ func New(cfg Config, cert tls.Certificate, checker *attest.Cache, ledger *accoun
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = DefaultDrainTimeout
 	}
+	switch {
+	case cfg.QueueSize == 0:
+		cfg.QueueSize = DefaultQueueSize
+	case cfg.QueueSize < 0:
+		cfg.QueueSize = 0
+	}
+	if cfg.QueueTimeout <= 0 {
+		cfg.QueueTimeout = DefaultQueueTimeout
+	}
 	if cfg.FeeBPS > price.One {
 		cfg.FeeBPS = price.One
 	}
 	pin, _ := identity.CertKeyHash(cert) // zero for no certificate: no envelope names it
 	p := &Proxy{cfg: cfg, cert: cert, pin: pin, attest: checker, ledger: ledger, log: log,
-		workers: map[[32]byte]*workerConn{}, conns: map[net.Conn]struct{}{}}
+		workers: map[[32]byte]*workerConn{}, conns: map[net.Conn]struct{}{}, queues: map[string][]*waiter{}}
 	p.stopped, p.stop = context.WithCancel(context.Background())
 	for _, o := range opts {
 		if err := o(p); err != nil {
@@ -139,17 +161,17 @@ type workerConn struct {
 	// which clients may still seal to (at most wire.MaxPreviousKeys).
 	// Guarded by Proxy.mu.
 	keys map[[32]byte]time.Time
-
-	mu       sync.Mutex
+	// inflight counts the requests relayed to it now, never more than
+	// hello.Capacity (see acquire). Guarded by Proxy.mu.
 	inflight int
-	latency  time.Duration // moving average of time to first record
+
+	mu      sync.Mutex
+	latency time.Duration // moving average of time to first record
 }
 
-// load is in-flight requests per unit of capacity, then recent latency.
-func (w *workerConn) load() (float64, time.Duration) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return float64(w.inflight) / float64(max(1, w.hello.Capacity)), w.latency
+// load is in-flight requests per unit of capacity. Proxy.mu must be held.
+func (w *workerConn) load() float64 {
+	return float64(w.inflight) / float64(max(1, w.hello.Capacity))
 }
 
 // ServeWorkers accepts worker connections on ln until it is closed.
@@ -188,7 +210,10 @@ func (p *Proxy) admit(conn *tls.Conn) {
 		return
 	}
 	defer p.untrack(conn)
-	t := &http2.Transport{ReadIdleTimeout: 15 * time.Second, PingTimeout: 10 * time.Second}
+	// Strict: should the worker allow fewer streams than its capacity and
+	// the hellos and vouchers need, a stream waits for one to end rather
+	// than failing with "client conn not usable".
+	t := &http2.Transport{ReadIdleTimeout: 15 * time.Second, PingTimeout: 10 * time.Second, StrictMaxConcurrentStreams: true}
 	cc, err := t.NewClientConn(conn)
 	if err != nil {
 		log.Warn("worker HTTP/2 setup failed", "err", err)
@@ -207,6 +232,7 @@ func (p *Proxy) admit(conn *tls.Conn) {
 	p.mu.Lock()
 	old := p.workers[id]
 	p.workers[id] = w
+	p.dispatch(w) // requests queued for its keys
 	p.mu.Unlock()
 	if old != nil {
 		old.cc.Close() // the newest connection of a bundle wins; closed outside the lock
@@ -292,6 +318,7 @@ func (p *Proxy) update(w *workerConn, nw *workerConn, log *slog.Logger) error {
 	w.mu.Lock()
 	w.verified, w.hello, w.models = nw.verified, nw.hello, nw.models
 	w.mu.Unlock()
+	p.dispatch(w) // it may serve more now
 	return nil
 }
 
@@ -453,10 +480,8 @@ func (p *Proxy) serveDirectory(rw http.ResponseWriter, r *http.Request) {
 		if id != w.verified.KeyID {
 			continue // a superseded bundle: the directory shows the current one
 		}
-		w.mu.Lock()
 		d.Workers = append(d.Workers, wire.WorkerInfo{Evidence: w.hello.Evidence, Price: w.hello.Price,
 			Capacity: w.hello.Capacity, InFlight: w.inflight, Models: w.hello.Models})
-		w.mu.Unlock()
 	}
 	p.mu.Unlock()
 	rw.Header().Set("Content-Type", "application/json")
@@ -464,10 +489,9 @@ func (p *Proxy) serveDirectory(rw http.ResponseWriter, r *http.Request) {
 }
 
 // candidates returns the admitted workers among the envelope's recipients
-// that serve its model within its price cap, least loaded first.
-func (p *Proxy) candidates(env *seal.Envelope) (list []*workerConn, known bool) {
-	now := time.Now()
-	p.mu.Lock()
+// that serve its model within its price cap, and whether any recipient is
+// connected at all. p.mu must be held.
+func (p *Proxy) candidates(env *seal.Envelope, now time.Time) (list []*workerConn, known bool) {
 	for _, k := range env.Keys {
 		w := p.workers[k.KeyID]
 		if w == nil || slices.Contains(list, w) {
@@ -481,27 +505,18 @@ func (p *Proxy) candidates(env *seal.Envelope) (list []*workerConn, known bool) 
 			list = append(list, w)
 		}
 	}
-	p.mu.Unlock()
-	slices.SortStableFunc(list, func(a, b *workerConn) int {
-		la, lta := a.load()
-		lb, ltb := b.load()
-		switch {
-		case la < lb:
-			return -1
-		case la > lb:
-			return 1
-		}
-		return int(lta - ltb)
-	})
 	return list, known
 }
 
 // serveRequest routes one sealed request. Before anything reaches a worker
 // the envelope's signature is checked and its request is admitted: its id
 // taken (a reused id, a replay or a fan-out copy is refused) and what it may
-// cost held against the client's credit. Until a worker has streamed
-// something, a failing worker is replaced by the next candidate; after that,
-// a failure ends the stream with an error record and no receipt.
+// cost held against the client's credit. It then waits, holding that
+// credit, for a slot on one of its workers (acquire): a queue full or a
+// wait too long is a 429 with Retry-After, and gives the credit back. Until
+// a worker has streamed something, a failing worker is replaced by the next
+// candidate with a free slot; after that, a failure ends the stream with an
+// error record and no receipt.
 func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 	raw, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, seal.MaxEnvelope))
 	if err != nil {
@@ -560,29 +575,52 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer ticket.Release() // unless booked
-	cands, known := p.candidates(env)
-	if len(cands) == 0 {
-		msg := "none of the request's workers is connected to this proxy"
-		if known {
-			msg = fmt.Sprintf("no connected worker serves model %q within the price limit", env.Header.Model)
-		}
-		api.WriteError(rw, api.Errorf(http.StatusServiceUnavailable, api.TypeUnavailable, "no_worker", "%s", msg))
-		return
+	q := &request{raw: raw, env: env, client: client, ticket: ticket, hold: hold, deadline: now.Add(p.cfg.QueueTimeout)}
+	if exp := time.Unix(env.Header.Expires, 0); exp.Before(q.deadline) {
+		q.deadline = exp // the worker would refuse it then
 	}
-	q := &request{raw: raw, env: env, client: client, ticket: ticket, hold: hold}
 	var last *wire.ErrorRecord
-	for _, w := range cands {
+	for {
+		w, err := p.acquire(r.Context(), q)
+		if err != nil {
+			api.WriteError(rw, p.unrouted(err, q, last))
+			return
+		}
 		done, erec := p.try(rw, r, w, q)
+		p.release(w)
 		if done {
 			return
 		}
 		last = erec
 		if !erec.Retry {
-			break
+			api.WriteError(rw, &last.Error)
+			return
 		}
+		q.skip = append(q.skip, w)
 		p.log.Info("retrying on another worker", "from", w.name, "err", erec.Message)
 	}
-	api.WriteError(rw, &last.Error)
+}
+
+// unrouted is the answer to a request that got no slot (acquire's err),
+// after last, the error of the worker it last failed on, if any.
+func (p *Proxy) unrouted(err error, q *request, last *wire.ErrorRecord) *api.Error {
+	model := q.env.Header.Model
+	switch {
+	case errors.Is(err, errQueueFull):
+		return api.RateLimited("%d requests for model %q are waiting for a worker; retry later", p.cfg.QueueSize, model)
+	case errors.Is(err, errQueueTimeout):
+		return api.RateLimited("no worker for model %q had a free slot in time; retry later", model)
+	case errors.Is(err, errClosing):
+		return api.Errorf(http.StatusServiceUnavailable, api.TypeUnavailable, "closing", "the proxy is shutting down")
+	case last != nil:
+		return &last.Error // every worker it could go to failed it
+	case errors.Is(err, errNoServer):
+		return api.Errorf(http.StatusServiceUnavailable, api.TypeUnavailable, "no_worker", "no connected worker serves model %q within the price limit", model)
+	case errors.Is(err, errNotConnected):
+		return api.Errorf(http.StatusServiceUnavailable, api.TypeUnavailable, "no_worker", "%v", err)
+	}
+	// The client went away while it waited: nobody reads this.
+	return api.Errorf(http.StatusServiceUnavailable, api.TypeUnavailable, "gone", "%v", err)
 }
 
 // request is one sealed request being routed.
@@ -592,6 +630,12 @@ type request struct {
 	client string // hex account key
 	ticket *accounts.Ticket
 	hold   uint64 // the most the request may cost
+
+	// Admission (see acquire): when it stops waiting for a slot, its place
+	// in its model's queue, and the workers that failed it.
+	deadline time.Time
+	seq      uint64
+	skip     []*workerConn
 }
 
 func unauthorized(err error) *api.Error {
@@ -609,14 +653,6 @@ func (p *Proxy) try(rw http.ResponseWriter, r *http.Request, w *workerConn, q *r
 	lost := func(err error) *wire.ErrorRecord {
 		return &wire.ErrorRecord{Error: *api.Errorf(http.StatusBadGateway, api.TypeServer, "worker_lost", "worker %s failed: %v", w.name, err), Retry: true}
 	}
-	w.mu.Lock()
-	w.inflight++
-	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		w.inflight--
-		w.mu.Unlock()
-	}()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), p.cfg.DrainTimeout)
 	defer cancel()
 	unhook := context.AfterFunc(p.stopped, cancel) // a closing proxy cuts every answer
@@ -631,7 +667,13 @@ func (p *Proxy) try(rw http.ResponseWriter, r *http.Request, w *workerConn, q *r
 	if err != nil {
 		return false, lost(err)
 	}
-	defer resp.Body.Close()
+	// The slot is given back (by the caller) once the stream has ended:
+	// by then the worker's handler has returned, and counts the request no
+	// more, so the next one is not refused as over its capacity.
+	defer func() {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, seal.MaxRecord))
+		resp.Body.Close()
+	}()
 	rr := seal.NewRecordReader(resp.Body)
 	typ, payload, err := rr.Next()
 	if err != nil {

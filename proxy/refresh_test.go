@@ -36,8 +36,15 @@ func hello(w *workerConn, v *attest.Verified) *workerConn {
 	return &workerConn{name: w.name, verified: v, models: w.models, hello: w.hello}
 }
 
-func routes(p *Proxy, id [32]byte) []*workerConn {
-	list, _ := p.candidates(&seal.Envelope{Header: seal.Header{Model: "m", PriceCap: price.Default}, Keys: []seal.WrappedKey{{KeyID: id}}})
+// routes lists the workers a request for model "m" sealed to ids may go to.
+func routes(p *Proxy, ids ...[32]byte) []*workerConn {
+	env := &seal.Envelope{Header: seal.Header{Model: "m", PriceCap: price.Default}}
+	for _, id := range ids {
+		env.Keys = append(env.Keys, seal.WrappedKey{KeyID: id})
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	list, _ := p.candidates(env, time.Now())
 	return list
 }
 
@@ -63,9 +70,7 @@ func TestRefreshedBundleReplacedInPlace(t *testing.T) {
 			t.Errorf("requests sealed to %x reach %d workers, want the same connection", id[:4], len(got))
 		}
 	}
-	both, _ := p.candidates(&seal.Envelope{Header: seal.Header{Model: "m", PriceCap: price.Default},
-		Keys: []seal.WrappedKey{{KeyID: first.KeyID}, {KeyID: second.KeyID}}})
-	if len(both) != 1 {
+	if both := routes(p, first.KeyID, second.KeyID); len(both) != 1 {
 		t.Errorf("an envelope sealed to both key IDs has %d candidates, want 1", len(both))
 	}
 	if got := p.Workers(); got != 1 {

@@ -334,6 +334,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
+// ControlStreams is how many streams a worker's connection to a proxy
+// allows beyond its capacity, for the proxy's hellos and voucher posts.
+const ControlStreams = 8
+
 // serveOnce dials the proxy and serves HTTP/2 on the connection until it ends.
 func (w *Worker) serveOnce(ctx context.Context, tcfg *tls.Config) error {
 	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}, Config: tcfg}
@@ -349,7 +353,10 @@ func (w *Worker) serveOnce(ctx context.Context, tcfg *tls.Config) error {
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	srv := &http2.Server{IdleTimeout: 0, MaxConcurrentStreams: uint32(4 * w.cfg.Capacity)}
+	// The proxy relays at most Capacity requests at once; the streams
+	// beyond them are kept for its hellos and vouchers, which must never
+	// wait behind requests.
+	srv := &http2.Server{IdleTimeout: 0, MaxConcurrentStreams: uint32(w.cfg.Capacity + ControlStreams)}
 	srv.ServeConn(conn, &http2.ServeConnOpts{Context: ctx, Handler: w.handler, BaseConfig: &http.Server{}})
 	return errors.New("connection closed")
 }
@@ -429,9 +436,12 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusServiceUnavailable, api.TypeUnavailable, "price", "worker price is above the client's limit", true)
 		return
 	}
+	// A proxy sends no more than Capacity at once, but proxies share the
+	// worker: one beyond is refused 429, which the proxy retries on another
+	// worker, or passes on with Retry-After.
 	if n := w.inflight.Add(1); n > int64(w.cfg.Capacity) {
 		w.inflight.Add(-1)
-		refuse(http.StatusServiceUnavailable, api.TypeUnavailable, "busy", "worker is at capacity", true)
+		fail(api.RateLimited("worker is at capacity"), true)
 		return
 	}
 	defer w.inflight.Add(-1)

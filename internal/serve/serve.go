@@ -110,7 +110,7 @@ func Handler(h http.Handler, l Limits) http.Handler {
 			case slots <- struct{}{}:
 				defer func() { <-slots }()
 			default:
-				e := api.Errorf(http.StatusTooManyRequests, api.TypeRateLimit, "rate_limit_exceeded",
+				e := api.Errorf(http.StatusTooManyRequests, api.TypeRateLimit, api.CodeRateLimit,
 					"this server has %d requests in flight, its most: try again in %d s", l.MaxRequests, RetryAfter)
 				e.RetryAfter = RetryAfter
 				api.WriteError(w, e)

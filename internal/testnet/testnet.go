@@ -78,6 +78,10 @@ type Options struct {
 	// ClientConfig, if set, edits the client's configuration before the
 	// client is made (spending caps, API keys).
 	ClientConfig func(c *client.Config)
+	// QueueSize and QueueTimeout set the proxy's proxy.Config fields of
+	// those names (0: the proxy's defaults).
+	QueueSize    int
+	QueueTimeout time.Duration
 }
 
 // Net is a running test network.
@@ -144,6 +148,7 @@ func Start(t testing.TB, opts Options) *Net {
 	}
 	n.ClientKey = hex.EncodeToString(key.Public().(ed25519.PublicKey))
 	n.Proxy, err = proxy.New(proxy.Config{FeeBPS: 1000, CreditLimit: opts.CreditLimit, HelloInterval: opts.HelloInterval,
+		QueueSize: opts.QueueSize, QueueTimeout: opts.QueueTimeout,
 		Clients: append([]string{n.ClientKey, hex.EncodeToString(GuestKey.Public().(ed25519.PublicKey))}, opts.Clients...)}, cert, checker("proxy"), n.Ledger, log.With("role", "proxy"))
 	if err != nil {
 		t.Fatal(err)
