@@ -192,7 +192,9 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 	}
 	n.Client, err = StartClient(ClientConfig{
 		DataDir: filepath.Join(cfg.DataDir, "client"), Listen: cfg.Addr, Trust: trust,
-		Client: client.Config{Proxy: "https://" + n.Proxy.Addr, ProxyPin: n.Proxy.Pin},
+		// Requests in flight count at their worst case against the spending
+		// cap, as against the proxy's credit: the same room for both.
+		Client: client.Config{Proxy: "https://" + n.Proxy.Addr, ProxyPin: n.Proxy.Pin, MaxSpendPerMinute: pcfg.CreditLimit},
 	}, log.With("role", "client"), client.WithPayments(n.ends.clientPayer, payments.StreamConfig{Chain: n.Chain}))
 	if err != nil {
 		return nil, err
