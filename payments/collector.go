@@ -181,9 +181,11 @@ func (c *Collector) check(addr string, ch contracts.ChannelConfig, status contra
 
 // Accept takes a voucher posted on post.Channel: it finds the channel (see Collector), keeps the
 // voucher if it is newer, and queues a claim past the threshold. A voucher no newer than the one kept
-// is not an error, since posts may cross; one the channel's deposit does not cover makes the
-// collector read the deposit once more. Errors wrap ErrUnknownChannel, ErrRefusedChannel, ErrBusy,
-// ErrBadSignature, ErrInsufficientDeposit and the other errors of Payee.Accept.
+// is not an error, since posts may cross; one newer but with a lower total is a *StaleVoucherError
+// (its payer lost vouchers in a crash, and catches up from the one it carries); one the channel's
+// deposit does not cover makes the collector read the deposit once more. Errors wrap
+// ErrUnknownChannel, ErrRefusedChannel, ErrBusy, ErrBadSignature, ErrInsufficientDeposit and the
+// other errors of Payee.Accept.
 func (c *Collector) Accept(ctx context.Context, post VoucherPost) error {
 	p, err := c.find(ctx, post.Channel, post.Voucher)
 	if err != nil {
@@ -196,7 +198,8 @@ func (c *Collector) Accept(ctx context.Context, post VoucherPost) error {
 			err = p.Accept(post.Voucher)
 		}
 	}
-	if err != nil && !errors.Is(err, ErrStale) {
+	var behind *StaleVoucherError
+	if err != nil && (!errors.Is(err, ErrStale) || errors.As(err, &behind)) {
 		return err
 	}
 	c.mu.Lock()

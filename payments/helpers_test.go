@@ -186,5 +186,16 @@ func (w *world) conserved() {
 	}
 }
 
-// kill drops a payer's lock as a dead process would, without anything else a clean Close might do.
-func kill(s *store) { s.lock.Close() }
+// kill stops an end as a dead process would: what is only in its memory is lost, its lock and files
+// are let go, and nothing else a clean Close does (a last flush, a checkpoint) happens.
+func kill(e *end) {
+	e.syncMu.Lock()
+	defer e.syncMu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
+	if e.flushing != nil {
+		e.flushing.Stop()
+	}
+	e.store.close()
+}

@@ -126,13 +126,17 @@ func TestPayWithinDeposit(t *testing.T) {
 	}
 }
 
-// Whatever point the payer dies at, no two vouchers with the same seqno and different totals ever
-// leave it, totals never go back, and what it recorded survives.
+// Whatever point the payer dies at — reserving seqnos, in the middle of a journal record, with
+// vouchers only in memory, closing — no two vouchers with the same seqno and different totals ever
+// leave it; after a restart it goes on past every seqno it used, with at least the total it last put
+// on disk; and an honest payee that answers a voucher below its newest with that newest (as a
+// Collector does) ends up paid exactly what the payer gave out, no more and no less.
 func TestPayerCrashes(t *testing.T) {
 	ch := offChain(0)
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(1, 2))
 	given := map[uint64]uint64{} // seqno → total of every voucher that left the payer
+	var top uint64               // the highest seqno given
 	see := func(v contracts.SignedVoucher) {
 		t.Helper()
 		if !v.Verify(ch.PayerKey) {
@@ -142,52 +146,137 @@ func TestPayerCrashes(t *testing.T) {
 			t.Fatalf("two vouchers with seqno %d: totals %d and %d", v.Seqno, total, v.Total)
 		}
 		given[v.Seqno] = v.Total
+		top = max(top, v.Seqno)
 	}
-	p := openPayer(t, dir, ch)
-	p.SetDeposit(1 << 40)
-	var recorded uint64 // the total of everything Pay recorded, returned or not
-	crashes := 0
-	for range 300 {
-		amount := 1 + rng.Uint64N(1000)
-		point := []string{"", "", "temp written", "saved"}[rng.IntN(4)]
-		p.store.crashed = func(at string) bool { return at == point }
-		p.crashed = p.store.crashed
-		v, err := p.Pay(amount)
-		switch {
-		case point == "" && err == nil:
-			recorded += amount
-			see(v)
-			continue
-		case point != "" && errors.Is(err, errSimulatedCrash):
-		default:
-			t.Fatalf("pay with a crash at %q: %v", point, err)
+	q := openPayee(t, t.TempDir(), ch)
+	q.SetDeposit(1 << 40)
+	var p *Payer
+	// deliver posts v to the payee and catches up as a Stream does.
+	deliver := func(v contracts.SignedVoucher) {
+		t.Helper()
+		see(v)
+		err := q.Accept(v)
+		for behind := (*StaleVoucherError)(nil); errors.As(err, &behind); {
+			caught, ok, cerr := p.CatchUp(behind.Newest)
+			if cerr != nil || !ok {
+				t.Fatalf("catching up with seqno %d, total %d from seqno %d, total %d: %v, %v",
+					behind.Newest.Seqno, behind.Newest.Total, v.Seqno, v.Total, ok, cerr)
+			}
+			see(caught)
+			err = q.Accept(caught)
 		}
-		if point == "saved" {
-			recorded += amount
+		if err != nil {
+			t.Fatalf("accept seqno %d, total %d: %v", v.Seqno, v.Total, err)
+		}
+	}
+	reopen := func() {
+		t.Helper()
+		p = openPayer(t, dir, ch)
+		p.reserve = 3 // reserve often, so that crashes hit reservations
+	}
+	reopen()
+	p.SetDeposit(1 << 40)
+	var paid, synced uint64 // what Pay gave vouchers for; the total at the last Sync
+	crashes := 0
+	for range 400 {
+		point := ""
+		at := func(at string) bool { return at == point }
+		p.crashed, p.store.crashed = at, at
+		switch r := rng.IntN(10); {
+		case r < 6:
+			point = []string{"", "", "temp written", "reserved"}[rng.IntN(4)] // fire only when Pay reserves
+			amount := 1 + rng.Uint64N(1000)
+			v, err := p.Pay(amount)
+			if err == nil {
+				paid += amount
+				deliver(v)
+				continue
+			}
+			if !errors.Is(err, errSimulatedCrash) {
+				t.Fatalf("pay with a crash at %q: %v", point, err)
+			}
+		case r < 8:
+			point = []string{"", "record torn"}[rng.IntN(2)]
+			if err := p.Sync(); err == nil {
+				synced = p.Total()
+				continue
+			} else if !errors.Is(err, errSimulatedCrash) {
+				t.Fatalf("sync with a crash at %q: %v", point, err)
+			}
+		case r < 9:
+			point = []string{"", "checkpoint written"}[rng.IntN(2)]
+			seqno, total := p.Seqno(), p.Total()
+			if err := p.Close(); err != nil && !errors.Is(err, errSimulatedCrash) {
+				t.Fatal(err)
+			}
+			reopen()
+			if p.Seqno() != seqno || p.Total() != total {
+				t.Fatalf("closed at seqno %d, total %d; reopened at %d, %d", seqno, total, p.Seqno(), p.Total())
+			}
+			synced = total
+			continue
 		}
 		crashes++
-		kill(p.store)
-		p = openPayer(t, dir, ch)
-		if p.Total() != recorded {
-			t.Fatalf("after a crash at %q: total %d, recorded %d", point, p.Total(), recorded)
+		kill(&p.end)
+		reopen()
+		if p.Total() < synced || p.Total() > paid {
+			t.Fatalf("after a crash at %q: total %d; %d synced, %d paid", point, p.Total(), synced, paid)
+		}
+		if p.Seqno() < top {
+			t.Fatalf("after a crash at %q: seqno %d, vouchers up to %d given", point, p.Seqno(), top)
 		}
 		if last, err := p.Last(); err == nil {
-			see(last) // re-sent after the restart
+			deliver(last) // a Stream posts it at once after a restart
 		}
 	}
-	var prev uint64
-	for s := uint64(1); s <= p.Seqno(); s++ {
-		total, ok := given[s]
-		if !ok {
-			continue // signed, then lost in a crash before it was returned: never seen
-		}
-		if total < prev {
-			t.Fatalf("total goes back at seqno %d: %d < %d", s, total, prev)
-		}
-		prev = total
+	if q.Total() != paid || p.Total() != paid {
+		t.Fatalf("paid %d; the payer's total is %d, the payee holds %d", paid, p.Total(), q.Total())
 	}
-	if p.Seqno() == 0 || crashes == 0 {
-		t.Fatal("the test did not exercise crashes")
+	if crashes < 20 {
+		t.Fatalf("the test exercised %d crashes", crashes)
+	}
+}
+
+// The payer's crash between reserving seqnos and signing: it goes on past the whole reservation (never
+// reusing a seqno it may have signed), at the total on disk, and catches up with what the payee holds;
+// a clean close gives the unused seqnos back.
+func TestPayerSkipsItsReservationAfterACrash(t *testing.T) {
+	ch := offChain(0)
+	dir := t.TempDir()
+	p := openPayer(t, dir, ch)
+	p.reserve = 10
+	p.SetDeposit(1000)
+	var v contracts.SignedVoucher
+	for range 3 {
+		v, _ = p.Pay(100)
+	}
+	kill(&p.end) // vouchers 1 to 3 were only in memory
+	p = openPayer(t, dir, ch)
+	if p.Seqno() != 11 || p.Total() != 0 {
+		t.Fatalf("reopened at seqno %d, total %d; want 11 (past the reservation of 10), 0", p.Seqno(), p.Total())
+	}
+	if last, err := p.Last(); err != nil || last.Seqno != 11 || last.Total != 0 {
+		t.Fatalf("Last after the crash: %+v, %v", last, err)
+	}
+	if _, _, err := p.CatchUp(contracts.Voucher{ChannelID: v.ChannelID, Seqno: 12, Total: 300}.Sign(testKey("payer voucher"))); !errors.Is(err, ErrStateBehind) {
+		t.Fatalf("catching up with a seqno the payer never reached: %v", err)
+	}
+	caught, ok, err := p.CatchUp(v)
+	if err != nil || !ok || caught.Seqno != 12 || caught.Total != 300 {
+		t.Fatalf("catch up with seqno 3, total 300: %+v, %v, %v", caught, ok, err)
+	}
+	if _, ok, err := p.CatchUp(v); ok || err != nil {
+		t.Fatalf("catching up twice: %v, %v", ok, err)
+	}
+	if v, err := p.Pay(50); err != nil || v.Seqno != 13 || v.Total != 350 {
+		t.Fatalf("pay after catching up: %+v, %v", v, err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p = openPayer(t, dir, ch)
+	if p.Seqno() != 13 || p.Total() != 350 {
+		t.Fatalf("reopened after a clean close at seqno %d, total %d; want 13, 350", p.Seqno(), p.Total())
 	}
 }
 
@@ -235,17 +324,21 @@ func TestPayerKilled(t *testing.T) {
 
 		p := openPayer(t, dir, ch)
 		last := printed[len(printed)-1]
-		if p.Seqno() < last.Seqno || p.Total() < last.Total {
-			t.Fatalf("round %d: state at seqno %d, total %d behind the printed voucher %d, %d", round, p.Seqno(), p.Total(), last.Seqno, last.Total)
+		if p.Seqno() < last.Seqno {
+			t.Fatalf("round %d: state at seqno %d, behind the printed voucher %d", round, p.Seqno(), last.Seqno)
 		}
 		if p.Seqno() == last.Seqno && p.Total() != last.Total {
 			t.Fatalf("round %d: seqno %d has totals %d and %d", round, last.Seqno, last.Total, p.Total())
 		}
+		onDisk := p.Total()
+		if _, _, err := p.CatchUp(last); err != nil { // the payee answers with the newest it got
+			t.Fatalf("round %d: catch up with seqno %d: %v", round, last.Seqno, err)
+		}
 		v, err := p.Pay(1)
-		if err != nil || v.Seqno != p.Seqno() || v.Seqno <= last.Seqno {
+		if err != nil || v.Seqno != p.Seqno() || v.Seqno <= last.Seqno || v.Total != max(onDisk, last.Total)+1 {
 			t.Fatalf("round %d: pay after the kill: %+v, %v", round, v, err)
 		}
-		t.Logf("round %d: killed after %d printed vouchers; state at seqno %d", round, len(printed), v.Seqno-1)
+		t.Logf("round %d: killed after %d printed vouchers (total %d); %d on disk; next seqno %d", round, len(printed), last.Total, onDisk, v.Seqno)
 		p.Close()
 	}
 }
@@ -295,7 +388,7 @@ func TestCorruptStateRefused(t *testing.T) {
 		"other channel": func(b []byte) []byte {
 			return reencode(b, func(st *state) { st.Channel = "0:" + strings.Repeat("ab", 32) })
 		},
-		"future version": func(b []byte) []byte { return reencode(b, func(st *state) { st.Version = 2 }) },
+		"future version": func(b []byte) []byte { return reencode(b, func(st *state) { st.Version = stateVersion + 1 }) },
 	}
 	for name, f := range damage {
 		t.Run(name, func(t *testing.T) {

@@ -19,19 +19,24 @@ type Payee struct {
 // address of ch)). A fresh state knows no deposit: call SetDeposit or Refresh before Accept.
 func OpenPayee(dir string, ch contracts.ChannelConfig) (*Payee, error) {
 	p := new(Payee)
-	if err := p.open(dir, rolePayee, ch, nil); err != nil {
+	err := p.open(dir, rolePayee, ch, nil, func(s *store, st *state) error {
+		id, _ := ch.ID()
+		if st.Seqno != 0 && !voucherOf(id, st).Verify(ch.PayerKey) {
+			return fmt.Errorf("%w: %s: the newest voucher's signature is not the payer's", ErrCorrupt, s.path)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
-	}
-	if sv, ok := p.newest(); ok && !sv.Verify(ch.PayerKey) {
-		p.store.close()
-		return nil, fmt.Errorf("%w: %s: the newest voucher's signature is not the payer's", ErrCorrupt, p.store.path)
 	}
 	return p, nil
 }
 
-// Accept checks a voucher from the payer and, if it is newer than the one kept, records it durably before
-// returning. A voucher equal to the one kept is a harmless repeat (nil); anything else not newer is
-// ErrStale, as is a total below the kept one or below what the chain has paid. It also refuses
+// Accept checks a voucher from the payer and, if it is newer than the one kept, keeps it. It does not
+// wait for the disk: the voucher is in the journal within FlushInterval (Sync waits for it). A
+// voucher equal to the one kept is a harmless repeat (nil); anything else not newer is ErrStale, as is
+// a total below the kept one — a *StaleVoucherError, which carries the kept voucher for a payer that
+// lost it in a crash (see Payer.CatchUp) — or below what the chain has paid. It also refuses
 // ErrWrongChannel, ErrBadSignature, and ErrInsufficientDeposit for a total above the deposit as last
 // known (Refresh, then try again, if the payer may have topped up).
 func (p *Payee) Accept(v contracts.SignedVoucher) error {
@@ -43,10 +48,11 @@ func (p *Payee) Accept(v contracts.SignedVoucher) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return p.errClosed()
+	if err := p.usable(); err != nil {
+		return err
 	}
-	if kept, ok := p.newest(); ok && v.Seqno <= kept.Seqno {
+	kept, ok := p.newest()
+	if ok && v.Seqno <= kept.Seqno {
 		if v == kept {
 			return nil
 		}
@@ -56,7 +62,7 @@ func (p *Payee) Accept(v contracts.SignedVoucher) error {
 	case v.Seqno <= p.st.ClaimedSeqno:
 		return fmt.Errorf("%w: channel %s: seqno %d, the chain has claimed %d", ErrStale, p.addr, v.Seqno, p.st.ClaimedSeqno)
 	case v.Total < p.st.Total:
-		return fmt.Errorf("%w: channel %s: seqno %d goes back to total %d from %d", ErrStale, p.addr, v.Seqno, v.Total, p.st.Total)
+		return fmt.Errorf("channel %s: seqno %d goes back to total %d: %w", p.addr, v.Seqno, v.Total, &StaleVoucherError{Newest: kept})
 	case v.Total < p.st.Claimed:
 		return fmt.Errorf("%w: channel %s: total %d, the chain has paid %d", ErrStale, p.addr, v.Total, p.st.Claimed)
 	case v.Total > p.st.Deposit:
@@ -64,7 +70,8 @@ func (p *Payee) Accept(v contracts.SignedVoucher) error {
 	}
 	next := p.st
 	next.Seqno, next.Total, next.Signature = v.Seqno, v.Total, v.Signature[:]
-	return p.save(&next, fmt.Sprintf("accept seqno %d", v.Seqno))
+	p.keep(&next)
+	return nil
 }
 
 // newest is the kept voucher; p.mu held.
@@ -72,10 +79,29 @@ func (p *Payee) newest() (contracts.SignedVoucher, bool) {
 	if p.st.Seqno == 0 {
 		return contracts.SignedVoucher{}, false
 	}
-	sv := contracts.SignedVoucher{Voucher: contracts.Voucher{ChannelID: p.id, Seqno: p.st.Seqno, Total: p.st.Total}}
-	copy(sv.Signature[:], p.st.Signature)
-	return sv, true
+	return voucherOf(p.id, &p.st), true
 }
+
+// voucherOf is the voucher a payee's state st of channel id keeps.
+func voucherOf(id [32]byte, st *state) contracts.SignedVoucher {
+	sv := contracts.SignedVoucher{Voucher: contracts.Voucher{ChannelID: id, Seqno: st.Seqno, Total: st.Total}}
+	copy(sv.Signature[:], st.Signature)
+	return sv
+}
+
+// StaleVoucherError is Accept's answer to a voucher newer than the one kept whose total is lower: its
+// payer has lost vouchers in a crash (see OpenPayer) or cheats. Newest is the voucher kept, which the
+// payee answers with (a Collector in a 409) so that an honest payer catches up. It is ErrStale.
+type StaleVoucherError struct {
+	Newest contracts.SignedVoucher
+}
+
+func (e *StaleVoucherError) Error() string {
+	return fmt.Sprintf("%v: the payee holds seqno %d, total %d", ErrStale, e.Newest.Seqno, e.Newest.Total)
+}
+
+// Unwrap makes it ErrStale.
+func (e *StaleVoucherError) Unwrap() error { return ErrStale }
 
 // Newest returns the newest voucher accepted; false before the first.
 func (p *Payee) Newest() (contracts.SignedVoucher, bool) {
@@ -125,7 +151,8 @@ func (p *Payee) record(st *contracts.ChannelState) error {
 	return p.save(&next, "record chain state")
 }
 
-// Claim claims the newest voucher through the payee's wallet w: it sends the claim (with
+// Claim claims the newest voucher through the payee's wallet w, after putting it on disk (Sync): it
+// sends the claim (with
 // contracts.ClaimValue for the gas; what is left comes back with the payout), waits for the channel's
 // transaction and the payout, reads the channel's state back and records what it has paid out. With
 // nothing new to claim it sends nothing; so does a claim the chain already holds (sent before a crash).
@@ -135,6 +162,9 @@ func (p *Payee) Claim(ctx context.Context, w *chain.Wallet) error {
 	}
 	p.claimMu.Lock()
 	defer p.claimMu.Unlock()
+	if err := p.Sync(); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	sv, ok := p.newest()
 	todo, closed := p.unclaimed(), p.closed

@@ -181,7 +181,7 @@ func TestClaimCrashBeforeRecord(t *testing.T) {
 	if err := q.Claim(w.ctx, w.payeeW); !errors.Is(err, errSimulatedCrash) {
 		t.Fatalf("claim: %v", err)
 	}
-	kill(q.store)
+	kill(&q.end)
 
 	q = w.payee()
 	if q.Claimed() != 0 || q.Unclaimed() != 300_000_000 {

@@ -39,7 +39,8 @@ type Post func(ctx context.Context, v VoucherPost) error
 // PostTo is the Post of a payee served at url through rt: the client's is
 // its proxy's voucher URL over its pinned TLS transport, the proxy's the
 // worker's over the link the worker dialed. A non-2xx answer is an error
-// that quotes the payee.
+// that quotes the payee (ErrPostRefused); a 409 with the payee's newest
+// voucher is also a *StaleVoucherError that carries it.
 func PostTo(rt http.RoundTripper, url string) Post {
 	return func(ctx context.Context, v VoucherPost) error {
 		body, err := json.Marshal(v)
@@ -56,7 +57,12 @@ func PostTo(rt http.RoundTripper, url string) Post {
 			return fmt.Errorf("payments: voucher post: %w", err)
 		}
 		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxVoucherPost))
+		if resp.StatusCode == http.StatusConflict {
+			if kept, err := ParseVoucherPost(bytes.NewReader(b)); err == nil && kept.Channel == v.Channel {
+				return fmt.Errorf("%w: HTTP 409: %w", ErrPostRefused, &StaleVoucherError{Newest: kept.Voucher})
+			}
+		}
 		if resp.StatusCode/100 != 2 {
 			return fmt.Errorf("%w: HTTP %d: %s", ErrPostRefused, resp.StatusCode, bytes.TrimSpace(b))
 		}
@@ -66,7 +72,9 @@ func PostTo(rt http.RoundTripper, url string) Post {
 
 // ServeHTTP takes a VoucherPost for the collector: 204 once the voucher is
 // kept (or was already: posts may cross), 404 for a channel it will not be
-// paid through, 429 while channel discovery is rate limited, 400 for a
+// paid through, 429 while channel discovery is rate limited, 409 with the
+// newest voucher kept, as a VoucherPost, for a voucher whose total is below
+// it (its payer lost vouchers in a crash: see Payer.CatchUp), 400 for a
 // voucher it refuses.
 func (c *Collector) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	post, err := ParseVoucherPost(r.Body)
@@ -74,9 +82,14 @@ func (c *Collector) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		api.WriteError(rw, api.BadRequest("", err.Error()))
 		return
 	}
+	var behind *StaleVoucherError
 	switch err := c.Accept(r.Context(), *post); {
 	case err == nil:
 		rw.WriteHeader(http.StatusNoContent)
+	case errors.As(err, &behind):
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(http.StatusConflict)
+		json.NewEncoder(rw).Encode(VoucherPost{Channel: post.Channel, Voucher: behind.Newest})
 	case errors.Is(err, ErrBusy):
 		rw.Header().Set("Retry-After", "1")
 		api.WriteError(rw, api.Errorf(http.StatusTooManyRequests, api.TypeUnavailable, "busy", "%v", err))

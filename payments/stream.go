@@ -38,15 +38,18 @@ type StreamConfig struct {
 // Stream pays a payee over HTTP through one channel: the one payer-side type of a role (the client
 // towards its proxy, the proxy towards each worker). Add accepts a cost and returns at once; the
 // stream signs a new cumulative voucher with its Payer and posts it with its Post, off the caller's
-// path. Amounts that arrive while a voucher is being recorded or posted are paid together by the
-// next one, so under load a payer signs (and fsyncs) far fewer vouchers than it accepts costs, and
-// only the newest voucher is ever posted, since vouchers are cumulative.
+// path. Amounts that arrive while a voucher is being signed or posted are paid together by the
+// next one, so under load a payer signs far fewer vouchers than it accepts costs, and only the
+// newest voucher is ever posted, since vouchers are cumulative. Signing does not wait for the disk
+// (see Payer.Pay).
 //
 // Nothing is dropped: an amount the payer cannot sign for (the deposit is exhausted, say) stays
 // owed (Owed), is reported (Err, and the log), and is tried again on the next Add, after Retry, and
 // after reading the deposit again if a Chain is given; a voucher that cannot be posted is posted
 // again the same way. A fresh channel is announced with a voucher of total 0, which proves to the
-// payee that the payer key holder pays through it.
+// payee that the payer key holder pays through it. A payee that answers with a newer voucher than
+// the payer's last (StaleVoucherError: the payer lost it in a crash) is caught up with at once
+// (Payer.CatchUp).
 type Stream struct {
 	payer *Payer
 	cfg   StreamConfig
@@ -259,6 +262,20 @@ func (s *Stream) post() error {
 		s.mu.Lock()
 		s.unsent = true
 		s.mu.Unlock()
+		var behind *StaleVoucherError
+		if errors.As(err, &behind) {
+			// The payer lost vouchers in a crash and the payee holds one of them: catch up with it,
+			// and post at once. Each catch-up raises the total, so this ends.
+			caught, ok, cerr := s.payer.CatchUp(behind.Newest)
+			if cerr == nil && ok {
+				s.cfg.Log.Warn("the payee holds a voucher this payer lost in a crash; caught up with it", "channel", s.payer.Address().String(),
+					"seqno", caught.Seqno, "total", caught.Total)
+				return nil
+			}
+			if cerr != nil {
+				err = fmt.Errorf("%w; catching up: %w", err, cerr)
+			}
+		}
 		level := slog.LevelWarn
 		if errors.Is(err, ErrPayeeAway) {
 			level = slog.LevelDebug
