@@ -26,6 +26,9 @@ var (
 	// ErrStateBehind: the chain has seen a newer voucher than the payer's state holds, so the state was
 	// lost or restored from an old copy; signing more could give two vouchers the same seqno.
 	ErrStateBehind = errors.New("payments: local state is behind the chain")
+	// ErrNotCaughtUp: a payer restarted after a crash has not heard yet what its payee holds, so it
+	// signs nothing new: post Payer.Last and pass the answer to Payer.CatchUp (a Stream does).
+	ErrNotCaughtUp = errors.New("payments: payer restarted after a crash; catch up with the payee first")
 	// ErrAlreadyOpen: Open found the channel already deployed (it returns the address too).
 	ErrAlreadyOpen = errors.New("payments: channel already deployed")
 	// ErrChannelClosed: the channel has been closed on chain and accepts nothing more.

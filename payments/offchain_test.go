@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cocoon-go/cocoon/contracts"
 )
@@ -151,7 +152,7 @@ func TestPayerCrashes(t *testing.T) {
 	q := openPayee(t, t.TempDir(), ch)
 	q.SetDeposit(1 << 40)
 	var p *Payer
-	// deliver posts v to the payee and catches up as a Stream does.
+	// deliver posts v to the payee and catches up with the answer, as a Stream does.
 	deliver := func(v contracts.SignedVoucher) {
 		t.Helper()
 		see(v)
@@ -168,11 +169,15 @@ func TestPayerCrashes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("accept seqno %d, total %d: %v", v.Seqno, v.Total, err)
 		}
+		if _, _, err := p.CatchUp(v); err != nil { // taken: the payee holds nothing newer
+			t.Fatalf("catch up with the voucher the payee took: %v", err)
+		}
 	}
 	reopen := func() {
 		t.Helper()
 		p = openPayer(t, dir, ch)
-		p.reserve = 3 // reserve often, so that crashes hit reservations
+		p.reserve = 3       // reserve often, so that crashes hit reservations
+		p.every = time.Hour // and flush only when the test says
 	}
 	reopen()
 	p.SetDeposit(1 << 40)
@@ -225,8 +230,19 @@ func TestPayerCrashes(t *testing.T) {
 		if p.Seqno() < top {
 			t.Fatalf("after a crash at %q: seqno %d, vouchers up to %d given", point, p.Seqno(), top)
 		}
+		if v, err := p.Pay(1); p.unsure != errors.Is(err, ErrNotCaughtUp) {
+			// Signing more before hearing from the payee could pay less than it holds, and it
+			// would not know.
+			t.Fatalf("pay after a restart that must catch up (%t): %v", p.unsure, err)
+		} else if err == nil {
+			paid++
+			deliver(v)
+		}
 		if last, err := p.Last(); err == nil {
 			deliver(last) // a Stream posts it at once after a restart
+		}
+		if p.unsure {
+			t.Fatal("still not caught up after the payee's answer")
 		}
 	}
 	if q.Total() != paid || p.Total() != paid {

@@ -22,6 +22,14 @@ type Payer struct {
 	end
 	key     ed25519.PrivateKey
 	reserve uint64 // seqnos reserved at once: reserveSeqnos
+	// opened and base are the seqno and the total the payer opened at. Every voucher it signed
+	// before has a seqno up to opened; one with a total above base was lost in a crash, and what it
+	// paid above base is owed on top of everything signed since (CatchUp).
+	opened, base uint64
+	// unsure is set when the payer opened after a crash, until it has heard what its payee holds
+	// (CatchUp): a voucher it signed before might then pay less than one the payee holds, and the
+	// payee, seeing a higher total, would never tell.
+	unsure bool
 }
 
 // OpenPayer opens (creating if needed) the payer's state of channel ch under dir (in ChannelDir(dir,
@@ -31,8 +39,9 @@ type Payer struct {
 // A payer that was not closed cleanly may have signed vouchers its journal does not hold, with any
 // seqno up to its reservation: it goes on past the reservation, at the last total on disk, and its
 // newest voucher (Last) is signed afresh at the first seqno after it. Its total may then be below one
-// it signed before the crash; the payee, holding that one, answers with it, and CatchUp brings the
-// payer level (a Stream does that by itself).
+// it signed before the crash, so it pays nothing more (ErrNotCaughtUp) until it has posted Last and
+// passed the payee's answer to CatchUp: the payee's newest voucher, or Last itself if the payee took
+// it. A Stream does that by itself.
 func OpenPayer(dir string, ch contracts.ChannelConfig, key ed25519.PrivateKey) (*Payer, error) {
 	p := &Payer{key: key, reserve: reserveSeqnos}
 	err := p.open(dir, rolePayer, ch, func(addr *address.Address) error {
@@ -49,11 +58,13 @@ func OpenPayer(dir string, ch contracts.ChannelConfig, key ed25519.PrivateKey) (
 		}
 		st.Seqno = st.Reserved + 1
 		st.Reserved = st.Seqno
+		p.unsure = true
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	p.opened, p.base = p.st.Seqno, p.st.Total
 	return p, nil
 }
 
@@ -74,6 +85,9 @@ func (p *Payer) Pay(amount uint64) (contracts.SignedVoucher, error) {
 	if err := p.usable(); err != nil {
 		return contracts.SignedVoucher{}, err
 	}
+	if p.unsure {
+		return contracts.SignedVoucher{}, fmt.Errorf("%w: channel %s, restarted at seqno %d", ErrNotCaughtUp, p.addr, p.opened)
+	}
 	if p.st.Total > p.st.Deposit || amount > p.st.Deposit-p.st.Total {
 		return contracts.SignedVoucher{}, fmt.Errorf("%w: channel %s: %d paid + %d > deposit %d",
 			ErrInsufficientDeposit, p.addr, p.st.Total, amount, p.st.Deposit)
@@ -85,6 +99,9 @@ func (p *Payer) Pay(amount uint64) (contracts.SignedVoucher, error) {
 func (p *Payer) next(amount uint64, op string) (contracts.SignedVoucher, error) {
 	if p.st.Seqno == math.MaxUint64 {
 		return contracts.SignedVoucher{}, fmt.Errorf("payments: channel %s: seqno exhausted", p.addr)
+	}
+	if amount > math.MaxUint64-p.st.Total {
+		return contracts.SignedVoucher{}, fmt.Errorf("payments: channel %s: total %d + %d overflows", p.addr, p.st.Total, amount)
 	}
 	if p.st.Seqno == p.st.Reserved {
 		next := p.st
@@ -118,16 +135,25 @@ func (p *Payer) Last() (contracts.SignedVoucher, error) {
 	return p.sign(), nil
 }
 
+// mustCatchUp reports whether the payer waits for CatchUp before it pays (see OpenPayer).
+func (p *Payer) mustCatchUp() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.unsure
+}
+
 // Seqno is the seqno of the last voucher signed; 0 before the first.
 func (p *Payer) Seqno() uint64 { return p.state().Seqno }
 
-// CatchUp takes v, a voucher the payee holds (it answers a voucher below it with it: see
-// StaleVoucherError), and brings the payer level with it: if v's total is above the payer's, the
-// payer signs that total at its next seqno and returns the new voucher, and true. v must be this
-// channel's and signed by the payer's key, so it is a promise the payer has made already, lost in a
-// crash before it reached the journal; taking it on pays nothing twice, since vouchers are cumulative.
-// A voucher with a seqno above the payer's last means its state was lost or is an old copy:
-// ErrStateBehind.
+// CatchUp takes v, the newest voucher the payee holds — what it answers a voucher below it with (see
+// StaleVoucherError), or the payer's own Last once the payee has taken it — and brings the payer
+// level with it; after it, a payer restarted after a crash pays again. v must be this channel's and signed by the
+// payer's key, so it is a promise the payer has made already. If the payer signed it before it was
+// opened and v's total is above the total it opened at, the difference was lost in a crash before it
+// reached the journal: the payer signs it, on top of what it has paid since, at its next seqno, and
+// returns the new voucher and true. Otherwise it changes nothing (false). Nothing is paid twice:
+// what is added is what v pays beyond the payer's own record, once. A voucher with a seqno above the
+// payer's last means its state was lost or is an old copy: ErrStateBehind.
 func (p *Payer) CatchUp(v contracts.SignedVoucher) (contracts.SignedVoucher, bool, error) {
 	if v.ChannelID != p.id {
 		return contracts.SignedVoucher{}, false, fmt.Errorf("%w: voucher for %x, this is channel %s", ErrWrongChannel, v.ChannelID, p.addr)
@@ -140,25 +166,36 @@ func (p *Payer) CatchUp(v contracts.SignedVoucher) (contracts.SignedVoucher, boo
 	if err := p.usable(); err != nil {
 		return contracts.SignedVoucher{}, false, err
 	}
-	return p.catchUp(v.Seqno, v.Total)
+	caught, ok, err := p.catchUp(v.Seqno, v.Total)
+	if err == nil {
+		p.unsure = false
+	}
+	return caught, ok, err
 }
 
 // catchUp brings the payer level with a voucher (seqno, total) it signed; p.mu held.
 func (p *Payer) catchUp(seqno, total uint64) (contracts.SignedVoucher, bool, error) {
-	// Every seqno the payer may have signed is at most its last one, even after a crash (OpenPayer).
-	if seqno > p.st.Seqno || (seqno == p.st.Seqno && total != p.st.Total) {
+	// Every seqno the payer may have signed is at most its last one, even after a crash (OpenPayer),
+	// and what it signed since it opened it knows.
+	if seqno > p.st.Seqno || (seqno == p.st.Seqno && total != p.st.Total) || (seqno > p.opened && total > p.st.Total) {
 		return contracts.SignedVoucher{}, false, fmt.Errorf("%w: channel %s holds seqno %d, total %d; this state signed up to seqno %d, total %d",
 			ErrStateBehind, p.addr, seqno, total, p.st.Seqno, p.st.Total)
 	}
-	if total <= p.st.Total {
+	if seqno > p.opened || total <= p.base {
 		return contracts.SignedVoucher{}, false, nil
 	}
-	v, err := p.next(total-p.st.Total, fmt.Sprintf("catch up to total %d", total))
-	return v, err == nil, err
+	v, err := p.next(total-p.base, fmt.Sprintf("catch up with seqno %d, total %d", seqno, total))
+	if err != nil {
+		return contracts.SignedVoucher{}, false, err
+	}
+	p.base = total
+	return v, true, nil
 }
 
 // Refresh reads the channel's state from c and records its deposit. If the chain has paid a total
-// the payer had signed but lost in a crash, the payer catches up with it (see CatchUp). It fails with
+// the payer had signed but lost in a crash, the payer catches up with it as CatchUp does (but the
+// payee may hold more than it claimed, so a payer restarted after a crash still waits for the
+// payee's answer before it pays). It fails with
 // ErrStateBehind if the chain has claimed a seqno above this state's last, which means the state was
 // lost or is an old copy.
 func (p *Payer) Refresh(ctx context.Context, c chain.Chain) (*contracts.ChannelState, error) {

@@ -182,11 +182,14 @@ func (s *Stream) run() {
 		}
 		s.mu.Unlock()
 		var err error
-		if amount > 0 || s.payer.Seqno() == 0 {
+		// A payer restarted after a crash first learns what the payee holds, from the answer to
+		// its newest voucher, and pays only after.
+		unsure := s.payer.mustCatchUp()
+		if !unsure && (amount > 0 || s.payer.Seqno() == 0) {
 			err = s.pay(amount)
 			post = post || err == nil
 		}
-		if err == nil && post {
+		if err == nil && (post || unsure) {
 			err = s.post()
 		}
 		s.mu.Lock()
@@ -282,6 +285,12 @@ func (s *Stream) post() error {
 		}
 		s.cfg.Log.Log(ctx, level, "voucher not delivered; it is posted again", "channel", s.payer.Address().String(), "seqno", v.Seqno, "err", err)
 		return err
+	}
+	if s.payer.mustCatchUp() {
+		// The payee took the newest voucher, so it holds nothing newer: the payer is level.
+		if _, _, err := s.payer.CatchUp(v); err != nil {
+			return err
+		}
 	}
 	return nil
 }
