@@ -530,6 +530,8 @@ func seedStates() []*state {
 		{Version: 1, Role: rolePayer, Channel: ch, Deposit: 1 << 40, Seqno: 77, Total: 123456789},
 		{Version: 1, Role: rolePayee, Channel: ch, Deposit: 5, Seqno: 3, Total: 4, Signature: sig, Claimed: 2, ClaimedSeqno: 1},
 		{Version: 1, Role: rolePayee, Channel: ch},
+		{Version: 2, Role: rolePayer, Channel: ch, Deposit: 1 << 40, Seqno: 77, Total: 123456789, Reserved: 1100},
+		{Version: 2, Role: rolePayee, Channel: ch, Deposit: 5, Seqno: 3, Total: 4, Signature: sig, Claimed: 2, ClaimedSeqno: 1},
 	}
 }
 
