@@ -1,6 +1,10 @@
 package payments
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/cocoon-go/cocoon/contracts"
+)
 
 // BenchmarkPayAccept is the cost of the money of one answer at one channel: the payer signs a
 // voucher and the payee checks and keeps it, each end with its state on disk. ns/op is wall time;
@@ -28,6 +32,22 @@ func BenchmarkPayAccept(b *testing.B) {
 		}
 		if err := q.Accept(v); err != nil {
 			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkVoucherSignVerify is the floor under BenchmarkPayAccept: signing one voucher and checking
+// its signature, nothing kept.
+func BenchmarkVoucherSignVerify(b *testing.B) {
+	ch := offChain(0)
+	id, _ := ch.ID()
+	key := testKey("payer voucher")
+	b.ReportAllocs()
+	cpu := cpuTime()
+	for i := uint64(1); b.Loop(); i++ {
+		if !(contracts.Voucher{ChannelID: id, Seqno: i, Total: 1000 * i}).Sign(key).Verify(ch.PayerKey) {
+			b.Fatal("voucher does not verify")
 		}
 	}
 	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")

@@ -15,7 +15,7 @@
 // A payee runs a Collector, which serves the posts (Collector.ServeHTTP, or Accept). It finds a
 // channel from its first voucher (Find reads it from the chain once, checked to be a Cocoon channel
 // at its address), refuses one that does not pay its wallet, is not open, or closes sooner than its
-// minimum close delay, keeps each newer voucher in a Payee end (Payee.Accept records it durably),
+// minimum close delay, keeps each newer voucher in a Payee end (Payee.Accept; see Crash safety),
 // and books channels by account — the payer's voucher key — once a voucher signed by that key was
 // accepted on them; Collector.Covered says what an account paid and can still pay, from memory.
 // Vouchers are cumulative, so the payee only ever needs the newest one: when the unclaimed amount
@@ -33,26 +33,49 @@
 //
 // # Crash safety
 //
-// Each end keeps one small state file per channel, in a directory named after the channel's address
-// (see ChannelDir), rewritten whole on every change: written to a temporary file, fsynced, renamed over
-// the old one, and the directory fsynced. A reader sees the old state or the new one, never a mix; the
-// file carries a SHA-256 of its contents, so a damaged file is ErrCorrupt, never a silent reset to zero.
-// A lock file keeps a second process (or a second Open in the same one) from using the same state.
+// Money stays off the request's path: no fsync happens when a voucher is signed or accepted. Each
+// end keeps, in a directory named after the channel's address (see ChannelDir), a state file — a
+// checkpoint, rewritten whole and seldom: written to a temporary file, fsynced, renamed over the old
+// one, the directory fsynced — and a journal beside it. A background flush appends the newest voucher
+// to the journal, one fixed-size checksummed record with one fsync, at most FlushInterval after it
+// changed: however many vouchers an end handles, it writes one record per interval (group commit),
+// and Sync writes at once. Opening an end reads the checkpoint, lays the journal's newest record over
+// it, and writes that back as the new checkpoint. A reader never sees a mix; a state file or journal
+// carries checksums, so damage is ErrCorrupt, never a silent reset to zero — except a journal's torn
+// last record, which no flush ever reported written and which is dropped. A lock file keeps a second
+// process (or a second Open in the same one) from using the same state.
 //
-// The payer records the new (seqno, total) durably before it signs and returns the voucher. If it dies
-// before the record is on disk, no voucher with that seqno ever left the process, and the next Pay after
-// a restart may use the seqno again. If it dies after, the voucher may or may not have been delivered;
-// Payer.Last signs the same (seqno, total) again (Ed25519 signatures are deterministic: the same bytes), so
-// it can be re-sent, and the next Pay uses the next seqno. Either way two vouchers with the same seqno and
-// different totals never exist, and the total never goes back.
+// What must survive any crash, and does: a payer never signs two different vouchers with the same
+// seqno, and no voucher is paid twice. Seqnos only need to go up (the payee and the contract take any
+// seqno above the one they hold), so the payer reserves them on disk in blocks of 1024 — the one
+// durable write it waits for — and signs from memory within the block. Reopened after a crash
+// (anything but Close, which gives the unused seqnos back), it goes on past the whole block, at the
+// last total on disk, and pays nothing new (ErrNotCaughtUp) until it has posted its newest voucher
+// and heard the answer: a payee holding a newer voucher than the payer's answers 409 with it
+// (StaleVoucherError), and CatchUp adds, once, what that voucher paid above the total on disk — it
+// bears the payer's own signature, so it is a promise the payer had made; a Stream does all this by
+// itself. Without that wait, a new cost could lift the payer's total above the lost voucher's and the
+// payee, seeing a higher total, could not tell. Refresh catches up with a claim on chain the same way.
 //
-// The payee records a voucher durably before Accept returns, so a voucher the payer saw accepted is never
-// lost. Claim reads the channel's state from the chain before it sends and after: if a claim reached the
-// chain but the payee died before recording it, the next Claim sees that the chain has already paid the
-// newest total and sends nothing. The contract itself refuses replays and stale vouchers, so nothing is
-// paid twice even by a payee that lost its state. Opening a fresh state directory for a channel that
-// already has history is the one thing a file cannot catch: call Payer.Refresh (which fails with
-// ErrStateBehind) and Payee.Refresh after opening, before paying or accepting.
+// What a crash may lose, at most:
+//
+//   - A payer: the costs it had accepted and not yet signed (Stream.Owed). Those it signed and
+//     delivered come back from the payee; those signed and never delivered are lost with it. Either
+//     way the payee has served that much without holding a voucher for it, which its credit limit
+//     bounds.
+//   - A payee: the vouchers it accepted in the last FlushInterval; it reopens holding an older one.
+//     Vouchers are cumulative, so the payer's next voucher — a Stream posts its newest when it starts
+//     and on Resend, and every new cost brings one — covers them again; only if the payer never pays
+//     again is the difference lost. A flush that fails stops the end from signing or accepting more
+//     until one succeeds, so the window does not grow.
+//
+// Claims are made with a voucher on disk: Payee.Claim syncs first. Claim reads the channel's state
+// from the chain before it sends and after: if a claim reached the chain but the payee died before
+// recording it, the next Claim sees that the chain has already paid the newest total and sends
+// nothing. The contract itself refuses replays and stale vouchers, so nothing is paid twice even by a
+// payee that lost its state. Opening a fresh state directory for a channel that already has history
+// is the one thing the files cannot catch: call Payer.Refresh (which fails with ErrStateBehind) and
+// Payee.Refresh after opening, before paying or accepting.
 //
 // Amounts are integer nanoTON in uint64. Every type here is safe for concurrent use except
 // chain.Wallet, so callers that share one wallet between channels serialize its sends with a Wallet.
