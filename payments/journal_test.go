@@ -13,8 +13,19 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/xssnick/tonutils-go/address"
+
 	"github.com/cocoon-go/cocoon/contracts"
 )
+
+// mustAddress is ch's address.
+func mustAddress(ch contracts.ChannelConfig) *address.Address {
+	addr, err := ch.Address()
+	if err != nil {
+		panic(err)
+	}
+	return addr
+}
 
 // vouchers signs n vouchers of channel ch, paying 10 more each.
 func vouchers(ch contracts.ChannelConfig, n int) []contracts.SignedVoucher {
@@ -296,4 +307,32 @@ func TestPayerCatchesUpWithAClaim(t *testing.T) {
 		t.Fatalf("claim: %v; chain claimed %d", err, w.state().Claimed)
 	}
 	w.conserved()
+}
+
+// A journal that has grown to maxRecords is folded into the state file by the next flush, and what
+// it held survives a crash right after.
+func TestJournalFolds(t *testing.T) {
+	ch := offChain(0)
+	dir := t.TempDir()
+	q := openPayee(t, dir, ch)
+	q.every = time.Hour
+	q.SetDeposit(1000)
+	vs := vouchers(ch, 2)
+	q.Accept(vs[0])
+	if err := q.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	q.store.records = maxRecords // as if it had been flushing for a while
+	q.Accept(vs[1])
+	if err := q.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := q.store.journal.Stat(); err != nil || fi.Size() != 0 || q.store.records != 0 {
+		t.Fatalf("journal after the fold: %v, %v, %d records", fi.Size(), err, q.store.records)
+	}
+	kill(&q.end)
+	q = openPayee(t, dir, ch)
+	if newest, _ := q.Newest(); newest != vs[1] {
+		t.Fatalf("reopened with seqno %d, want 2", newest.Seqno)
+	}
 }

@@ -54,7 +54,7 @@ func OpenPayer(dir string, ch contracts.ChannelConfig, key ed25519.PrivateKey) (
 			return nil // closed cleanly, or the journal holds the last reserved seqno
 		}
 		if st.Reserved == math.MaxUint64 {
-			return fmt.Errorf("payments: channel %s: seqno exhausted", rawAddress(mustAddress(ch)))
+			return fmt.Errorf("payments: channel %s: seqno exhausted", st.Channel)
 		}
 		st.Seqno = st.Reserved + 1
 		st.Reserved = st.Seqno
@@ -66,12 +66,6 @@ func OpenPayer(dir string, ch contracts.ChannelConfig, key ed25519.PrivateKey) (
 	}
 	p.opened, p.base = p.st.Seqno, p.st.Total
 	return p, nil
-}
-
-// mustAddress is ch's address, which open has already checked it has.
-func mustAddress(ch contracts.ChannelConfig) *address.Address {
-	addr, _ := ch.Address()
-	return addr
 }
 
 // Pay accepts a cost of amount nanoTON and returns the voucher for (seqno+1, total+amount), signed.

@@ -261,6 +261,14 @@ func (s *store) checkpoint(st *state) error {
 	return nil
 }
 
+// fold writes st as the new checkpoint and empties the journal, which st covers; syncMu held.
+func (s *store) fold(st *state) error {
+	if err := s.checkpoint(st); err != nil {
+		return err
+	}
+	return s.truncate()
+}
+
 // truncate empties the journal, durably, so that no later record can land behind an old one;
 // syncMu held.
 func (s *store) truncate() error {
@@ -353,16 +361,13 @@ func (e *end) open(dir, role string, ch contracts.ChannelConfig, check func(addr
 		err = fix(s, st)
 	}
 	if err == nil {
-		err = s.checkpoint(st)
+		err = s.fold(st)
 	}
 	if err == nil {
 		// The channel's directory entry must be as durable as the files in it.
 		if err = atomicfile.SyncDir(filepath.Dir(ChannelDir(dir, addr))); err != nil {
 			err = fmt.Errorf("payments: %w", err)
 		}
-	}
-	if err == nil {
-		err = s.truncate()
 	}
 	if err != nil {
 		s.close()
@@ -485,10 +490,7 @@ func (e *end) Sync() error {
 	}
 	if e.store.records >= maxRecords {
 		// Fold the journal into a checkpoint; seldom enough to hold mu across it.
-		err := e.store.checkpoint(&st)
-		if err == nil {
-			err = e.store.truncate()
-		}
+		err := e.store.fold(&st)
 		e.flushed(&st, err)
 		e.mu.Unlock()
 		return err
@@ -543,10 +545,7 @@ func (e *end) closeWith(final func(st *state)) error {
 	if final != nil {
 		final(&st)
 	}
-	err := e.store.checkpoint(&st)
-	if err == nil {
-		err = e.store.truncate()
-	}
+	err := e.store.fold(&st)
 	if err != nil {
 		err = fmt.Errorf("payments: close of the %s of channel %s: %w", e.role, e.addr, err)
 	}
