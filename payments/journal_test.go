@@ -336,3 +336,37 @@ func TestJournalFolds(t *testing.T) {
 		t.Fatalf("reopened with seqno %d, want 2", newest.Seqno)
 	}
 }
+
+// A flush that failed half-way stops the end from keeping more vouchers; the next flush that works
+// folds the journal away rather than append behind the partial record, and the end goes on.
+func TestFailedFlushStopsAndRecovers(t *testing.T) {
+	ch := offChain(0)
+	dir := t.TempDir()
+	q := openPayee(t, dir, ch)
+	q.every = time.Hour
+	q.SetDeposit(1000)
+	vs := vouchers(ch, 3)
+	q.Accept(vs[0])
+	q.store.crashed = func(at string) bool { return at == "record torn" }
+	if err := q.Sync(); !errors.Is(err, errSimulatedCrash) {
+		t.Fatalf("torn flush: %v", err)
+	}
+	if err := q.Accept(vs[1]); !errors.Is(err, errSimulatedCrash) {
+		t.Fatalf("accept after a failed flush: %v, want the flush's error", err)
+	}
+	q.store.crashed = func(string) bool { return false }
+	if err := q.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Accept(vs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	kill(&q.end)
+	q = openPayee(t, dir, ch) // ErrCorrupt if the record had landed behind the torn one
+	if newest, _ := q.Newest(); newest != vs[1] {
+		t.Fatalf("reopened with seqno %d, want 2", newest.Seqno)
+	}
+}

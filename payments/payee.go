@@ -151,8 +151,8 @@ func (p *Payee) record(st *contracts.ChannelState) error {
 	return p.save(&next, "record chain state")
 }
 
-// Claim claims the newest voucher through the payee's wallet w, after putting it on disk (Sync): it
-// sends the claim (with
+// Claim claims the newest voucher through the payee's wallet w, after putting it on disk (Sync), so
+// that a claim is never made with a voucher a crash could take back: it sends the claim (with
 // contracts.ClaimValue for the gas; what is left comes back with the payout), waits for the channel's
 // transaction and the payout, reads the channel's state back and records what it has paid out. With
 // nothing new to claim it sends nothing; so does a claim the chain already holds (sent before a crash).

@@ -172,6 +172,9 @@ type store struct {
 	journal *os.File
 	seed    uint32 // the journal's checksum seed
 	records int    // records in the journal; guarded by the end's syncMu
+	// torn is set when an append failed, perhaps half-way: the next flush folds the journal
+	// away instead of appending behind a partial record. Guarded by the end's syncMu.
+	torn bool
 	lock    *os.File
 	// crashed lets tests stop a write at a point, as if the process died there.
 	crashed func(point string) bool
@@ -281,7 +284,7 @@ func (s *store) truncate() error {
 	if err := s.journal.Sync(); err != nil {
 		return fmt.Errorf("payments: empty %s: %w", s.journalPath(), err)
 	}
-	s.records = 0
+	s.records, s.torn = 0, false
 	return nil
 }
 
@@ -290,12 +293,15 @@ func (s *store) append(st *state) error {
 	rec := appendRecord(make([]byte, 0, recordSize), s.seed, recordOf(st))
 	if s.crashed("record torn") {
 		s.journal.Write(rec[:recordSize/2])
+		s.torn = true
 		return errSimulatedCrash
 	}
 	if _, err := s.journal.Write(rec); err != nil {
+		s.torn = true
 		return fmt.Errorf("payments: append to %s: %w", s.journalPath(), err)
 	}
 	if err := s.journal.Sync(); err != nil {
+		s.torn = true // what the kernel had may be gone: write it all again
 		return fmt.Errorf("payments: sync %s: %w", s.journalPath(), err)
 	}
 	s.records++
@@ -488,7 +494,7 @@ func (e *end) Sync() error {
 		e.mu.Unlock()
 		return nil
 	}
-	if e.store.records >= maxRecords {
+	if e.store.records >= maxRecords || e.store.torn {
 		// Fold the journal into a checkpoint; seldom enough to hold mu across it.
 		err := e.store.fold(&st)
 		e.flushed(&st, err)
