@@ -175,7 +175,7 @@ type store struct {
 	// torn is set when an append failed, perhaps half-way: the next flush folds the journal
 	// away instead of appending behind a partial record. Guarded by the end's syncMu.
 	torn bool
-	lock    *os.File
+	lock *os.File
 	// crashed lets tests stop a write at a point, as if the process died there.
 	crashed func(point string) bool
 }
