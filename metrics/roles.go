@@ -44,10 +44,9 @@ func (q *Queue) Leave(d time.Duration, outcome string) {
 
 // Proxy is a proxy's collectors. Its methods are safe on a nil *Proxy.
 type Proxy struct {
-	reg      prometheus.Registerer
-	requests *requests
-	// Queue is the admission queue of requests waiting for a worker.
-	Queue           *Queue
+	reg             prometheus.Registerer
+	requests        *requests
+	queue           *Queue
 	receiptsRefused prometheus.Counter
 	admitted        *prometheus.CounterVec // by attestation kind
 	vouchersIn      *prometheus.CounterVec // by outcome
@@ -58,14 +57,14 @@ type Proxy struct {
 // NewProxy registers a proxy's collectors on r.
 func NewProxy(r prometheus.Registerer) *Proxy {
 	f := factory{reg: r, role: "proxy"}
-	m := &Proxy{reg: r, requests: newRequests(f, "sealed requests from clients"), Queue: newQueue(f),
+	m := &Proxy{reg: r, requests: newRequests(f, "sealed requests from clients"), queue: newQueue(f),
 		receiptsRefused: f.counter("receipts_refused_total", "Worker receipts the proxy refused (bad signature, another request, hashes that do not match what it relayed, usage over the bound): never booked, never paid."),
 		admitted:        f.counterVec("workers_admitted_total", "Workers admitted, by the kind of their attestation evidence (tdx, sev-snp, simulated).", "kind"),
 		vouchersIn:      f.counterVec("vouchers_received_total", "Client vouchers, by outcome (accepted, refused).", "outcome"),
 		vouchersOut:     f.counterVec("vouchers_sent_total", "Vouchers posted to workers, by outcome (delivered, failed).", "outcome"),
 		claims:          f.counterVec("claims_total", "Claims of client channels on chain, by outcome (ok, failed).", "outcome"),
 	}
-	r.MustRegister(m.Queue.wait)
+	r.MustRegister(m.queue.wait)
 	return m
 }
 
@@ -76,6 +75,15 @@ func (m *Proxy) Workers(n func() int) {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cocoon_proxy_workers_connected",
 			Help: "Workers admitted and connected now."}, func() float64 { return float64(n()) }))
 	}
+}
+
+// Queue is the admission queue of requests waiting for a worker; nil (which
+// counts nothing) for a nil *Proxy.
+func (m *Proxy) Queue() *Queue {
+	if m == nil {
+		return nil
+	}
+	return m.queue
 }
 
 // Requests wraps the handler of sealed requests, observing each.
@@ -130,9 +138,8 @@ func (m *Proxy) Claimed(err error) {
 
 // Worker is a worker's collectors. Its methods are safe on a nil *Worker.
 type Worker struct {
-	requests *requests
-	// Queue is the admission queue of requests waiting for capacity.
-	Queue      *Queue
+	requests   *requests
+	queue      *Queue
 	linked     prometheus.Gauge
 	vouchersIn *prometheus.CounterVec // by outcome
 	claims     *prometheus.CounterVec // by outcome
@@ -141,13 +148,22 @@ type Worker struct {
 // NewWorker registers a worker's collectors on r (see ForWorker).
 func NewWorker(r prometheus.Registerer) *Worker {
 	f := factory{reg: r, role: "worker"}
-	m := &Worker{requests: newRequests(f, "sealed requests run"), Queue: newQueue(f),
+	m := &Worker{requests: newRequests(f, "sealed requests run"), queue: newQueue(f),
 		linked:     f.gauge("proxy_connected", "1 while the worker's link to its proxy is up."),
 		vouchersIn: f.counterVec("vouchers_received_total", "Proxy vouchers, by outcome (accepted, refused).", "outcome"),
 		claims:     f.counterVec("claims_total", "Claims of proxy channels on chain, by outcome (ok, failed).", "outcome"),
 	}
-	r.MustRegister(m.Queue.wait)
+	r.MustRegister(m.queue.wait)
 	return m
+}
+
+// Queue is the admission queue of requests waiting for the worker's capacity; nil (which
+// counts nothing) for a nil *Worker.
+func (m *Worker) Queue() *Queue {
+	if m == nil {
+		return nil
+	}
+	return m.queue
 }
 
 // Requests wraps the handler of sealed requests, observing each.
@@ -188,9 +204,8 @@ func (m *Worker) Claimed(err error) {
 
 // Client is a client's collectors. Its methods are safe on a nil *Client.
 type Client struct {
-	requests *requests
-	// Queue is the admission queue of app requests, if the client keeps one.
-	Queue           *Queue
+	requests        *requests
+	queue           *Queue
 	receiptsRefused prometheus.Counter
 	vouchersOut     *prometheus.CounterVec // by outcome
 }
@@ -198,12 +213,21 @@ type Client struct {
 // NewClient registers a client's collectors on r.
 func NewClient(r prometheus.Registerer) *Client {
 	f := factory{reg: r, role: "client"}
-	m := &Client{requests: newRequests(f, "completions asked by apps"), Queue: newQueue(f),
+	m := &Client{requests: newRequests(f, "completions asked by apps"), queue: newQueue(f),
 		receiptsRefused: f.counter("receipts_refused_total", "Worker receipts the client refused (and so did not pay): bad signature, another request, an answer that does not match."),
 		vouchersOut:     f.counterVec("vouchers_sent_total", "Vouchers posted to the proxy, by outcome (delivered, failed).", "outcome"),
 	}
-	r.MustRegister(m.Queue.wait)
+	r.MustRegister(m.queue.wait)
 	return m
+}
+
+// Queue is the admission queue of app requests, if the client keeps one; nil (which
+// counts nothing) for a nil *Client.
+func (m *Client) Queue() *Queue {
+	if m == nil {
+		return nil
+	}
+	return m.queue
 }
 
 // Requests wraps the OpenAI API's handler, observing each POST (a
