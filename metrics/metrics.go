@@ -113,8 +113,8 @@ func (m *requests) handler(h http.Handler) http.Handler {
 		o := &observed{ResponseWriter: w, start: time.Now()}
 		m.inflight.Inc()
 		defer func() {
+			m.done(o) // counted before it leaves the gauge: in flight 0 means all counted
 			m.inflight.Dec()
-			m.done(o)
 		}()
 		h.ServeHTTP(o, r)
 	})

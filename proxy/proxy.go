@@ -690,6 +690,9 @@ func (p *Proxy) try(rw http.ResponseWriter, r *http.Request, w *workerConn, q *r
 			}
 			return true, nil
 		case seal.RecordError:
+			if erec, err := wire.ParseErrorRecord(payload); err == nil {
+				api.NoteError(rw, &erec.Error)
+			}
 			return true, nil
 		}
 		typ, payload, err = rr.Next()
