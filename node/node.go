@@ -62,11 +62,14 @@ type Proxy struct {
 	Addr       string // clients' address
 	WorkerAddr string // workers' address
 	Pin        string // hex SHA-256 of the proxy's TLS key, for clients and workers to pin
-	srv        *http.Server
-	wln        net.Listener
-	ledger     *accounts.File
-	money      io.Closer
-	ops        *opsServer
+	// MetricsAddr is where /metrics and /healthz are served: Addr (over
+	// TLS), or the address of Ops.Metrics.
+	MetricsAddr string
+	srv         *http.Server
+	wln         net.Listener
+	ledger      *accounts.File
+	money       io.Closer
+	ops         *opsServer
 }
 
 // StartProxy starts a proxy node.
@@ -147,6 +150,7 @@ func StartProxy(cfg ProxyConfig, log *slog.Logger) (*Proxy, error) {
 	go srv.ServeTLS(cln, "", "")
 	go p.ServeWorkers(wln)
 	n := &Proxy{Proxy: p, Addr: cln.Addr().String(), WorkerAddr: wln.Addr().String(), Pin: hex.EncodeToString(pin[:]), srv: srv, wln: wln, ledger: ledger, money: money, ops: ops}
+	n.MetricsAddr = ops.at(n.Addr)
 	log.Info("proxy listening", "clients", n.Addr, "workers", n.WorkerAddr, "pin", n.Pin)
 	return n, nil
 }
@@ -186,10 +190,13 @@ type Client struct {
 	*client.Client
 	Addr    string
 	BaseURL string // the OpenAI base URL, http://ADDR/v1
-	srv     *http.Server
-	journal *accounts.File
-	money   io.Closer
-	ops     *opsServer
+	// MetricsAddr is where /metrics and /healthz are served: Addr, or the
+	// address of Ops.Metrics.
+	MetricsAddr string
+	srv         *http.Server
+	journal     *accounts.File
+	money       io.Closer
+	ops         *opsServer
 }
 
 // StartClient starts a client node. With cfg.Money it first opens (or
@@ -260,6 +267,7 @@ func StartClient(cfg ClientConfig, log *slog.Logger, opts ...client.Option) (*Cl
 	go n.srv.Serve(ln)
 	n.Addr = ln.Addr().String()
 	n.BaseURL = "http://" + n.Addr + "/v1"
+	n.MetricsAddr = n.ops.at(n.Addr)
 	log.Info("client serving the OpenAI API", "base_url", n.BaseURL, "proxy", cfg.Client.Proxy)
 	return n, nil
 }

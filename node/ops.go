@@ -36,9 +36,10 @@ type opsServer struct {
 	reg *prometheus.Registry
 	// mux serves /metrics and /healthz; the node mounts it on its own
 	// listener when there is no separate one.
-	mux *http.ServeMux
-	own bool // served on a listener of its own
-	lns []net.Listener
+	mux  *http.ServeMux
+	own  bool   // served on a listener of its own
+	addr string // that listener's address
+	lns  []net.Listener
 }
 
 // registry is where the role's metrics go: cfg.Registry or a new one.
@@ -60,7 +61,7 @@ func startOps(cfg Ops, reg *prometheus.Registry, health func() metrics.Health, l
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
-		o.lns, o.own = append(o.lns, ln), true
+		o.lns, o.own, o.addr = append(o.lns, ln), true, ln.Addr().String()
 		go serve.Server(o.mux, lim, log).Serve(ln)
 		log.Info("metrics listening", "addr", ln.Addr().String())
 	}
@@ -73,6 +74,15 @@ func startOps(cfg Ops, reg *prometheus.Registry, health func() metrics.Health, l
 		o.lns = append(o.lns, ln)
 	}
 	return o, nil
+}
+
+// at is where /metrics and /healthz are served: on their own listener,
+// or else on the role's, at roleAddr.
+func (o *opsServer) at(roleAddr string) string {
+	if o.own {
+		return o.addr
+	}
+	return roleAddr
 }
 
 // mount returns api with /metrics and /healthz beside it, unless they are
