@@ -47,9 +47,10 @@ func runUp(ctx context.Context, args []string) error {
 
   Chain:            local (simulated on this machine, not TON), root contract %s
   Data directory:   %s
+  Metrics:          http://%s/metrics (Prometheus; /healthz beside it)
   Press Ctrl-C to stop.
 
-`, time.Since(start).Round(time.Millisecond), len(n.Workers), n.BaseURL, n.BaseURL, firstModel(n), n.Root, cfg.DataDir)
+`, time.Since(start).Round(time.Millisecond), len(n.Workers), n.BaseURL, n.BaseURL, firstModel(n), n.Root, cfg.DataDir, n.Client.MetricsAddr)
 	showMoney(ctx, n, log)
 	log.Info("stopping: settling vouchers on chain")
 	if err := n.Close(); err != nil {
