@@ -184,7 +184,11 @@ func (m *Worker) Tokens(u price.Usage) {
 // Linked sets whether the link to the proxy is up.
 func (m *Worker) Linked(up bool) {
 	if m != nil {
-		m.linked.Set(map[bool]float64{true: 1}[up])
+		v := 0.0
+		if up {
+			v = 1
+		}
+		m.linked.Set(v)
 	}
 }
 
