@@ -89,6 +89,7 @@ func ParseError(status int, b []byte) *Error {
 // Retry-After (RetryAfter unless the caller set one), so that every caller
 // that answers a 429, or passes one on, tells the app when to retry.
 func WriteError(w http.ResponseWriter, e *Error) {
+	NoteError(w, e)
 	w.Header().Set("Content-Type", "application/json")
 	switch {
 	case e.RetryAfter > 0:
@@ -99,4 +100,20 @@ func WriteError(w http.ResponseWriter, e *Error) {
 	w.WriteHeader(e.Status)
 	w.Write(MarshalError(e))
 	w.Write([]byte("\n"))
+}
+
+// An ErrorNoter is a response writer that wants to know which error its
+// response carries: the metrics of a role count requests by error code.
+type ErrorNoter interface {
+	NoteError(e *Error)
+}
+
+// NoteError tells w, if it is an ErrorNoter, that its response carries e.
+// WriteError does; a role calls it for an error it sends after the answer
+// has begun (an error record, an SSE error event), which the HTTP status
+// does not show.
+func NoteError(w http.ResponseWriter, e *Error) {
+	if n, ok := w.(ErrorNoter); ok {
+		n.NoteError(e)
+	}
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/metrics"
 	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/seal"
@@ -89,6 +90,8 @@ type Client struct {
 	encaps encapPool
 
 	payments *payments.Stream // nil: the client pays nobody (a proxy serving it unpaid)
+	pending  *pendingPayments // WithPayments' choice, set up once every option is applied
+	metrics  *metrics.Client
 }
 
 // maxRefused bounds how many refused evidences the client remembers, only
@@ -158,6 +161,11 @@ func New(cfg Config, key ed25519.PrivateKey, checker *attest.Cache, journal acco
 	for _, o := range opts {
 		o(c)
 	}
+	// Payments start after every option, so that their first voucher
+	// already meets the metrics.
+	if c.pending != nil {
+		c.payWith(c.pending)
+	}
 	return c, nil
 }
 
@@ -185,10 +193,11 @@ func (c *Client) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, api.Errorf(http.StatusNotFound, api.TypeNotFound, "unknown_url", "unknown URL %s %s", r.Method, r.URL.Path))
 	})
+	var h http.Handler = mux
 	if len(c.keys) > 0 {
-		return c.authorize(mux)
+		h = c.authorize(mux)
 	}
-	return mux
+	return c.metrics.Requests(h)
 }
 
 // directory returns the verified workers, refreshing the list from the proxy
@@ -459,8 +468,9 @@ func (c *Client) serve(w http.ResponseWriter, r *http.Request, endpoint string) 
 		api.WriteError(w, aerr)
 		return
 	}
-	a := &answer{c: c, w: w, req: req, h: &h, chosen: chosen, spend: spend}
+	a := &answer{c: c, w: w, req: req, h: &h, chosen: chosen, spend: spend, log: c.log}
 	if err := a.forward(r.Context(), body); err != nil {
+		a.log.Debug("request failed", "status", err.Status, "code", err.Code)
 		api.WriteError(w, err)
 	}
 }
@@ -486,6 +496,7 @@ func (a *answer) forward(ctx context.Context, body []byte) *api.Error {
 	a.h.Proxy = proxy
 	a.h.Expires = time.Now().Add(c.cfg.RequestTTL).Unix()
 	crand.Read(a.h.RequestID[:])
+	a.log = c.log.With("request_id", hex.EncodeToString(a.h.RequestID[:]))
 	to := make([]*seal.Prepared, len(a.chosen))
 	for i, wk := range a.chosen {
 		p, err := c.encaps.take(seal.Recipient{KeyID: wk.v.KeyID, PublicKey: wk.v.Bundle.HPKEKey})
@@ -549,7 +560,8 @@ type answer struct {
 	h      *seal.Header
 	sess   *seal.ClientSession
 	chosen []*worker
-	spend  *spend // the request's hold on the client's spending caps
+	spend  *spend       // the request's hold on the client's spending caps
+	log    *slog.Logger // with the request's id once it is sealed, as the proxy and the worker log it
 
 	started bool   // SSE headers written
 	whole   []byte // the non-streamed response object
@@ -590,7 +602,8 @@ func (a *answer) relay(rr *seal.RecordReader) *api.Error {
 		case seal.RecordReceipt:
 			rc, err := a.check(payload)
 			if err != nil {
-				a.c.log.Error("refusing receipt", "err", err)
+				a.c.metrics.ReceiptRefused()
+				a.log.Error("refusing receipt", "err", err)
 				return a.fail(api.Errorf(http.StatusBadGateway, api.TypeServer, "bad_receipt", "worker receipt refused: %v", err))
 			}
 			return a.finish(rc)
@@ -609,12 +622,12 @@ func (a *answer) opened(e *api.Error) *api.Error {
 	}
 	detail, err := a.sess.OpenError(sealed)
 	if err != nil {
-		a.c.log.Warn("worker's sealed error detail does not open", "err", err)
+		a.log.Warn("worker's sealed error detail does not open", "err", err)
 		return e
 	}
 	inner, err := wire.ParseErrorRecord(detail)
 	if err != nil {
-		a.c.log.Warn("worker's sealed error detail is not an error record", "err", err)
+		a.log.Warn("worker's sealed error detail is not an error record", "err", err)
 		return e
 	}
 	inner.Sealed = nil
@@ -654,9 +667,11 @@ func (a *answer) finish(rc *seal.Receipt) *api.Error {
 			APIKey:    a.spend.key,
 		})
 		if err != nil {
-			a.c.log.Error("booking receipt", "err", err)
+			a.log.Error("booking receipt", "err", err)
 		}
 	}
+	a.c.metrics.Tokens(rc.Usage)
+	a.log.Debug("request served", "cost", rc.Cost.Total)
 	a.spend.book(rc.Cost.Total)
 	a.c.pay(rc.Cost.Total)
 	usage := api.NewUsage(rc.Usage, rc.Cost)
@@ -704,6 +719,7 @@ func (a *answer) fail(e *api.Error) *api.Error {
 	if !a.started {
 		return e
 	}
+	api.NoteError(a.w, e)
 	a.event(api.MarshalError(e))
 	return nil
 }

@@ -1,6 +1,8 @@
 package client
 
 import (
+	"context"
+
 	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/wire"
 )
@@ -12,13 +14,28 @@ import (
 // path. cfg.Post is set by the client; the rest of cfg is the caller's.
 // Client.Close closes the stream; the caller closes payer after that.
 func WithPayments(payer *payments.Payer, cfg payments.StreamConfig) Option {
-	return func(c *Client) {
-		cfg.Post = payments.PostTo(c.http.Transport, c.cfg.Proxy+wire.PathVouchers)
-		if cfg.Log == nil {
-			cfg.Log = c.log.With("paying", "the proxy")
-		}
-		c.payments = payments.NewStream(payer, cfg)
+	return func(c *Client) { c.pending = &pendingPayments{payer, cfg} }
+}
+
+// pendingPayments is what WithPayments chose.
+type pendingPayments struct {
+	payer *payments.Payer
+	cfg   payments.StreamConfig
+}
+
+// payWith starts paying as pp says; New calls it once every option is applied.
+func (c *Client) payWith(pp *pendingPayments) {
+	cfg := pp.cfg
+	post := payments.PostTo(c.http.Transport, c.cfg.Proxy+wire.PathVouchers)
+	cfg.Post = func(ctx context.Context, v payments.VoucherPost) error {
+		err := post(ctx, v)
+		c.metrics.VoucherSent(err)
+		return err
 	}
+	if cfg.Log == nil {
+		cfg.Log = c.log.With("paying", "the proxy")
+	}
+	c.payments = payments.NewStream(pp.payer, cfg)
 }
 
 // pay queues amount to be paid to the proxy: signed into a voucher (with

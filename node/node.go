@@ -25,6 +25,7 @@ import (
 	"github.com/cocoon-go/cocoon/client"
 	"github.com/cocoon-go/cocoon/identity"
 	"github.com/cocoon-go/cocoon/internal/serve"
+	"github.com/cocoon-go/cocoon/metrics"
 	"github.com/cocoon-go/cocoon/proxy"
 )
 
@@ -42,6 +43,9 @@ type ProxyConfig struct {
 	// Limits protect the client listener from slow and greedy clients;
 	// nil: serve.DefaultLimits.
 	Limits *serve.Limits `json:"limits,omitempty"`
+	// Ops is what the proxy serves its operator: metrics and health on the
+	// client listener unless Ops.Metrics names another, pprof if asked.
+	Ops Ops `json:"ops"`
 }
 
 // limits is l, or the defaults when nil.
@@ -58,10 +62,14 @@ type Proxy struct {
 	Addr       string // clients' address
 	WorkerAddr string // workers' address
 	Pin        string // hex SHA-256 of the proxy's TLS key, for clients and workers to pin
-	srv        *http.Server
-	wln        net.Listener
-	ledger     *accounts.File
-	money      io.Closer
+	// MetricsAddr is where /metrics and /healthz are served: Addr (over
+	// TLS), or the address of Ops.Metrics.
+	MetricsAddr string
+	srv         *http.Server
+	wln         net.Listener
+	ledger      *accounts.File
+	money       io.Closer
+	ops         *opsServer
 }
 
 // StartProxy starts a proxy node.
@@ -80,7 +88,8 @@ func StartProxy(cfg ProxyConfig, log *slog.Logger) (*Proxy, error) {
 		return nil, err
 	}
 	// Payments go into the constructor: the proxy never serves unpaid.
-	var opts []proxy.Option
+	reg := cfg.Ops.registry()
+	opts := []proxy.Option{proxy.WithMetrics(metrics.NewProxy(reg))}
 	var money io.Closer
 	switch {
 	case cfg.Payments != nil:
@@ -104,7 +113,20 @@ func StartProxy(cfg ProxyConfig, log *slog.Logger) (*Proxy, error) {
 		ledger.Close()
 		return nil, err
 	}
+	ops, err := startOps(cfg.Ops, reg, func() metrics.Health {
+		n := p.Workers()
+		return metrics.Health{Role: "proxy", Workers: &n}
+	}, log)
+	if err != nil {
+		p.Close()
+		if money != nil {
+			money.Close()
+		}
+		ledger.Close()
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
 	stop := func() {
+		ops.close()
 		p.Close()
 		if money != nil {
 			money.Close()
@@ -123,17 +145,19 @@ func StartProxy(cfg ProxyConfig, log *slog.Logger) (*Proxy, error) {
 		stop()
 		return nil, fmt.Errorf("proxy: client listener: %w", err)
 	}
-	srv := serve.Server(p.Handler(), lim, log)
+	srv := serve.Server(ops.mount(p.Handler()), lim, log)
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, NextProtos: []string{"h2", "http/1.1"}}
 	go srv.ServeTLS(cln, "", "")
 	go p.ServeWorkers(wln)
-	n := &Proxy{Proxy: p, Addr: cln.Addr().String(), WorkerAddr: wln.Addr().String(), Pin: hex.EncodeToString(pin[:]), srv: srv, wln: wln, ledger: ledger, money: money}
+	n := &Proxy{Proxy: p, Addr: cln.Addr().String(), WorkerAddr: wln.Addr().String(), Pin: hex.EncodeToString(pin[:]), srv: srv, wln: wln, ledger: ledger, money: money, ops: ops}
+	n.MetricsAddr = ops.at(n.Addr)
 	log.Info("proxy listening", "clients", n.Addr, "workers", n.WorkerAddr, "pin", n.Pin)
 	return n, nil
 }
 
 // Close stops the proxy.
 func (n *Proxy) Close() error {
+	n.ops.close()
 	n.wln.Close()
 	err := n.Proxy.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -156,6 +180,9 @@ type ClientConfig struct {
 	// Limits protect the OpenAI listener from slow and greedy apps; nil:
 	// serve.DefaultLimits.
 	Limits *serve.Limits `json:"limits,omitempty"`
+	// Ops is what the client serves its operator: metrics and health on
+	// the OpenAI address unless Ops.Metrics names another, pprof if asked.
+	Ops Ops `json:"ops"`
 }
 
 // Client is a running client node.
@@ -163,9 +190,13 @@ type Client struct {
 	*client.Client
 	Addr    string
 	BaseURL string // the OpenAI base URL, http://ADDR/v1
-	srv     *http.Server
-	journal *accounts.File
-	money   io.Closer
+	// MetricsAddr is where /metrics and /healthz are served: Addr, or the
+	// address of Ops.Metrics.
+	MetricsAddr string
+	srv         *http.Server
+	journal     *accounts.File
+	money       io.Closer
+	ops         *opsServer
 }
 
 // StartClient starts a client node. With cfg.Money it first opens (or
@@ -195,6 +226,9 @@ func StartClient(cfg ClientConfig, log *slog.Logger, opts ...client.Option) (*Cl
 	}
 	n := &Client{journal: journal}
 	fail := func(err error) (*Client, error) {
+		if n.ops != nil {
+			n.ops.close()
+		}
 		ln.Close()
 		if n.Client != nil {
 			n.Client.Close()
@@ -216,18 +250,24 @@ func StartClient(cfg ClientConfig, log *slog.Logger, opts ...client.Option) (*Cl
 		n.money = money
 		opts = append(opts, pay)
 	}
+	reg := cfg.Ops.registry()
+	opts = append([]client.Option{client.WithMetrics(metrics.NewClient(reg))}, opts...)
 	if n.Client, err = client.New(cfg.Client, key, checker, journal, log, opts...); err != nil {
 		return fail(err)
+	}
+	if n.ops, err = startOps(cfg.Ops, reg, func() metrics.Health { return metrics.Health{Role: "client"} }, log); err != nil {
+		return fail(fmt.Errorf("client: %w", err))
 	}
 	// A proxy serves a paying client only once it holds a voucher of its
 	// channel: post it before taking requests.
 	if err := n.Client.Flush(); err != nil {
 		log.Warn("the proxy has no voucher of this client's channel yet; it is sent again shortly", "err", err)
 	}
-	n.srv = serve.Server(n.Client.Handler(), lim, log)
+	n.srv = serve.Server(n.ops.mount(n.Client.Handler()), lim, log)
 	go n.srv.Serve(ln)
 	n.Addr = ln.Addr().String()
 	n.BaseURL = "http://" + n.Addr + "/v1"
+	n.MetricsAddr = n.ops.at(n.Addr)
 	log.Info("client serving the OpenAI API", "base_url", n.BaseURL, "proxy", cfg.Client.Proxy)
 	return n, nil
 }
@@ -245,6 +285,7 @@ func loopback(a net.Addr) bool {
 // Close stops the client: it stops serving, pays what it owes the proxy,
 // and closes its channel and books.
 func (n *Client) Close() error {
+	n.ops.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	n.srv.Shutdown(ctx)

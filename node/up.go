@@ -21,10 +21,12 @@ import (
 	"github.com/cocoon-go/cocoon/contracts"
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/internal/serve"
+	"github.com/cocoon-go/cocoon/metrics"
 	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/proxy"
 	"github.com/cocoon-go/cocoon/worker"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/xssnick/tonutils-go/address"
 )
 
@@ -35,6 +37,11 @@ type UpConfig struct {
 	Workers  int          // how many workers
 	Engine   EngineConfig // what the workers run
 	Progress io.Writer    // model loading progress, or nil
+	// Ops is what the network serves its operator: every role's metrics
+	// on one registry (each worker's labelled worker=NAME), at /metrics
+	// of the client's OpenAI address and the proxy's client listener, or
+	// on Ops.Metrics alone; pprof on Ops.Pprof.
+	Ops Ops
 }
 
 // Network is a running one-process network.
@@ -43,6 +50,9 @@ type Network struct {
 	Client  *Client
 	Workers []*worker.Worker
 	BaseURL string
+
+	// Registry holds the metrics of every role of the network.
+	Registry *prometheus.Registry
 
 	// Chain is the local chain the network settles on, and Root its root contract.
 	Chain *local.Chain
@@ -74,7 +84,7 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 		return nil, err
 	}
 
-	n := &Network{}
+	n := &Network{Registry: cfg.Ops.registry()}
 	ctx, n.cancel = context.WithCancel(ctx)
 	defer func() {
 		if err != nil {
@@ -160,7 +170,7 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 	pcfg.CreditLimit = upDeposit / 2
 	n.Proxy, err = StartProxy(ProxyConfig{
 		DataDir: filepath.Join(cfg.DataDir, "proxy"), Listen: "127.0.0.1:0", WorkerListen: "127.0.0.1:0", Trust: trust,
-		Proxy: pcfg,
+		Proxy: pcfg, Ops: Ops{Registry: n.Registry},
 		Payments: &proxy.Payments{Chain: n.Chain, Wallet: mon.wallets["proxy"],
 			Clients: []*payments.Payee{n.ends.proxyPayee}, Workers: n.ends.workerPayers,
 			MinCloseDelay: params.ClientCloseDelay, WorkerCloseDelay: params.WorkerCloseDelay},
@@ -176,7 +186,8 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 			SimulatedTEE: vendorDir,
 		}, n.engine, log.With("role", name), worker.WithPayments(&worker.Payments{Wallet: mon.wallets[name],
 			Channel: n.ends.workerPayees[name], Journal: filepath.Join(cfg.DataDir, name, "books.jsonl"),
-			MinCloseDelay: params.WorkerCloseDelay, WorkerFee: params.WorkerFee}))
+			MinCloseDelay: params.WorkerCloseDelay, WorkerFee: params.WorkerFee}),
+			worker.WithMetrics(metrics.NewWorker(metrics.ForWorker(n.Registry, name))))
 		if err != nil {
 			return nil, err
 		}
@@ -195,6 +206,7 @@ func Up(ctx context.Context, cfg UpConfig, log *slog.Logger) (_ *Network, err er
 		// Requests in flight count at their worst case against the spending
 		// cap, as against the proxy's credit: the same room for both.
 		Client: client.Config{Proxy: "https://" + n.Proxy.Addr, ProxyPin: n.Proxy.Pin, MaxSpendPerMinute: pcfg.CreditLimit},
+		Ops:    Ops{Registry: n.Registry, Metrics: cfg.Ops.Metrics, Pprof: cfg.Ops.Pprof, PprofRemote: cfg.Ops.PprofRemote},
 	}, log.With("role", "client"), client.WithPayments(n.ends.clientPayer, payments.StreamConfig{Chain: n.Chain}))
 	if err != nil {
 		return nil, err

@@ -76,6 +76,20 @@ func TestUpServesTheEmbeddedModel(t *testing.T) {
 	pin := n.Proxy.Pin
 	key, _ := os.ReadFile(filepath.Join(dir, "worker-1", "keys", "signing.key"))
 	n.Close()
+	// Every role counted its money on the one registry: vouchers sent and
+	// accepted at both legs, and the claims of a clean stop.
+	for _, s := range []string{
+		`cocoon_client_vouchers_sent_total{outcome="delivered"}`,
+		`cocoon_proxy_vouchers_received_total{outcome="accepted"}`,
+		`cocoon_proxy_vouchers_sent_total{outcome="delivered"}`,
+		`cocoon_proxy_claims_total{outcome="ok"}`,
+		`cocoon_worker_vouchers_received_total{outcome="accepted",worker="worker-1"}`,
+		`cocoon_client_requests_total{class="2xx",code=""}`,
+	} {
+		if v := gathered(t, n.Registry)[s]; v < 1 {
+			t.Errorf("%s = %v after two paid answers", s, v)
+		}
+	}
 
 	n, err = Up(context.Background(), UpConfig{DataDir: dir, Addr: "127.0.0.1:0", Workers: 1}, log)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/google/go-tdx-guest/verify/trust"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/engine/embedded"
 	"github.com/cocoon-go/cocoon/engine/remote"
+	"github.com/cocoon-go/cocoon/metrics"
 	"github.com/cocoon-go/cocoon/models"
 	"github.com/cocoon-go/cocoon/worker"
 )
@@ -119,6 +121,33 @@ type WorkerConfig struct {
 	// its workerCloseDelay and worker_fee (what proxies pay per token) are
 	// read from it. "": the defaults of worker.Payments.
 	Root string `json:"root,omitempty"`
+	// Ops is what the worker serves its operator (RunWorker): a worker has
+	// no listener of its own, so metrics and health only on Ops.Metrics.
+	Ops Ops `json:"ops"`
+}
+
+// RunWorker builds a worker as NewWorker does, with its metrics, serves
+// what cfg.Ops asks for, and runs the worker until ctx is done.
+func RunWorker(ctx context.Context, cfg WorkerConfig, eng engine.Engine, log *slog.Logger, opts ...worker.Option) error {
+	reg := cfg.Ops.registry()
+	var built atomic.Pointer[worker.Worker]
+	ops, err := startOps(cfg.Ops, reg, func() metrics.Health {
+		up := false
+		if w := built.Load(); w != nil {
+			up = w.Linked()
+		}
+		return metrics.Health{Role: "worker", Proxy: &up}
+	}, log)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	defer ops.close()
+	w, err := NewWorker(cfg, eng, log, append([]worker.Option{worker.WithMetrics(metrics.NewWorker(reg))}, opts...)...)
+	if err != nil {
+		return err
+	}
+	built.Store(w)
+	return w.Run(ctx)
 }
 
 // NewWorker builds a worker around eng, with the TEE that cfg names or that

@@ -61,6 +61,10 @@ type CollectorConfig struct {
 	MaxLookups int
 	// Log hears of channels found, claims and failures; nil: slog.Default().
 	Log *slog.Logger
+	// OnVoucher and OnClaim, if set, hear of every voucher accepted or refused by Accept and every
+	// claim made or failed (err nil when it succeeded), for an operator's counters. They must return
+	// at once.
+	OnVoucher, OnClaim func(err error)
 }
 
 // Collector is the payee side of every channel a role is paid through — the proxy's from its
@@ -186,7 +190,10 @@ func (c *Collector) check(addr string, ch contracts.ChannelConfig, status contra
 // deposit does not cover makes the collector read the deposit once more. Errors wrap
 // ErrUnknownChannel, ErrRefusedChannel, ErrBusy, ErrBadSignature, ErrInsufficientDeposit and the
 // other errors of Payee.Accept.
-func (c *Collector) Accept(ctx context.Context, post VoucherPost) error {
+func (c *Collector) Accept(ctx context.Context, post VoucherPost) (err error) {
+	if c.cfg.OnVoucher != nil {
+		defer func() { c.cfg.OnVoucher(err) }()
+	}
 	p, err := c.find(ctx, post.Channel, post.Voucher)
 	if err != nil {
 		return err
@@ -394,7 +401,11 @@ func (c *Collector) IsClosing(addr string) bool { return c.watch.IsClosing(addr)
 
 // Claim claims p's newest voucher through the wallet, after any other send of it, and waits.
 func (c *Collector) Claim(ctx context.Context, p *Payee) error {
-	return c.cfg.Wallet.Do(func(w *chain.Wallet) error { return p.Claim(ctx, w) })
+	err := c.cfg.Wallet.Do(func(w *chain.Wallet) error { return p.Claim(ctx, w) })
+	if c.cfg.OnClaim != nil {
+		c.cfg.OnClaim(err)
+	}
+	return err
 }
 
 // queueClaim claims p in the background; one claim goroutine drains every queued channel.

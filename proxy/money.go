@@ -74,7 +74,10 @@ type Option func(*Proxy) error
 // workers through worker channels from its first request on: there is no
 // moment at which it serves unpaid.
 func WithPayments(pm *Payments) Option {
-	return func(p *Proxy) error { return p.payWith(pm) }
+	return func(p *Proxy) error {
+		p.pending = pm
+		return nil
+	}
 }
 
 // payWith sets up the proxy's payments; New calls it before anything is served.
@@ -87,7 +90,7 @@ func (p *Proxy) payWith(pm *Payments) error {
 	var err error
 	m.collect, err = payments.NewCollector(payments.CollectorConfig{Wallet: m.wallet, Chain: pm.Chain, Dir: pm.Dir,
 		MinCloseDelay: pm.MinCloseDelay, ClaimThreshold: p.cfg.ClaimThreshold, WatchInterval: pm.WatchInterval,
-		Log: p.log.With("collecting", "client channels")})
+		Log: p.log.With("collecting", "client channels"), OnVoucher: p.metrics.VoucherReceived, OnClaim: p.metrics.Claimed})
 	if err != nil {
 		return fmt.Errorf("proxy: %w", err)
 	}
@@ -180,7 +183,9 @@ func (p *Proxy) postToWorker(addr string) payments.Post {
 		if w == nil {
 			return fmt.Errorf("%w: worker %s is not connected", payments.ErrPayeeAway, addr)
 		}
-		return payments.PostTo(w.cc, "https://worker"+wire.PathVouchers)(ctx, v)
+		err := payments.PostTo(w.cc, "https://worker"+wire.PathVouchers)(ctx, v)
+		p.metrics.VoucherSent(err)
+		return err
 	}
 }
 

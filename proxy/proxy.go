@@ -27,6 +27,7 @@ import (
 	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/metrics"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/seal"
 	"github.com/cocoon-go/cocoon/wire"
@@ -102,7 +103,9 @@ type Proxy struct {
 	queues   map[string][]*waiter
 	arrivals uint64
 
-	money *money
+	money   *money
+	pending *Payments      // WithPayments' choice, set up once every option is applied
+	metrics *metrics.Proxy // nil: none kept
 }
 
 // New returns a proxy that admits workers whose evidence passes checker and
@@ -141,6 +144,14 @@ func New(cfg Config, cert tls.Certificate, checker *attest.Cache, ledger *accoun
 	p.stopped, p.stop = context.WithCancel(context.Background())
 	for _, o := range opts {
 		if err := o(p); err != nil {
+			p.stop()
+			return nil, err
+		}
+	}
+	// Payments start after every option, so that their first voucher
+	// already meets the metrics.
+	if p.pending != nil {
+		if err := p.payWith(p.pending); err != nil {
 			p.stop()
 			return nil, err
 		}
@@ -238,6 +249,7 @@ func (p *Proxy) admit(conn *tls.Conn) {
 		old.cc.Close() // the newest connection of a bundle wins; closed outside the lock
 	}
 	log.Info("worker admitted", "kind", w.verified.Claims.Kind, "models", w.hello.Models, "capacity", w.hello.Capacity)
+	p.metrics.WorkerAdmitted(w.verified.Claims.Kind)
 	p.payoutFor(w)
 
 	// Re-read the hello now and then: the worker refreshes its evidence
@@ -468,7 +480,7 @@ func (p *Proxy) Workers() int {
 func (p *Proxy) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathDirectory, p.serveDirectory)
-	mux.HandleFunc("POST "+wire.PathRequests, p.serveRequest)
+	mux.Handle("POST "+wire.PathRequests, p.metrics.Requests(http.HandlerFunc(p.serveRequest)))
 	mux.HandleFunc("POST "+wire.PathVouchers, p.serveVoucher)
 	return mux
 }
@@ -565,7 +577,8 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hold := env.MaxCost()
-	ticket, err := p.ledger.Admit(client, hex.EncodeToString(env.Header.RequestID[:]), env.Header.Expires, hold, credit)
+	id := hex.EncodeToString(env.Header.RequestID[:])
+	ticket, err := p.ledger.Admit(client, id, env.Header.Expires, hold, credit)
 	switch {
 	case errors.Is(err, accounts.ErrDuplicate):
 		api.WriteError(rw, api.Errorf(http.StatusConflict, api.TypeInvalidRequest, "duplicate_request", "%v", err))
@@ -575,7 +588,8 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer ticket.Release() // unless booked
-	q := &request{raw: raw, env: env, client: client, ticket: ticket, hold: hold, deadline: now.Add(p.cfg.QueueTimeout)}
+	q := &request{raw: raw, env: env, client: client, ticket: ticket, hold: hold, deadline: now.Add(p.cfg.QueueTimeout),
+		log: p.log.With("request_id", id)}
 	if exp := time.Unix(env.Header.Expires, 0); exp.Before(q.deadline) {
 		q.deadline = exp // the worker would refuse it then
 	}
@@ -597,7 +611,7 @@ func (p *Proxy) serveRequest(rw http.ResponseWriter, r *http.Request) {
 			return
 		}
 		q.skip = append(q.skip, w)
-		p.log.Info("retrying on another worker", "from", w.name, "err", erec.Message)
+		q.log.Info("retrying on another worker", "from", w.name, "err", erec.Message)
 	}
 }
 
@@ -629,7 +643,8 @@ type request struct {
 	env    *seal.Envelope
 	client string // hex account key
 	ticket *accounts.Ticket
-	hold   uint64 // the most the request may cost
+	hold   uint64       // the most the request may cost
+	log    *slog.Logger // with the request's id, as the client and the worker log it
 
 	// Admission (see acquire): when it stops waiting for a slot, its place
 	// in its model's queue, and the workers that failed it.
@@ -711,19 +726,26 @@ func (p *Proxy) try(rw http.ResponseWriter, r *http.Request, w *workerConn, q *r
 			// The client checks the receipt itself; the proxy checks it
 			// after relaying it, off the answer's critical path.
 			if err := p.book(payload, w, q, resHash.Sum()); err != nil {
-				p.log.Error("refusing worker receipt", "worker", w.name, "err", err)
+				p.metrics.ReceiptRefused()
+				q.log.Error("refusing worker receipt", "worker", w.name, "err", err)
+			} else {
+				q.log.Debug("request served", "worker", w.name)
 			}
 			return true, nil
 		case seal.RecordError:
+			if erec, err := wire.ParseErrorRecord(payload); err == nil {
+				api.NoteError(rw, &erec.Error)
+			}
 			return true, nil
 		}
 		typ, payload, err = rr.Next()
 		if err != nil {
 			if ctx.Err() == nil {
-				p.log.Warn("worker lost mid-stream", "worker", w.name, "err", err)
+				q.log.Warn("worker lost mid-stream", "worker", w.name, "err", err)
 			}
 			erec := lost(err)
 			erec.Retry = false
+			api.NoteError(rw, &erec.Error)
 			if !gone {
 				seal.WriteRecord(rw, seal.RecordError, mustJSON(erec))
 			}
@@ -777,6 +799,7 @@ func (p *Proxy) book(b []byte, w *workerConn, q *request, resHash [32]byte) erro
 	if err != nil {
 		return err
 	}
+	p.metrics.Tokens(rc.Usage)
 	p.payWorker(w, workerPay)
 	return nil
 }

@@ -81,18 +81,25 @@ func (p *Proxy) acquire(ctx context.Context, q *request) (*workerConn, error) {
 	p.queues[model] = slices.Insert(queue, i, wt)
 	p.mu.Unlock()
 
+	queued := p.metrics.Queue()
+	queued.Enter()
+	start := time.Now()
 	timer := time.NewTimer(time.Until(q.deadline))
 	defer timer.Stop()
 	var err error
 	select {
 	case w := <-wt.granted:
+		queued.Leave(time.Since(start), "admitted")
 		return w, nil
 	case <-timer.C:
 		err = errQueueTimeout
+		queued.Leave(time.Since(start), "timeout")
 	case <-ctx.Done():
 		err = ctx.Err()
+		queued.Leave(time.Since(start), "gone")
 	case <-p.stopped.Done():
 		err = errClosing
+		queued.Leave(time.Since(start), "gone")
 	}
 	p.mu.Lock()
 	queue = p.queues[model]

@@ -72,7 +72,10 @@ type Option func(*Worker) error
 // proxy starts closing its channel, and on a clean stop. The channels are
 // watched from now until Run returns.
 func WithPayments(pm *Payments) Option {
-	return func(w *Worker) error { return w.payWith(pm) }
+	return func(w *Worker) error {
+		w.pending = pm
+		return nil
+	}
 }
 
 // payWith sets up the worker's payments; New calls it before anything is served.
@@ -82,7 +85,7 @@ func (w *Worker) payWith(pm *Payments) error {
 	}
 	c, err := payments.NewCollector(payments.CollectorConfig{Wallet: payments.NewWallet(pm.Wallet), Chain: pm.Chain,
 		Dir: pm.Dir, MinCloseDelay: pm.MinCloseDelay, ClaimThreshold: pm.ClaimThreshold, WatchInterval: pm.WatchInterval,
-		Log: w.log.With("collecting", "proxy channels")})
+		Log: w.log.With("collecting", "proxy channels"), OnVoucher: w.metrics.VoucherReceived, OnClaim: w.metrics.Claimed})
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}

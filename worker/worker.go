@@ -35,6 +35,7 @@ import (
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/identity"
 	"github.com/cocoon-go/cocoon/internal/atomicfile"
+	"github.com/cocoon-go/cocoon/metrics"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/seal"
 	"github.com/cocoon-go/cocoon/wire"
@@ -123,7 +124,10 @@ type Worker struct {
 	replay   seal.ReplayCache
 	handler  http.Handler
 
-	money *money // nil: the worker takes no payments
+	money   *money    // nil: the worker takes no payments
+	pending *Payments // WithPayments' choice, set up once every option is applied
+	metrics *metrics.Worker
+	linked  atomic.Bool // the link to the proxy is up
 }
 
 // New returns a worker that runs requests on eng and proves its keys with
@@ -153,9 +157,16 @@ func New(cfg Config, id *Identity, eng engine.Engine, tee attest.Producer, log *
 			return nil, err
 		}
 	}
+	// Payments start after every option, so that their first voucher
+	// already meets the metrics.
+	if w.pending != nil {
+		if err := w.payWith(w.pending); err != nil {
+			return nil, err
+		}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathHello, w.serveHello)
-	mux.HandleFunc("POST "+wire.PathRun, w.serveRun)
+	mux.Handle("POST "+wire.PathRun, w.metrics.Requests(http.HandlerFunc(w.serveRun)))
 	mux.HandleFunc("POST "+wire.PathVouchers, w.serveVoucher)
 	w.handler = mux
 	return w, nil
@@ -347,6 +358,8 @@ func (w *Worker) serveOnce(ctx context.Context, tcfg *tls.Config) error {
 	}
 	id := w.KeyID()
 	w.log.Info("connected to proxy", "proxy", w.cfg.Proxy, "key_id", hex.EncodeToString(id[:8]))
+	w.link(true)
+	defer w.link(false)
 	// Requests on this connection must name this proxy (seal.Header.Proxy).
 	if peer := conn.(*tls.Conn).ConnectionState().PeerCertificates; len(peer) > 0 {
 		ctx = context.WithValue(ctx, proxyKey{}, identity.KeyHash(peer[0]))
@@ -373,8 +386,10 @@ func (w *Worker) serveOnce(ctx context.Context, tcfg *tls.Config) error {
 // log, which the host reads.
 func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 	var sess *seal.WorkerSession
+	log := w.log // with the request's id once it is known
 	fail := func(e *api.Error, retry bool) {
-		w.log.Debug("request refused", "status", e.Status, "code", e.Code)
+		log.Debug("request refused", "status", e.Status, "code", e.Code)
+		api.NoteError(rw, e)
 		rec := wire.ErrorRecord{Error: *e, Retry: retry}
 		if sess != nil {
 			if len(rec.Message) > maxErrorText {
@@ -407,6 +422,7 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 	}
 	sess = opened
 	h := &env.Header
+	log = log.With("request_id", hex.EncodeToString(h.RequestID[:]))
 	// Before the replay check, so that a copy relayed through the wrong
 	// proxy does not use up the request.
 	if proxy, ok := r.Context().Value(proxyKey{}).([32]byte); ok && h.Proxy != proxy {
@@ -456,7 +472,7 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 			refuse(http.StatusBadRequest, api.TypeInvalidRequest, "replayed_or_expired", err.Error(), false)
 			return
 		case err != nil:
-			w.log.Warn("refusing a proxy that does not pay", "proxy", proxy, "err", err)
+			log.Warn("refusing a proxy that does not pay", "proxy", proxy, "err", err)
 			refuse(http.StatusPaymentRequired, api.TypeInsufficient, "proxy_unpaid", err.Error(), true)
 			return
 		}
@@ -494,7 +510,7 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 			status, typ, code, retry = http.StatusNotFound, api.TypeNotFound, "model_not_found", true
 		}
 		if r.Context().Err() == nil {
-			w.log.Warn("engine failed", "code", code, "streamed_chunks", emitted) // not its text: it may quote the prompt
+			log.Warn("engine failed", "code", code, "streamed_chunks", emitted) // not its text: it may quote the prompt
 		}
 		refuse(status, typ, code, err.Error(), retry)
 		return
@@ -503,7 +519,7 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 	// (seal.MaxUsage): the answer was delivered, so the receipt is signed,
 	// at the bound, rather than withheld; the client would refuse more.
 	if bounded, cut := sess.Bound(usage); cut {
-		w.log.Warn("engine reported more tokens than the request allows; charging the bound", "reported", usage, "charged", bounded)
+		log.Warn("engine reported more tokens than the request allows; charging the bound", "reported", usage, "charged", bounded)
 		usage = bounded
 	}
 	if _, err := w.cfg.Price.Cost(usage); err != nil {
@@ -519,7 +535,7 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 	}
 	rc, err := sess.Receipt(usage, w.cfg.Price, time.Now())
 	if err != nil {
-		w.log.Error("making receipt", "err", err)
+		log.Error("making receipt", "err", err)
 		return
 	}
 	if err := rc.Sign(w.id.Signing); err != nil {
@@ -529,10 +545,12 @@ func (w *Worker) serveRun(rw http.ResponseWriter, r *http.Request) {
 	// for it whether or not it reads the receipt.
 	if ticket != nil {
 		if err := w.money.books.book(ticket, proxy, rc); err != nil {
-			w.log.Error("booking a receipt", "err", err)
+			log.Error("booking a receipt", "err", err)
 		}
 	}
 	seal.WriteRecord(rw, seal.RecordReceipt, rc.Marshal())
+	w.metrics.Tokens(usage)
+	log.Debug("request served", "model", h.Model)
 }
 
 // maxErrorText is the most of an error's message a worker seals to the

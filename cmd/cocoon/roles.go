@@ -27,6 +27,7 @@ func runUp(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Engine.URL, "engine-url", "", "OpenAI-compatible engine all workers front (e.g. http://127.0.0.1:8000/v1); default: the embedded model")
 	fs.StringVar(&cfg.Engine.APIKey, "engine-key", "", "API key for --engine-url")
 	fs.StringVar(&cfg.Engine.Model, "model", "", "GGUF file for the embedded engine (default: the built-in cocoon-tiny)")
+	opsFlags(fs, &cfg.Ops, "default: on the client's OpenAI address and the proxy's client listener")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,9 +47,10 @@ func runUp(ctx context.Context, args []string) error {
 
   Chain:            local (simulated on this machine, not TON), root contract %s
   Data directory:   %s
+  Metrics:          http://%s/metrics (Prometheus; /healthz beside it)
   Press Ctrl-C to stop.
 
-`, time.Since(start).Round(time.Millisecond), len(n.Workers), n.BaseURL, n.BaseURL, firstModel(n), n.Root, cfg.DataDir)
+`, time.Since(start).Round(time.Millisecond), len(n.Workers), n.BaseURL, n.BaseURL, firstModel(n), n.Root, cfg.DataDir, n.Client.MetricsAddr)
 	showMoney(ctx, n, log)
 	log.Info("stopping: settling vouchers on chain")
 	if err := n.Close(); err != nil {
@@ -111,6 +113,14 @@ func moneyFlags(fs *flag.FlagSet, m **node.MoneyConfig, deposit string) func() {
 			*m = &cur
 		}
 	}
+}
+
+// opsFlags binds the flags of what a node serves its operator; where says
+// where /metrics and /healthz are served without --metrics.
+func opsFlags(fs *flag.FlagSet, o *node.Ops, where string) {
+	fs.StringVar(&o.Metrics, "metrics", o.Metrics, "address of a separate listener for Prometheus /metrics and /healthz ("+where+")")
+	fs.StringVar(&o.Pprof, "pprof", o.Pprof, "address of a Go pprof listener (/debug/pprof/), loopback only unless --pprof-allow-remote (default: none)")
+	fs.BoolVar(&o.PprofRemote, "pprof-allow-remote", o.PprofRemote, "let --pprof listen beyond loopback (profiles show the process's code and memory)")
 }
 
 // trustFlags binds the flags that say which workers to accept.
@@ -182,6 +192,7 @@ func runProxy(ctx context.Context, args []string) error {
 		return nil
 	})
 	trustFlags(fs, &cfg.Trust)
+	opsFlags(fs, &cfg.Ops, "default: on --listen, the clients' port")
 	money := moneyFlags(fs, &cfg.Money, "deposit of the channel opened to each new worker")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -230,6 +241,7 @@ func runWorker(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.NRASURL, "nras-url", cfg.NRASURL, "NVIDIA attestation service endpoint for --gpu (default: NVIDIA's public NRAS)")
 	fs.StringVar(&cfg.TDXCollateral, "tdx-collateral", cfg.TDXCollateral, `on a TDX guest, ship a snapshot of Intel's collateral with each quote, fetched from "pcs" (Intel PCS), a PCCS https:// URL, or a DIR`)
 	fs.StringVar(&cfg.Root, "root", cfg.Root, "root contract address: the worker fee proxies pay and the shortest close delay of their channels (with --chain)")
+	opsFlags(fs, &cfg.Ops, "default: none, a worker has no listener")
 	money := moneyFlags(fs, &cfg.Money, "")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -253,11 +265,7 @@ func runWorker(ctx context.Context, args []string) error {
 		defer closer.Close()
 		opts = append(opts, worker.WithPayments(pm))
 	}
-	w, err := node.NewWorker(cfg, eng, log, opts...)
-	if err != nil {
-		return err
-	}
-	return w.Run(ctx)
+	return node.RunWorker(ctx, cfg, eng, log, opts...)
 }
 
 func runClient(ctx context.Context, args []string) error {
@@ -290,6 +298,7 @@ func runClient(ctx context.Context, args []string) error {
 		return err
 	})
 	trustFlags(fs, &cfg.Trust)
+	opsFlags(fs, &cfg.Ops, "default: on --addr, the OpenAI address")
 	money := moneyFlags(fs, &cfg.Money, "deposit of the channel opened to the proxy if there is none")
 	if err := fs.Parse(args); err != nil {
 		return err

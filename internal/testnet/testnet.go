@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cocoon-go/cocoon/accounts"
 	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/attest/simulated"
@@ -30,6 +32,7 @@ import (
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/identity"
 	"github.com/cocoon-go/cocoon/internal/serve"
+	"github.com/cocoon-go/cocoon/metrics"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/proxy"
 	"github.com/cocoon-go/cocoon/wire"
@@ -82,6 +85,9 @@ type Options struct {
 	// those names (0: the proxy's defaults).
 	QueueSize    int
 	QueueTimeout time.Duration
+	// Metrics, if set, is where every role registers its metrics, as in
+	// `cocoon up` (each worker's labelled worker=NAME).
+	Metrics *prometheus.Registry
 }
 
 // Net is a running test network.
@@ -147,9 +153,17 @@ func Start(t testing.TB, opts Options) *Net {
 		t.Fatal(err)
 	}
 	n.ClientKey = hex.EncodeToString(key.Public().(ed25519.PublicKey))
+	var (
+		proxyOpts  []proxy.Option
+		clientOpts []client.Option
+	)
+	if opts.Metrics != nil {
+		proxyOpts = append(proxyOpts, proxy.WithMetrics(metrics.NewProxy(opts.Metrics)))
+		clientOpts = append(clientOpts, client.WithMetrics(metrics.NewClient(opts.Metrics)))
+	}
 	n.Proxy, err = proxy.New(proxy.Config{FeeBPS: 1000, CreditLimit: opts.CreditLimit, HelloInterval: opts.HelloInterval,
 		QueueSize: opts.QueueSize, QueueTimeout: opts.QueueTimeout,
-		Clients: append([]string{n.ClientKey, hex.EncodeToString(GuestKey.Public().(ed25519.PublicKey))}, opts.Clients...)}, cert, checker("proxy"), n.Ledger, log.With("role", "proxy"))
+		Clients: append([]string{n.ClientKey, hex.EncodeToString(GuestKey.Public().(ed25519.PublicKey))}, opts.Clients...)}, cert, checker("proxy"), n.Ledger, log.With("role", "proxy"), proxyOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,9 +211,13 @@ func Start(t testing.TB, opts Options) *Net {
 		if i < len(opts.GPU) {
 			gpu = opts.GPU[i]
 		}
+		var workerOpts []worker.Option
+		if opts.Metrics != nil {
+			workerOpts = append(workerOpts, worker.WithMetrics(metrics.NewWorker(metrics.ForWorker(opts.Metrics, name))))
+		}
 		w, err := worker.New(worker.Config{Name: name, Proxy: n.Links.addr, ProxyPin: pin, Capacity: opts.Capacity, Price: opts.WorkerPrice,
 			GPU: gpu, BundleTTL: opts.BundleTTL, GPURefresh: opts.GPURefresh},
-			id, eng, vendor.Device(simulated.Measurement), log.With("role", name))
+			id, eng, vendor.Device(simulated.Measurement), log.With("role", name), workerOpts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,7 +251,7 @@ func Start(t testing.TB, opts Options) *Net {
 	if opts.ClientConfig != nil {
 		opts.ClientConfig(&ccfg)
 	}
-	n.Client, err = client.New(ccfg, key, checker("client"), n.Journal, log.With("role", "client"))
+	n.Client, err = client.New(ccfg, key, checker("client"), n.Journal, log.With("role", "client"), clientOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
