@@ -224,3 +224,38 @@ func short(d time.Duration) string {
 	}
 	return fmt.Sprintf("%.0fms", f)
 }
+
+// WriteComparison writes a table of runs of the same load against different
+// base URLs, each against the first: its throughput as a multiple of the
+// first's, and what it adds to the first's median latency. With the engine
+// itself first, a bare relay second and Cocoon third, the last column is
+// what each adds in front of the engine.
+func WriteComparison(w io.Writer, runs []*Result) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	first := runs[0]
+	fmt.Fprintf(&b, "  %-36s %10s %7s %9s %9s %12s %8s\n", "base URL", "req/s", "×first", "p50", "p99", "p50 added", "failed")
+	for _, r := range runs {
+		ratio := 0.0
+		if first.RequestsPerSecond > 0 {
+			ratio = r.RequestsPerSecond / first.RequestsPerSecond
+		}
+		fmt.Fprintf(&b, "  %-36s %10.1f %7.2f %9s %9s %12s %7.1f%%\n", r.BaseURL, r.RequestsPerSecond, ratio,
+			short(r.Latency.P50), short(r.Latency.P99), signed(r.Latency.P50-first.Latency.P50), percent(r.Failed, r.Requests))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// signed formats d like short, with its sign.
+func signed(d time.Duration) string {
+	switch {
+	case d > 0:
+		return "+" + short(d)
+	case d < 0:
+		return "-" + short(-d)
+	}
+	return "0"
+}

@@ -34,6 +34,8 @@ Usage:
   cocoon root     deploy | show | allow-measurement | allow-model | set-prices
   cocoon channel  open | top-up | show | voucher | claim | close: payment channels
   cocoon attest   verify | measure | show: check TDX quotes offline, image hashes, this machine's TEE
+  cocoon bench    load an OpenAI base URL (req/s, TTFT, latency quantiles, errors by kind);
+                  bench engine | bench relay: an instant engine and a bare relay to compare with
 
 Run 'cocoon COMMAND --help' for the flags of a command.
 `
@@ -46,7 +48,7 @@ func main() {
 	cmds := map[string]func(context.Context, []string) error{
 		"up": runUp, "proxy": runProxy, "worker": runWorker, "client": runClient, "simulated-tee": runSimulatedTEE, "status": runStatus,
 		"chain": runChain, "wallet": runWallet, "root": runRoot, "channel": runChannel,
-		"attest": runAttest,
+		"attest": runAttest, "bench": runBench,
 	}
 	name := os.Args[1]
 	if name == "help" || name == "-h" || name == "--help" {
