@@ -59,7 +59,13 @@ func (e *Engine) complete(w http.ResponseWriter, r *http.Request) {
 		Stream        bool           `json:"stream"`
 		StreamOptions *streamOptions `json:"stream_options"`
 	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(&req); err != nil {
+	// Read the whole body before answering: a server that answers early
+	// races the relay still sending it.
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	if err == nil {
+		err = json.Unmarshal(body, &req)
+	}
+	if err != nil {
 		engineError(w, http.StatusBadRequest, "bad_request", "malformed request: "+err.Error())
 		return
 	}

@@ -147,6 +147,10 @@ func do(ctx context.Context, cfg *Config, i int) sample {
 				s.ttft = time.Since(start)
 			}
 		})
+		// Read on to the end of the body, as SDKs do: closing it early
+		// drops the connection, which relays in between see as the
+		// client going away mid-answer.
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
 	} else {
 		var a answer
 		b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody))
