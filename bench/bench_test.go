@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -42,7 +43,7 @@ func TestRunCountsRequestsAndTokens(t *testing.T) {
 	if r.Latency.N != 20 || r.TTFT.N != 10 {
 		t.Errorf("latency over %d samples, TTFT over %d; want 20, 10", r.Latency.N, r.TTFT.N)
 	}
-	if r.RequestsPerSecond <= 0 || r.OutputTokensPerSecond != 5*r.RequestsPerSecond {
+	if r.RequestsPerSecond <= 0 || math.Abs(r.OutputTokensPerSecond-5*r.RequestsPerSecond) > 1e-6*r.OutputTokensPerSecond {
 		t.Errorf("%.1f req/s, %.1f tok/s", r.RequestsPerSecond, r.OutputTokensPerSecond)
 	}
 	if !(r.Latency.Min <= r.Latency.P50 && r.Latency.P50 <= r.Latency.P99 && r.Latency.P99 <= r.Latency.Max) {
