@@ -1,0 +1,345 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cocoon-go/cocoon/accounts"
+	"github.com/cocoon-go/cocoon/engine/enginetest"
+	"github.com/cocoon-go/cocoon/identity"
+)
+
+// The fault tests run every role as a separate OS process on loopback (see
+// TestMain) and kill one of them with SIGKILL: a worker mid-stream, a
+// proxy, the chain during claims. Each asserts what the design promises
+// survives the kill: the money (nothing booked or paid for an answer not
+// delivered, nothing paid twice, books intact) and the service (the next
+// request served, the killed role back within a bound derived from its
+// peers' redial backoff).
+
+// words is an answer of n words, each the word w: a fake engine streams
+// one word per chunk.
+func words(w string, n int) string {
+	return strings.TrimSpace(strings.Repeat(w+" ", n))
+}
+
+// simulatedTEE makes a simulated-TEE vendor in dir and returns the flags
+// proxies and clients need to trust its workers.
+func simulatedTEE(t *testing.T, dir string) []string {
+	t.Helper()
+	tee := exec.Command(os.Args[0], "simulated-tee", dir)
+	tee.Env = append(os.Environ(), "COCOON_TEST_AS_MAIN=1")
+	out, err := tee.CombinedOutput()
+	if err != nil {
+		t.Fatalf("simulated-tee: %v\n%s", err, out)
+	}
+	root := regexp.MustCompile(`vendor root:\s+(\S+)`).FindStringSubmatch(string(out))
+	meas := regexp.MustCompile(`measurement:\s+([0-9a-f]{64})`).FindStringSubmatch(string(out))
+	if root == nil || meas == nil {
+		t.Fatalf("simulated-tee printed:\n%s", out)
+	}
+	return []string{"--trust-simulated-root", root[1], "--allow-simulated-measurement", meas[1]}
+}
+
+// kill ends the process with SIGKILL, as a crash or the OOM killer would.
+func (p *process) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatalf("killing %s: %v", p.name, err)
+	}
+	p.cmd.Wait()
+}
+
+// faultNet is a network without a chain, each role a separate process: a
+// proxy serving one client on credit, workers fronting fake engines over
+// HTTP, and the client.
+type faultNet struct {
+	dir        string
+	trust      []string
+	proxyArgs  []string // to start it again on the same data dir and addresses
+	proxy      *process
+	proxyURL   string // the client listener, https://
+	workerAddr string
+	pin        string
+	workers    map[string]*process
+	client     *process
+	base       string // the client's OpenAI base URL
+	https      *http.Client
+}
+
+// startFaultNet starts a proxy, one worker per engine (name → engine base
+// URL) with capacity, and a client, and waits until the proxy has admitted
+// every worker.
+func startFaultNet(t *testing.T, engines map[string]string, capacity int, clientArgs ...string) *faultNet {
+	t.Helper()
+	n := &faultNet{dir: t.TempDir(), workers: map[string]*process{}}
+	n.trust = simulatedTEE(t, filepath.Join(n.dir, "tee"))
+	acct := exec.Command(os.Args[0], "client", "account", "--data-dir", filepath.Join(n.dir, "client"))
+	acct.Env = append(os.Environ(), "COCOON_TEST_AS_MAIN=1")
+	out, err := acct.Output()
+	account := strings.TrimSpace(string(out))
+	if err != nil || len(account) != 64 {
+		t.Fatalf("client account: %v %q", err, out)
+	}
+	n.proxyArgs = append([]string{"proxy", "--data-dir", filepath.Join(n.dir, "proxy"), "--listen", freeAddr(t),
+		"--worker-listen", freeAddr(t), "--client", account}, n.trust...)
+	n.startProxy(t)
+	tcfg, err := identity.PinnedConfig(n.pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.https = &http.Client{Transport: &http.Transport{TLSClientConfig: tcfg, ForceAttemptHTTP2: true}, Timeout: 10 * time.Second}
+	for name, url := range engines {
+		n.workers[name] = start(t, name, "worker", "--data-dir", filepath.Join(n.dir, name), "--name", name,
+			"--proxy", n.workerAddr, "--proxy-pin", n.pin, "--simulated-tee", filepath.Join(n.dir, "tee"),
+			"--engine-url", url, "--capacity", strconv.Itoa(capacity))
+	}
+	n.waitWorkers(t, len(engines), 30*time.Second)
+	// The client's first directory, read now, holds every worker.
+	n.client = start(t, "client", append(append([]string{"client", "--data-dir", filepath.Join(n.dir, "client"),
+		"--addr", freeAddr(t), "--proxy", n.proxyURL, "--proxy-pin", n.pin}, n.trust...), clientArgs...)...)
+	n.base = n.client.await(t, `OpenAI base URL (\S+)`)[1]
+	return n
+}
+
+// startProxy starts the proxy with n.proxyArgs and waits until it is ready.
+func (n *faultNet) startProxy(t *testing.T) {
+	t.Helper()
+	n.proxy = start(t, "proxy", n.proxyArgs...)
+	m := n.proxy.await(t, `proxy ready: clients (https://\S+), workers (\S+), pin ([0-9a-f]{64})`)
+	if n.pin != "" && m[3] != n.pin {
+		t.Fatalf("the proxy came back with pin %s, not %s: its TLS key is not kept in its data dir", m[3], n.pin)
+	}
+	n.proxyURL, n.workerAddr, n.pin = m[1], m[2], m[3]
+}
+
+// metric is the value of one series (its name with its labels, as
+// Prometheus prints them) on a /metrics page; ok is false if absent.
+func metric(page, series string) (v float64, ok bool) {
+	for _, l := range strings.Split(page, "\n") {
+		if rest, found := strings.CutPrefix(l, series+" "); found {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+// proxyMetric reads one series from the proxy's /metrics; -1 if the proxy
+// does not answer or does not show it.
+func (n *faultNet) proxyMetric(series string) float64 {
+	resp, err := n.https.Get(n.proxyURL + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if v, ok := metric(string(b), series); ok {
+		return v
+	}
+	return -1
+}
+
+// waitWorkers waits until the proxy shows want workers admitted.
+func (n *faultNet) waitWorkers(t *testing.T, want int, within time.Duration) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("the proxy to admit %d workers", want), within, func() bool {
+		return n.proxyMetric("cocoon_proxy_workers_connected") == float64(want)
+	})
+}
+
+// waitFor polls cond every 20 ms until it holds, failing the test after within.
+func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(within); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+	}
+}
+
+// booked reads a journal of accounts.Entry lines (the proxy's ledger, the
+// client's receipts) as the entries' request ids and their total cost.
+func booked(t *testing.T, path string) (ids []string, cost uint64) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l == "" {
+			continue
+		}
+		var e accounts.Entry
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("%s: a line that is not an entry: %v\n%s", path, err, l)
+		}
+		ids = append(ids, e.RequestID)
+		cost += e.Cost
+	}
+	return ids, cost
+}
+
+// streamed is what an app saw of one streamed chat completion.
+type streamed struct {
+	status  int    // HTTP status of the answer
+	id      string // request id, hex, from the chunks' completion id
+	content string
+	chunks  int
+	usage   bool   // a usage chunk came
+	done    bool   // data: [DONE] came
+	errCode string // the code of an error event, or of an error answer
+	err     error  // the connection failed
+}
+
+func (s streamed) String() string {
+	return fmt.Sprintf("status %d, %d chunks %q, usage %v, done %v, error %q %v", s.status, s.chunks, s.content, s.usage, s.done, s.errCode, s.err)
+}
+
+// whole reports whether the stream ended as a complete answer should.
+func (s streamed) whole() bool {
+	return s.status == http.StatusOK && s.usage && s.done && s.errCode == "" && s.err == nil
+}
+
+// streamChat posts a streamed chat completion to an OpenAI base URL, as
+// an app would, and reads it to the end. onContent, if not nil, hears the
+// first piece of content as it arrives.
+func streamChat(ctx context.Context, base, prompt string, maxTokens int, onContent func(string)) (s streamed) {
+	body, _ := json.Marshal(map[string]any{"model": enginetest.DefaultModel, "stream": true, "max_tokens": maxTokens,
+		"stream_options": map[string]any{"include_usage": true}, "messages": []map[string]string{{"role": "user", "content": prompt}}})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/chat/completions", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.err = err
+		return s
+	}
+	defer resp.Body.Close()
+	s.status = resp.StatusCode
+	type apiError struct {
+		Code string `json:"code"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error apiError }
+		json.NewDecoder(resp.Body).Decode(&e)
+		s.errCode = e.Error.Code
+		return s
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		if data == "[DONE]" {
+			s.done = true
+			continue
+		}
+		var ev struct {
+			ID      string `json:"id"`
+			Choices []struct {
+				Delta struct{ Content string } `json:"delta"`
+			} `json:"choices"`
+			Usage json.RawMessage `json:"usage"`
+			Error *apiError       `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			s.err = fmt.Errorf("event %q: %w", data, err)
+			return s
+		}
+		if ev.Error != nil {
+			s.errCode = ev.Error.Code
+			continue
+		}
+		s.chunks++
+		if id, ok := strings.CutPrefix(ev.ID, "chatcmpl-"); ok {
+			s.id = id
+		}
+		if len(ev.Usage) > 0 && string(ev.Usage) != "null" {
+			s.usage = true
+		}
+		for _, c := range ev.Choices {
+			if c.Delta.Content != "" && s.content == "" && onContent != nil {
+				onContent(c.Delta.Content)
+			}
+			s.content += c.Delta.Content
+		}
+	}
+	s.err = sc.Err()
+	return s
+}
+
+// TestFaultWorkerKilledMidStream kills the worker serving a stream after
+// its first words: the app gets an error, not a short answer; neither the
+// proxy nor the client books anything for it; and the next request is
+// served whole by the other worker.
+func TestFaultWorkerKilledMidStream(t *testing.T) {
+	answers := map[string]string{"w1": words("alpha", 40), "w2": words("beta", 40)}
+	engines := map[string]string{}
+	for name, a := range answers {
+		// 40 words at 50 ms: the kill lands two seconds before the end.
+		fake := enginetest.NewFakeServer(enginetest.FakeOptions{Answer: a, ChunkDelay: 50 * time.Millisecond})
+		defer fake.Close()
+		engines[name] = fake.URL
+	}
+	n := startFaultNet(t, engines, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	var victim, survivor string
+	cut := streamChat(ctx, n.base, "tell me a long story", 100, func(first string) {
+		for name, a := range answers {
+			if strings.HasPrefix(a, strings.TrimSpace(first)) {
+				victim = name
+			} else {
+				survivor = name
+			}
+		}
+		n.workers[victim].kill(t)
+	})
+	if victim == "" {
+		t.Fatalf("the stream brought no word of either answer: %v", cut)
+	}
+	if cut.whole() || cut.errCode != "worker_lost" || !strings.HasPrefix(answers[victim], cut.content) || cut.content == answers[victim] {
+		t.Errorf("a stream whose worker was killed after its first word ended %v; want a prefix of the answer and a worker_lost error event", cut)
+	}
+	if cut.id == "" {
+		t.Fatalf("the cut stream's chunks carry no request id: %v", cut)
+	}
+
+	next := streamChat(ctx, n.base, "and another", 100, nil)
+	t.Logf("killed %s mid-stream: %v; the next request: %v", victim, cut, next)
+	if !next.whole() || next.content != answers[survivor] {
+		t.Fatalf("the request after the kill: %v; want %s's whole answer", next, survivor)
+	}
+
+	// The proxy books a receipt after relaying it: wait for the second
+	// request's entry, then check it is the only one at either end.
+	ledger, receipts := filepath.Join(n.dir, "proxy", "ledger.jsonl"), filepath.Join(n.dir, "client", "receipts.jsonl")
+	waitFor(t, "the proxy to book the answer after the kill", 5*time.Second, func() bool {
+		ids, _ := booked(t, ledger)
+		return len(ids) > 0
+	})
+	for _, path := range []string{ledger, receipts} {
+		ids, cost := booked(t, path)
+		if len(ids) != 1 || ids[0] != next.id || cost == 0 {
+			t.Errorf("%s books %v (cost %d); want the answer after the kill, %s, alone (the cut one was %s)", path, ids, cost, next.id, cut.id)
+		}
+	}
+	if !strings.Contains(n.proxy.output(), "worker lost mid-stream") {
+		t.Errorf("the proxy did not log the worker lost mid-stream")
+	}
+}
