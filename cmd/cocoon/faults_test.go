@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,8 +19,12 @@ import (
 	"time"
 
 	"github.com/cocoon-go/cocoon/accounts"
+	"github.com/cocoon-go/cocoon/attest"
 	"github.com/cocoon-go/cocoon/engine/enginetest"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/internal/adversary"
+	"github.com/cocoon-go/cocoon/node"
+	"github.com/cocoon-go/cocoon/seal"
 )
 
 // The fault tests run every role as a separate OS process on loopback (see
@@ -341,5 +346,119 @@ func TestFaultWorkerKilledMidStream(t *testing.T) {
 	}
 	if !strings.Contains(n.proxy.output(), "worker lost mid-stream") {
 		t.Errorf("the proxy did not log the worker lost mid-stream")
+	}
+}
+
+// workerRedialBound is how soon after a proxy is back a worker that lost
+// it has dialled again, given that the proxy was down for down. The worker
+// waits backoff/2 + rand(backoff) between dials, backoff 0.2 s doubling
+// (worker.Worker.Run): its k-th wait is under 0.3·2^k s and starts no
+// sooner than 0.1·(2^k − 1) s after the loss, the sum of the waits before
+// it at their shortest. The wait under way when the proxy comes back
+// started at s ≤ down, so it ends within 0.3·2^k ≤ 3s + 0.3 s ≤ 3·down +
+// 0.3 s. Dialling, the TLS handshake and checking the worker's evidence
+// take the slack.
+func workerRedialBound(down time.Duration) time.Duration {
+	return 3*down + 300*time.Millisecond + 2*time.Second
+}
+
+// TestFaultProxyKilledAndRestarted kills the proxy with SIGKILL while it
+// relays a stream, and starts it again on the same data dir and
+// addresses: the cut answer is booked nowhere; the worker is back within
+// the bound its redial backoff allows; the ledger replayed at start has
+// the totals it had before the kill and still refuses a booked request id;
+// and the client is served again.
+func TestFaultProxyKilledAndRestarted(t *testing.T) {
+	fake := enginetest.NewFakeServer(enginetest.FakeOptions{Answer: words("steady", 10), ChunkDelay: 20 * time.Millisecond})
+	defer fake.Close()
+	n := startFaultNet(t, map[string]string{"w1": fake.URL}, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ledger, receipts := filepath.Join(n.dir, "proxy", "ledger.jsonl"), filepath.Join(n.dir, "client", "receipts.jsonl")
+	for i := range 3 {
+		if s := streamChat(ctx, n.base, fmt.Sprint("question ", i), 100, nil); !s.whole() {
+			t.Fatalf("request %d: %v", i, s)
+		}
+	}
+	waitFor(t, "the proxy to book three answers", 5*time.Second, func() bool {
+		ids, _ := booked(t, ledger)
+		return len(ids) == 3
+	})
+	before, cost := booked(t, ledger)
+
+	var killed time.Time
+	cut := streamChat(ctx, n.base, "a question the proxy dies on", 100, func(string) {
+		n.proxy.kill(t)
+		killed = time.Now()
+	})
+	if killed.IsZero() || cut.whole() || cut.errCode == "" {
+		t.Fatalf("a stream whose proxy was killed after its first word ended %v; want an error event", cut)
+	}
+	if ids, c := booked(t, ledger); strings.Join(ids, ",") != strings.Join(before, ",") || c != cost {
+		t.Errorf("after the kill the ledger books %v (%d nanoTON); before it, %v (%d)", ids, c, before, cost)
+	}
+	if ids, c := booked(t, receipts); strings.Join(ids, ",") != strings.Join(before, ",") || c != cost {
+		t.Errorf("the client kept receipts %v (%d nanoTON); the proxy booked %v (%d)", ids, c, before, cost)
+	}
+
+	n.startProxy(t)
+	down := time.Since(killed)
+	bound := workerRedialBound(down)
+	n.waitWorkers(t, 1, bound)
+	t.Logf("proxy down %v; the worker was back %v after it (bound %v)", down.Round(time.Millisecond), (time.Since(killed) - down).Round(time.Millisecond), bound.Round(time.Millisecond))
+
+	// The ledger the proxy replayed (and cut any torn line off) has what it
+	// had before, and the proxy still refuses a booked request id.
+	if ids, c := booked(t, ledger); strings.Join(ids, ",") != strings.Join(before, ",") || c != cost {
+		t.Errorf("after the restart the ledger books %v (%d nanoTON); before the kill, %v (%d)", ids, c, before, cost)
+	}
+	key, err := node.ClientKey(filepath.Join(n.dir, "client"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin, _ := hex.DecodeString(n.pin)
+	c := &adversary.Client{Key: key, ProxyURL: n.proxyURL, Proxy: [32]byte(pin), HTTP: n.https}
+	nowhere, err := seal.GenerateKey(seal.KEMMLKEM768X25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := &attest.Verified{KeyID: [32]byte{1}, Bundle: &attest.Bundle{HPKEKey: nowhere.PublicKey()}}
+	post := func(id string) *adversary.Response {
+		t.Helper()
+		h := c.Header(enginetest.DefaultModel)
+		if id != "" {
+			b, err := hex.DecodeString(id)
+			if err != nil || len(b) != len(h.RequestID) {
+				t.Fatalf("booked request id %q", id)
+			}
+			h.RequestID = [16]byte(b)
+		}
+		raw, _, err := c.Seal(h, adversary.Chat(enginetest.DefaultModel, "again"), to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := c.Post(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := post(before[0]); r.Status != http.StatusConflict || r.Error().Code != "duplicate_request" {
+		t.Errorf("a request id booked before the kill, sent again after the restart: %d %s; want 409 duplicate_request", r.Status, r.Body)
+	}
+	if r := post(""); r.Status == http.StatusConflict {
+		t.Errorf("a fresh request id was refused as a duplicate: %d %s", r.Status, r.Body)
+	}
+
+	after := streamChat(ctx, n.base, "are you back?", 100, nil)
+	if !after.whole() {
+		t.Fatalf("the first request after the restart: %v", after)
+	}
+	waitFor(t, "the proxy to book the answer after the restart", 5*time.Second, func() bool {
+		ids, _ := booked(t, ledger)
+		return len(ids) == len(before)+1
+	})
+	if ids, _ := booked(t, ledger); ids[len(ids)-1] != after.id {
+		t.Errorf("the ledger's newest entry is %s, not the answer after the restart, %s", ids[len(ids)-1], after.id)
 	}
 }
