@@ -9,12 +9,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,7 +217,11 @@ type streamed struct {
 }
 
 func (s streamed) String() string {
-	return fmt.Sprintf("status %d, %d chunks %q, usage %v, done %v, error %q %v", s.status, s.chunks, s.content, s.usage, s.done, s.errCode, s.err)
+	content := s.content
+	if len(content) > 40 {
+		content = content[:40] + "…"
+	}
+	return fmt.Sprintf("status %d, %d chunks %q, usage %v, done %v, error %q %v", s.status, s.chunks, content, s.usage, s.done, s.errCode, s.err)
 }
 
 // whole reports whether the stream ended as a complete answer should.
@@ -460,5 +470,121 @@ func TestFaultProxyKilledAndRestarted(t *testing.T) {
 	})
 	if ids, _ := booked(t, ledger); ids[len(ids)-1] != after.id {
 		t.Errorf("the ledger's newest entry is %s, not the answer after the restart, %s", ids[len(ids)-1], after.id)
+	}
+}
+
+// gate fronts a fake engine: it relays the first pass completion requests
+// and holds every later one, unanswered, until its caller goes away. A
+// worker in front of it has then requests that stream and requests that
+// have not started, as many of each as the test says.
+type gate struct {
+	URL        string // base URL, ending in /v1
+	pass       int64
+	seen, held atomic.Int64
+}
+
+func newGate(t *testing.T, upstream *enginetest.FakeServer, pass int) *gate {
+	target, err := url.Parse(strings.TrimSuffix(upstream.URL, "/v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.FlushInterval = -1
+	g := &gate{pass: int64(pass)}
+	quit := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && g.seen.Add(1) > g.pass {
+			// Read to the end: only then does the server watch the
+			// connection, and end the request's context when it closes.
+			io.Copy(io.Discard, r.Body)
+			g.held.Add(1)
+			defer g.held.Add(-1)
+			select {
+			case <-r.Context().Done():
+			case <-quit:
+			}
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		close(quit)
+		srv.Close()
+	})
+	g.URL = srv.URL + "/v1"
+	return g
+}
+
+// TestFaultConcurrentStreamsWhileAWorkerDies sends 50 streams at once to
+// two workers and kills one (SIGKILL) while it streams two answers and
+// holds two requests its engine has not started: the two streaming fail
+// with an error event after their first words, and only they; the two not
+// started are retried on the other worker, as are the queued ones, and
+// every other stream is served whole; no app sees an error status (a 502
+// or any other); and the books at both ends hold the 48 answers served.
+func TestFaultConcurrentStreamsWhileAWorkerDies(t *testing.T) {
+	const streams, streaming, capacity = 50, 2, 4
+	dying, living := words("alpha", 40), words("beta", 10)
+	// The dying worker's answers take two seconds, so both are mid-stream
+	// when it dies; the living worker's take a quarter of one.
+	slow := enginetest.NewFakeServer(enginetest.FakeOptions{Answer: dying, ChunkDelay: 50 * time.Millisecond})
+	defer slow.Close()
+	fast := enginetest.NewFakeServer(enginetest.FakeOptions{Answer: living, ChunkDelay: 20 * time.Millisecond})
+	defer fast.Close()
+	g := newGate(t, slow, streaming)
+	n := startFaultNet(t, map[string]string{"w1": g.URL, "w2": fast.URL}, capacity)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	var onDying atomic.Int64 // streams that have shown a word of the dying worker's answer
+	results := make([]streamed, streams)
+	var wg sync.WaitGroup
+	for i := range streams {
+		wg.Go(func() {
+			results[i] = streamChat(ctx, n.base, fmt.Sprint("stream ", i), 100, func(first string) {
+				if strings.TrimSpace(first) == "alpha" {
+					onDying.Add(1)
+				}
+			})
+		})
+	}
+	// The dying worker is full: two answers under way, two requests held.
+	waitFor(t, "the dying worker to stream two answers and hold two requests", 20*time.Second, func() bool {
+		return onDying.Load() == streaming && g.held.Load() == capacity-streaming
+	})
+	n.workers["w1"].kill(t)
+	wg.Wait()
+
+	var cut, served []string
+	for i, s := range results {
+		switch {
+		case s.whole() && s.content == living:
+			served = append(served, s.id)
+		case s.status == http.StatusOK && s.errCode == "worker_lost" && s.content != "" && strings.HasPrefix(dying, s.content) && s.content != dying:
+			cut = append(cut, s.id)
+		default:
+			t.Errorf("stream %d ended %v; want the living worker's whole answer, or a cut one from the dying worker", i, s)
+		}
+	}
+	if len(cut) != streaming || len(served) != streams-streaming {
+		t.Errorf("%d streams cut and %d served; want the %d streaming from the dying worker cut and the other %d served",
+			len(cut), len(served), streaming, streams-streaming)
+	}
+	if retried := strings.Count(n.proxy.output(), "retrying on another worker"); retried < capacity-streaming {
+		t.Errorf("the proxy retried %d requests on another worker; the dying worker held %d it had not started", retried, capacity-streaming)
+	}
+
+	ledger, receipts := filepath.Join(n.dir, "proxy", "ledger.jsonl"), filepath.Join(n.dir, "client", "receipts.jsonl")
+	waitFor(t, "the proxy to book every answer served", 5*time.Second, func() bool {
+		ids, _ := booked(t, ledger)
+		return len(ids) >= len(served)
+	})
+	slices.Sort(served)
+	for _, path := range []string{ledger, receipts} {
+		ids, _ := booked(t, path)
+		slices.Sort(ids)
+		if !slices.Equal(ids, served) {
+			t.Errorf("%s books %d answers; want the %d served, and none of the %d cut (%v)", path, len(ids), len(served), len(cut), cut)
+		}
 	}
 }
