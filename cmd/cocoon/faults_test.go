@@ -588,3 +588,170 @@ func TestFaultConcurrentStreamsWhileAWorkerDies(t *testing.T) {
 		}
 	}
 }
+
+// supply is how the local chain served at url accounts for its value
+// (local.Supply): what its faucet minted, and where it is now.
+type supply struct {
+	Minted   uint64 `json:"minted"`
+	Balances uint64 `json:"balances"`
+	Fees     uint64 `json:"fees"`
+	FwdFees  uint64 `json:"forward_fees"`
+}
+
+func chainSupply(t *testing.T, url string) supply {
+	t.Helper()
+	resp, err := http.Get(url + "/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct{ Supply supply }
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || st.Supply.Minted == 0 {
+		t.Fatalf("chain status: %v, supply %+v", err, st.Supply)
+	}
+	return st.Supply
+}
+
+// conserved reports whether everything minted is in balances (wallets and
+// channels alike) or was burnt as fees.
+func (s supply) conserved() bool { return s.Minted == s.Balances+s.Fees+s.FwdFees }
+
+// TestFaultChainKilledDuringClaims runs a paid network of separate
+// processes on a served local chain whose proxy claims its client's
+// channel at every voucher, and kills the chain with SIGKILL while
+// requests and claims go on. The chain comes back from its directory with
+// every nanoTON minted accounted for, in balances (channels included) or
+// fees; the proxy, whose claims failed meanwhile, claims again once it is
+// back; no claim ever exceeds what the client paid; and after a clean
+// stop the client's channel has paid out exactly what the client was
+// charged, the worker's exactly what the proxy booked for it.
+func TestFaultChainKilledDuringClaims(t *testing.T) {
+	dir := t.TempDir()
+	fake := enginetest.NewFakeServer(enginetest.FakeOptions{Answer: "paid for while the chain may be down"})
+	defer fake.Close()
+
+	chainArgs := []string{"chain", "serve", "--dir", filepath.Join(dir, "chain"), "--listen", freeAddr(t)}
+	chainProc := start(t, "chain", chainArgs...)
+	url := chainProc.await(t, `use it with: --chain local\+(http://\S+)`)[1]
+	ch := "--chain=local+" + url
+	keys := map[string]string{}
+	for _, role := range []string{"owner", "proxy", "worker", "client"} {
+		keys[role] = filepath.Join(dir, role+".wallet.pem")
+		w := must(t, "wallet", "new", ch, "--key", keys[role])
+		must(t, "chain", "faucet", ch, w["address"].(string), "50")
+	}
+	trust := simulatedTEE(t, filepath.Join(dir, "tee"))
+	rootAddr := must(t, "root", "deploy", ch, "--key", keys["owner"])["address"].(string)
+	must(t, "root", "allow-measurement", ch, "--key", keys["owner"], "--root", rootAddr, trust[3])
+	trust = append(trust, "--root", rootAddr)
+	minted := chainSupply(t, url).Minted
+
+	// Every voucher the proxy accepts queues a claim of it.
+	cfg := filepath.Join(dir, "proxy.json")
+	os.WriteFile(cfg, []byte(`{"proxy": {"claim_threshold": 1}}`), 0o600)
+	proxy := start(t, "proxy", append([]string{"proxy", "--config", cfg, "--data-dir", filepath.Join(dir, "proxy"), "--listen", "127.0.0.1:0",
+		"--worker-listen", "127.0.0.1:0", ch, "--wallet-key", keys["proxy"], "--deposit", "5"}, trust...)...)
+	m := proxy.await(t, `proxy ready: clients (https://\S+), workers (\S+), pin ([0-9a-f]{64})`)
+	worker := start(t, "worker", "worker", "--data-dir", filepath.Join(dir, "worker"), "--proxy", m[2], "--proxy-pin", m[3],
+		"--simulated-tee", filepath.Join(dir, "tee"), "--engine-url", fake.URL, ch, "--wallet-key", keys["worker"])
+	worker.await(t, "connected to proxy")
+	proxy.await(t, "channel to worker open")
+	client := start(t, "client", append([]string{"client", "--data-dir", filepath.Join(dir, "client"), "--addr", freeAddr(t),
+		"--proxy", m[1], "--proxy-pin", m[3], ch, "--wallet-key", keys["client"], "--deposit", "5"}, trust...)...)
+	clientChannel := client.await(t, `paying the proxy by channel.* channel=(\S+)`)[1]
+	base := client.await(t, `OpenAI base URL (\S+)`)[1]
+	tcfg, err := identity.PinnedConfig(m[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &faultNet{proxyURL: m[1], https: &http.Client{Transport: &http.Transport{TLSClientConfig: tcfg, ForceAttemptHTTP2: true}, Timeout: 10 * time.Second}}
+	claims := func(outcome string) float64 {
+		return max(0, n.proxyMetric(`cocoon_proxy_claims_total{outcome="`+outcome+`"}`))
+	}
+
+	// Requests go on, one after another, until told to stop; each
+	// answer's voucher queues a claim.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var served, failed atomic.Int64
+	load := func(stop <-chan struct{}) (done chan struct{}) {
+		done = make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if s := streamChat(ctx, base, fmt.Sprint("question ", i), 20, nil); s.whole() {
+					served.Add(1)
+				} else {
+					failed.Add(1)
+					t.Logf("request %d while the chain is killed or restarted: %v", i, s)
+					time.Sleep(50 * time.Millisecond) // bounded by ctx: not a busy loop on a refusal
+				}
+			}
+		}()
+		return done
+	}
+	stop := make(chan struct{})
+	done := load(stop)
+	waitFor(t, "the proxy to make two claims", 30*time.Second, func() bool { return claims("ok") >= 2 })
+	chainProc.kill(t)
+	waitFor(t, "a claim to fail with the chain down", 30*time.Second, func() bool { return claims("failed") >= 1 })
+	close(stop)
+	<-done
+	t.Logf("%d requests served and %d failed while the chain ran and after it was killed; %v claims made, %v failed",
+		served.Load(), failed.Load(), claims("ok"), claims("failed"))
+
+	// Back from its directory, the chain has lost and made nothing.
+	chainProc = start(t, "chain", chainArgs...)
+	if again := chainProc.await(t, `use it with: --chain local\+(http://\S+)`)[1]; again != url {
+		t.Fatalf("the chain came back at %s, not %s", again, url)
+	}
+	if s := chainSupply(t, url); !s.conserved() || s.Minted != minted {
+		t.Errorf("after the kill the chain has %+v: minted %d before, and minted must equal balances + fees", s, minted)
+	}
+
+	// The next voucher's claim goes through; none claims more than the
+	// client has paid.
+	ok := claims("ok")
+	for i := 0; claims("ok") <= ok; i++ {
+		if i == 50 {
+			t.Fatalf("no claim succeeded in 50 requests after the chain came back (%v ok, %v failed)", claims("ok"), claims("failed"))
+		}
+		if s := streamChat(ctx, base, "is the chain back?", 20, nil); !s.whole() {
+			t.Fatalf("a request after the chain came back: %v", s)
+		}
+	}
+	receipts := filepath.Join(dir, "client", "receipts.jsonl")
+	_, paid := booked(t, receipts)
+	if got := nano(t, must(t, "channel", "show", ch, clientChannel)["claimed"]); got == 0 || got > paid {
+		t.Errorf("the proxy has claimed %d from the client's channel; the client has paid %d", got, paid)
+	}
+
+	// A clean stop settles every voucher, each exactly once.
+	client.stop(t)
+	proxy.stop(t)
+	worker.stop(t)
+	_, paid = booked(t, receipts)
+	if got := nano(t, must(t, "channel", "show", ch, clientChannel)["claimed"]); got != paid {
+		t.Errorf("the proxy claimed %d from the client's channel; the client was charged %d", got, paid)
+	}
+	var owed uint64
+	b, _ := os.ReadFile(filepath.Join(dir, "proxy", "ledger.jsonl"))
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var e accounts.Entry
+		json.Unmarshal([]byte(l), &e)
+		owed += e.WorkerPay
+	}
+	workerChannel := regexp.MustCompile(`channel to worker open.* channel=(\S+)`).FindStringSubmatch(proxy.output())[1]
+	if got := nano(t, must(t, "channel", "show", ch, workerChannel)["claimed"]); got != owed || owed == 0 {
+		t.Errorf("the worker claimed %d from its channel; the proxy booked %d for it", got, owed)
+	}
+	if s := chainSupply(t, url); !s.conserved() || s.Minted != minted {
+		t.Errorf("at the end the chain has %+v: minted %d at the start, and minted must equal balances + fees", s, minted)
+	}
+	chainProc.stop(t)
+}
