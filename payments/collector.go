@@ -71,7 +71,8 @@ type CollectorConfig struct {
 // clients, a worker's from its proxies. It finds a channel from the first voucher on it (reading the
 // chain once, and refusing one that does not pay its wallet, is not open, or whose close delay is
 // too short), checks and keeps each voucher, watches every channel for a close, and claims: past
-// the threshold, at once on a close, and everything on Close. Claims go through the Wallet one at a
+// the threshold, at once on a close, and everything on Close; a claim that fails (the chain
+// unreachable) is made again after a wait (see retryLater). Claims go through the Wallet one at a
 // time.
 //
 // An account is a payer's voucher key, hex. A channel counts for its account only once a voucher
@@ -99,6 +100,10 @@ type Collector struct {
 	lookups  int       // look-ups in it
 	pending  map[*Payee]bool
 	claiming bool
+	// retry is the wait before a failed claim is made again, by channel,
+	// for the channels with a retry pending (see retryLater).
+	retry    map[*Payee]time.Duration
+	retrying map[*Payee]bool
 	claimsWG sync.WaitGroup
 	closed   bool
 }
@@ -141,7 +146,8 @@ func NewCollector(cfg CollectorConfig) (*Collector, error) {
 	}
 	c := &Collector{cfg: cfg, chain: cfg.Chain, log: cfg.Log,
 		byAddr: map[string]*Payee{}, owned: map[*Payee]bool{}, accounts: map[string][]*Payee{}, account: map[*Payee]string{},
-		unknown: map[string]unknownChannel{}, pending: map[*Payee]bool{}}
+		unknown: map[string]unknownChannel{}, pending: map[*Payee]bool{},
+		retry: map[*Payee]time.Duration{}, retrying: map[*Payee]bool{}}
 	c.watch = &Watcher{Chain: c.chain, Channels: c.Channels, Claim: c.Claim, Interval: cfg.WatchInterval, Log: cfg.Log}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.stopWatch, c.watchDone = cancel, make(chan struct{})
@@ -438,8 +444,38 @@ func (c *Collector) runClaims() {
 		}
 		delete(c.pending, p)
 		c.mu.Unlock()
-		c.claimLogged(p)
+		c.retryLater(p, c.claimLogged(p))
 	}
+}
+
+// retryLater queues p's claim again after a wait if it failed with err: a
+// claim that failed while the chain was unreachable must not wait for the
+// payer's next voucher, which may never come. The wait is DefaultRetryMin,
+// doubling up to the watch interval while the retries fail; failures of
+// claims made meanwhile (new vouchers) neither add a retry nor lengthen it.
+// A closed channel is not retried: the watch claims what it can of it.
+func (c *Collector) retryLater(p *Payee, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case err == nil:
+		delete(c.retry, p)
+		return
+	case c.closed || c.retrying[p] || errors.Is(err, ErrChannelClosed):
+		return
+	}
+	wait := c.retry[p]
+	if wait == 0 {
+		wait = min(DefaultRetryMin, c.cfg.WatchInterval)
+	}
+	c.retry[p] = min(2*wait, c.cfg.WatchInterval)
+	c.retrying[p] = true
+	time.AfterFunc(wait, func() {
+		c.mu.Lock()
+		delete(c.retrying, p)
+		c.mu.Unlock()
+		c.queueClaim(p)
+	})
 }
 
 // claimLogged claims p with a minute's timeout and logs the outcome.
