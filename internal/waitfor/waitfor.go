@@ -22,28 +22,14 @@ const poll = 2 * time.Millisecond
 // it does not within Timeout.
 func Until(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	if !wait(cond) {
+	if !Holds(cond) {
 		t.Fatalf("waited %v for %s", Timeout, what)
 	}
 }
 
-// Value waits until ok holds of what get returns, at most Timeout, and
-// returns the last value got: the caller's own check then fails with it
-// when it never came.
-func Value[T any](get func() T, ok func(T) bool) T {
-	v := get()
-	wait(func() bool {
-		if ok(v) {
-			return true
-		}
-		v = get()
-		return ok(v)
-	})
-	return v
-}
-
-// wait polls cond until it holds (true) or Timeout has passed (false).
-func wait(cond func() bool) bool {
+// Holds waits until cond holds, at most Timeout, and reports whether it
+// did: for a caller that says more than Until would when it does not.
+func Holds(cond func() bool) bool {
 	deadline := time.Now().Add(Timeout)
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
@@ -54,4 +40,19 @@ func wait(cond func() bool) bool {
 		<-tick.C
 	}
 	return true
+}
+
+// Value waits until ok holds of what get returns, at most Timeout, and
+// returns the last value got: the caller's own check then fails with it
+// when it never came.
+func Value[T any](get func() T, ok func(T) bool) T {
+	v := get()
+	Holds(func() bool {
+		if ok(v) {
+			return true
+		}
+		v = get()
+		return ok(v)
+	})
+	return v
 }
