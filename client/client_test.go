@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cocoon-go/cocoon/attest"
@@ -45,47 +46,65 @@ func TestNewRefusesProxyWithoutScheme(t *testing.T) {
 	}
 }
 
-// TestDirectoryFetchDoesNotBlockRequests: while one request waits for a
-// slow directory fetch, another one uses the list verified before.
+// handlerTransport answers every request with its handler, in memory: a
+// client that uses it runs inside a synctest bubble, where sockets cannot.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
+
+// TestDirectoryFetchDoesNotBlockRequests: the list is reused for
+// DirectoryTTL and fetched again after; while one request waits for that
+// slow fetch, another one uses the list verified before.
 func TestDirectoryFetchDoesNotBlockRequests(t *testing.T) {
-	var calls atomic.Int32
-	release := make(chan struct{})
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if calls.Add(1) > 1 {
-			select {
-			case <-release:
-			case <-r.Context().Done():
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		release := make(chan struct{})
+		defer close(release)
+		c := newTestClient(t, "http://proxy.example", Config{DirectoryTTL: time.Minute})
+		c.http = &http.Client{Transport: handlerTransport{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1) > 1 {
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
 			}
+			json.NewEncoder(w).Encode(wire.Directory{})
+		})}}
+		if _, err := c.Directory(context.Background()); err != nil {
+			t.Fatal(err)
 		}
-		json.NewEncoder(w).Encode(wire.Directory{})
-	}))
-	defer proxy.Close()
-	defer close(release)
-	c := newTestClient(t, proxy.URL, Config{DirectoryTTL: time.Millisecond})
-	if _, err := c.Directory(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(5 * time.Millisecond) // the list is now stale
-	go c.Directory(context.Background())
-	for calls.Load() < 2 {
-		time.Sleep(time.Millisecond)
-	}
-	got := make(chan error, 1)
-	go func() {
-		_, err := c.Directory(context.Background())
-		got <- err
-	}()
-	select {
-	case err := <-got:
-		if err != nil {
-			t.Fatalf("a request behind a slow directory fetch: %v", err)
+		time.Sleep(time.Minute - time.Nanosecond)
+		if _, err := c.Directory(context.Background()); err != nil || calls.Load() != 1 {
+			t.Fatalf("within DirectoryTTL: %v, %d fetches; want the list reused", err, calls.Load())
 		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("a request waited for another one's directory fetch, though a verified list was at hand")
-	}
-	if calls.Load() != 2 {
-		t.Errorf("the proxy was asked %d times, want one fetch at a time", calls.Load())
-	}
+		time.Sleep(time.Nanosecond) // the list is now stale
+		go c.Directory(context.Background())
+		synctest.Wait() // the second fetch is held by the proxy
+		if calls.Load() != 2 {
+			t.Fatalf("%d fetches once the list is stale, want 2", calls.Load())
+		}
+		got := make(chan error, 1)
+		go func() {
+			_, err := c.Directory(context.Background())
+			got <- err
+		}()
+		synctest.Wait()
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Fatalf("a request behind a slow directory fetch: %v", err)
+			}
+		default:
+			t.Fatal("a request waited for another one's directory fetch, though a verified list was at hand")
+		}
+		if calls.Load() != 2 {
+			t.Errorf("the proxy was asked %d times, want one fetch at a time", calls.Load())
+		}
+	})
 }
 
 func TestClientRefusedMapIsBounded(t *testing.T) {

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/engine/enginetest"
 	"github.com/cocoon-go/cocoon/internal/testnet"
+	"github.com/cocoon-go/cocoon/internal/waitfor"
 	"github.com/cocoon-go/cocoon/metrics"
 )
 
@@ -38,20 +38,19 @@ func post(t *testing.T, n *testnet.Net, body string) int {
 // worker may still be ending its request when the app has its answer.
 func settled(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		m, busy := scrape(t, reg), false
+	idle := func(m map[string]float64) bool {
 		for s, v := range m {
-			busy = busy || (strings.Contains(s, "_requests_in_flight") && v != 0)
+			if strings.Contains(s, "_requests_in_flight") && v != 0 {
+				return false
+			}
 		}
-		if !busy {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("requests still in flight: %v", m)
-		}
-		time.Sleep(time.Millisecond)
+		return true
 	}
+	m := waitfor.Value(func() map[string]float64 { return scrape(t, reg) }, idle)
+	if !idle(m) {
+		t.Fatalf("requests still in flight: %v", m)
+	}
+	return m
 }
 
 // scrape reads /metrics as Prometheus would, into series → value.
@@ -222,17 +221,15 @@ func TestRequestIDInEveryRolesLog(t *testing.T) {
 	// The proxy and the worker may log the end of the request after the
 	// app has its answer.
 	roles := []string{"client", "proxy", "worker-a"}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+	waitfor.Holds(func() bool { // the checks below say which role did not
 		l.mu.Lock()
+		defer l.mu.Unlock()
 		all := true
 		for _, role := range roles {
 			all = all && len(l.ids[role]) > 0
 		}
-		l.mu.Unlock()
-		if all || time.Now().After(deadline) {
-			break
-		}
-	}
+		return all
+	})
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var id string

@@ -13,13 +13,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cocoon-go/cocoon/client"
 	"github.com/cocoon-go/cocoon/engine/enginetest"
 	"github.com/cocoon-go/cocoon/internal/serve"
+	"github.com/cocoon-go/cocoon/internal/waitfor"
 	"github.com/cocoon-go/cocoon/metrics"
 	"github.com/cocoon-go/cocoon/worker"
 )
@@ -154,16 +154,16 @@ func TestWorkerHealth(t *testing.T) {
 		}
 	}()
 	var h metrics.Health
-	for deadline := time.Now().Add(10 * time.Second); h.Proxy == nil || !*h.Proxy; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the worker's /healthz never said its proxy link is up: %+v", h)
-		}
+	if !waitfor.Holds(func() bool {
 		resp, err := http.Get("http://" + addr + "/healthz")
 		if err != nil {
-			continue // not listening yet
+			return false // not listening yet
 		}
+		defer resp.Body.Close()
 		json.NewDecoder(resp.Body).Decode(&h)
-		resp.Body.Close()
+		return h.Proxy != nil && *h.Proxy
+	}) {
+		t.Fatalf("the worker's /healthz never said its proxy link is up: %+v", h)
 	}
 	if h.Role != "worker" {
 		t.Errorf("health %+v", h)

@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cocoon-go/cocoon/chain"
 	"github.com/cocoon-go/cocoon/engine/enginetest"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/internal/waitfor"
 	"github.com/cocoon-go/cocoon/payments"
 )
 
@@ -75,11 +75,7 @@ func TestStatusShowsAClose(t *testing.T) {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	n.Client.Flush()
-	for deadline := time.Now().Add(5 * time.Second); n.ends.proxyPayee.Total() == 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the proxy got no voucher")
-		}
-	}
+	waitfor.Until(t, "the proxy to get the client's voucher", func() bool { return n.ends.proxyPayee.Total() > 0 })
 
 	key, err := identity.Ed25519(filepath.Join(dir, "wallets", "client.key"))
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -18,6 +17,7 @@ import (
 	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/attest/simulated"
 	"github.com/cocoon-go/cocoon/chain/local"
+	"github.com/cocoon-go/cocoon/internal/waitfor"
 	"github.com/cocoon-go/cocoon/models"
 )
 
@@ -139,12 +139,9 @@ func TestUpPaysAsItServes(t *testing.T) {
 			shown += u.TotalCost
 		}
 		// The proxy books a receipt just after relaying it: wait for the last.
-		for deadline := time.Now().Add(5 * time.Second); n.Proxy.Ledger().Client(n.Client.Account()).Requests < uint64(6*(session+1)); {
-			if time.Now().After(deadline) {
-				t.Fatal("the proxy did not book every answer")
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitfor.Until(t, "the proxy to book every answer", func() bool {
+			return n.Proxy.Ledger().Client(n.Client.Account()).Requests >= uint64(6*(session+1))
+		})
 		n.Proxy.Flush()
 		for _, w := range n.Workers {
 			id := w.KeyID()

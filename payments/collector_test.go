@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/xssnick/tonutils-go/address"
@@ -52,41 +53,40 @@ func TestCollectorBoundsLookups(t *testing.T) {
 }
 
 // Covered sums what an account paid and what it can still pay over its
-// open channels, and drops a channel's unspent deposit once it closes.
+// open channels, and drops a channel's unspent deposit once a watch sees it closing.
 func TestCollectorCovered(t *testing.T) {
-	ch := paymentstest.Open(t, 3*paymentstest.TON)
-	c := newCollector(t, ch, payments.CollectorConfig{})
-	account := hex.EncodeToString(ch.Config.PayerKey)
-	if err := c.Add(ch.Payee); err != nil {
-		t.Fatal(err)
-	}
-	if paid, avail := c.Covered(account); paid != 0 || avail != 0 {
-		t.Fatalf("before any voucher: %d, %d; a channel counts only once its payer key signed on it", paid, avail)
-	}
-	v, err := ch.Payer.Pay(100_000_000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Accept(ch.Ctx, payments.VoucherPost{Channel: ch.Address().String(), Voucher: v}); err != nil {
-		t.Fatal(err)
-	}
-	if paid, avail := c.Covered(account); paid != 100_000_000 || avail != 3*paymentstest.TON-100_000_000 {
-		t.Fatalf("covered %d, %d", paid, avail)
-	}
-	if _, err := payments.StartClose(ch.Ctx, ch.PayerWallet, ch.Config); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		if paid, avail := c.Covered(account); paid == 100_000_000 && avail == 0 {
-			break
+	synctest.Test(t, func(t *testing.T) {
+		ch := paymentstest.Open(t, 3*paymentstest.TON)
+		c := newCollector(t, ch, payments.CollectorConfig{WatchInterval: time.Minute})
+		account := hex.EncodeToString(ch.Config.PayerKey)
+		if err := c.Add(ch.Payee); err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("a closing channel still counts as available")
+		if paid, avail := c.Covered(account); paid != 0 || avail != 0 {
+			t.Fatalf("before any voucher: %d, %d; a channel counts only once its payer key signed on it", paid, avail)
 		}
-	}
-	if open, closing := c.ChannelsOf(account); open != 0 || closing != 1 {
-		t.Fatalf("channels: %d open, %d closing", open, closing)
-	}
+		v, err := ch.Payer.Pay(100_000_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Accept(ch.Ctx, payments.VoucherPost{Channel: ch.Address().String(), Voucher: v}); err != nil {
+			t.Fatal(err)
+		}
+		if paid, avail := c.Covered(account); paid != 100_000_000 || avail != 3*paymentstest.TON-100_000_000 {
+			t.Fatalf("covered %d, %d", paid, avail)
+		}
+		if _, err := payments.StartClose(ch.Ctx, ch.PayerWallet, ch.Config); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute) // the next watch
+		synctest.Wait()
+		if paid, avail := c.Covered(account); paid != 100_000_000 || avail != 0 {
+			t.Fatalf("a closing channel still counts as available after a watch: covered %d, %d", paid, avail)
+		}
+		if open, closing := c.ChannelsOf(account); open != 0 || closing != 1 {
+			t.Fatalf("channels: %d open, %d closing", open, closing)
+		}
+	})
 }
 
 // A watch interval too long for the minimum close delay is refused: a close

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/xssnick/tonutils-go/address"
@@ -128,32 +129,38 @@ func TestStreamKeepsWhatItCannotPay(t *testing.T) {
 	}
 }
 
-// A voucher the payee did not take is posted again after Retry, with nothing
-// new added.
+// A voucher the payee did not take is posted again after Retry, not before,
+// with nothing new added.
 func TestStreamPostsAgain(t *testing.T) {
-	payer := testPayer(t, 1000)
-	got := posts{fail: errors.New("payee away")}
-	s := NewStream(payer, StreamConfig{Post: got.post, Log: quiet, Retry: time.Millisecond})
-	defer s.Close()
-	s.Add(7)
-	if err := s.Flush(); !errors.Is(err, ErrOwed) {
-		t.Fatalf("undelivered: %v, want ErrOwed", err)
-	}
-	got.mu.Lock()
-	got.fail = nil
-	got.mu.Unlock()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+	synctest.Test(t, func(t *testing.T) {
+		payer := testPayer(t, 1000)
+		got := posts{fail: errors.New("payee away")}
+		s := NewStream(payer, StreamConfig{Post: got.post, Log: quiet, Retry: time.Minute})
+		defer s.Close()
+		s.Add(7)
+		if err := s.Flush(); !errors.Is(err, ErrOwed) {
+			t.Fatalf("undelivered: %v, want ErrOwed", err)
+		}
 		got.mu.Lock()
-		n := len(got.vouchers)
+		got.fail = nil
 		got.mu.Unlock()
-		if n > 0 && got.last().Total == 7 {
-			break
+		posted := func() int {
+			got.mu.Lock()
+			defer got.mu.Unlock()
+			return len(got.vouchers)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the voucher was not posted again")
+		time.Sleep(time.Minute - time.Nanosecond)
+		synctest.Wait()
+		if n := posted(); n != 0 {
+			t.Fatalf("%d vouchers posted before Retry", n)
 		}
-	}
-	if err := s.Flush(); err != nil {
-		t.Fatal(err)
-	}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if n := posted(); n != 1 || got.last().Total != 7 || s.Err() != nil {
+			t.Fatalf("after Retry: %d posted, error %v; want the voucher of 7 posted again", n, s.Err())
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

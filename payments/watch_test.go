@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cocoon-go/cocoon/contracts"
@@ -122,111 +123,139 @@ func TestWatcherClaimsWhenThePayerStartsAClose(t *testing.T) {
 }
 
 // A channel that is not closing is read, never claimed below the threshold, however often the
-// watcher looks; a top-up it reads is recorded in the payee.
+// watcher looks; a top-up it reads is recorded in the payee at the next interval.
 func TestWatcherLeavesAnOpenChannelAlone(t *testing.T) {
-	w := newWorld(t)
-	p, q := w.open(1 * ton)
-	v, _ := p.Pay(10_000_000)
-	if err := q.Accept(v); err != nil {
-		t.Fatal(err)
-	}
-	var claims atomic.Int32
-	wt, _ := w.watcher(q, func(context.Context, *Payee) error { claims.Add(1); return nil })
-	wt.Interval = time.Millisecond
-	ctx, cancel := context.WithCancel(w.ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); wt.Run(ctx) }()
-	if _, err := TopUp(w.ctx, w.payerW, w.cfg, 1*ton); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(5 * time.Second); q.Deposit() != 2*ton; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the watcher did not record the top-up")
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		p, q := w.open(1 * ton)
+		v, _ := p.Pay(10_000_000)
+		if err := q.Accept(v); err != nil {
+			t.Fatal(err)
 		}
-	}
-	time.Sleep(20 * time.Millisecond)
-	cancel()
-	<-done
-	if claims.Load() != 0 || q.Claimed() != 0 || len(wt.Closing()) != 0 {
-		t.Fatalf("open channel: %d claims, %d claimed, closing %+v", claims.Load(), q.Claimed(), wt.Closing())
-	}
+		var claims atomic.Int32
+		wt, _ := w.watcher(q, func(context.Context, *Payee) error { claims.Add(1); return nil })
+		wt.Interval = time.Minute
+		ctx, cancel := context.WithCancel(w.ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); wt.Run(ctx) }()
+		synctest.Wait() // the first round has read the channel
+		if _, err := TopUp(w.ctx, w.payerW, w.cfg, 1*ton); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute - time.Nanosecond)
+		synctest.Wait()
+		if q.Deposit() != 1*ton {
+			t.Fatalf("deposit %d before the next interval; want the 1 TON read first", q.Deposit())
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if q.Deposit() != 2*ton {
+			t.Fatalf("deposit %d after the next interval; want the top-up read", q.Deposit())
+		}
+		time.Sleep(time.Hour) // sixty more looks
+		cancel()
+		<-done
+		if claims.Load() != 0 || q.Claimed() != 0 || len(wt.Closing()) != 0 {
+			t.Fatalf("open channel: %d claims, %d claimed, closing %+v", claims.Load(), q.Claimed(), wt.Closing())
+		}
+	})
 }
 
-// A claim that fails is retried with backoff, loudly once the close deadline is near, until it goes
-// through; the close then returns only the rest.
+// A claim that fails is retried with backoff (RetryMin, then doubling), loudly once the close
+// deadline is near, until it goes through; the close then returns only the rest.
 func TestWatcherRetriesAFailingClaim(t *testing.T) {
-	w := newWorld(t)
-	p, q := w.open(1 * ton)
-	v, _ := p.Pay(70_000_000)
-	if err := q.Accept(v); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := StartClose(w.ctx, w.payerW, w.cfg); err != nil {
-		t.Fatal(err)
-	}
-	w.clock.advance(closeDelay * 3 / 4) // the last quarter of the delay
-	var tries atomic.Int32
-	wt, l := w.watcher(q, func(ctx context.Context, ch *Payee) error {
-		if tries.Add(1) <= 3 {
-			return errors.New("wallet unreachable")
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		p, q := w.open(1 * ton)
+		v, _ := p.Pay(70_000_000)
+		if err := q.Accept(v); err != nil {
+			t.Fatal(err)
 		}
-		return ch.Claim(ctx, w.payeeW)
+		if _, err := StartClose(w.ctx, w.payerW, w.cfg); err != nil {
+			t.Fatal(err)
+		}
+		w.clock.advance(closeDelay * 3 / 4) // the last quarter of the delay
+		var tries atomic.Int32
+		wt, l := w.watcher(q, func(ctx context.Context, ch *Payee) error {
+			if tries.Add(1) <= 3 {
+				return errors.New("wallet unreachable")
+			}
+			return ch.Claim(ctx, w.payeeW)
+		})
+		wt.Interval, wt.RetryMin = time.Hour, time.Second // only retries can make a second try
+		ctx, cancel := context.WithCancel(w.ctx)
+		done := make(chan struct{})
+		start := time.Now()
+		go func() { defer close(done); wt.Run(ctx) }()
+		// Tries at 0, 1 s, 3 s and 7 s: waits of 1, 2 and 4 seconds, none earlier.
+		for i, at := range []time.Duration{0, time.Second, 3 * time.Second, 7 * time.Second} {
+			if i > 0 {
+				time.Sleep(time.Until(start.Add(at - time.Nanosecond)))
+				synctest.Wait()
+				if n := tries.Load(); n != int32(i) {
+					t.Fatalf("%d tries just before %v, want %d", n, at, i)
+				}
+				time.Sleep(time.Nanosecond)
+			}
+			synctest.Wait()
+			if n := tries.Load(); n != int32(i+1) {
+				t.Fatalf("%d tries at %v, want %d", n, at, i+1)
+			}
+		}
+		if q.Claimed() != 70_000_000 {
+			t.Fatalf("claimed %d after the fourth try", q.Claimed())
+		}
+		time.Sleep(time.Hour - time.Second) // no further try within the interval
+		synctest.Wait()
+		cancel()
+		<-done
+		if n := tries.Load(); n != 4 {
+			t.Errorf("%d tries, want 3 failures and a success", n)
+		}
+		if got := wt.Closing(); len(got) != 1 || got[0].Failures != 3 || got[0].Error != "" || got[0].Unclaimed != 0 {
+			t.Errorf("closing %+v", got)
+		}
+		if n := l.count(slog.LevelError, "deadline is near"); n != 3 {
+			t.Errorf("%d errors logged about the near deadline, want 3", n)
+		}
+		w.clock.advance(closeDelay / 4)
+		final, err := FinishClose(w.ctx, w.payerW, w.cfg)
+		if err != nil || final.Claimed != 70_000_000 {
+			t.Fatalf("finish close: %+v, %v", final, err)
+		}
+		w.conserved()
 	})
-	wt.Interval, wt.RetryMin = time.Hour, time.Millisecond // only retries can make a second try
-	ctx, cancel := context.WithCancel(w.ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); wt.Run(ctx) }()
-	for deadline := time.Now().Add(5 * time.Second); q.Claimed() != 70_000_000; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not claimed after %d tries", tries.Load())
-		}
-	}
-	cancel()
-	<-done
-	if n := tries.Load(); n != 4 {
-		t.Errorf("%d tries, want 3 failures and a success", n)
-	}
-	if got := wt.Closing(); len(got) != 1 || got[0].Failures != 3 || got[0].Error != "" || got[0].Unclaimed != 0 {
-		t.Errorf("closing %+v", got)
-	}
-	if n := l.count(slog.LevelError, "deadline is near"); n != 3 {
-		t.Errorf("%d errors logged about the near deadline, want 3", n)
-	}
-	w.clock.advance(closeDelay / 4)
-	final, err := FinishClose(w.ctx, w.payerW, w.cfg)
-	if err != nil || final.Claimed != 70_000_000 {
-		t.Fatalf("finish close: %+v, %v", final, err)
-	}
-	w.conserved()
 }
 
 // Past the deadline, a failing claim is an overdue error; a channel the payer has closed with
 // vouchers unclaimed is reported as a loss, and nothing is sent for it.
 func TestWatcherPastTheDeadline(t *testing.T) {
-	w := newWorld(t)
-	p, q := w.open(1 * ton)
-	v, _ := p.Pay(30_000_000)
-	q.Accept(v)
-	if _, err := StartClose(w.ctx, w.payerW, w.cfg); err != nil {
-		t.Fatal(err)
-	}
-	w.clock.advance(closeDelay + time.Second)
-	wt, l := w.watcher(q, func(context.Context, *Payee) error { return errors.New("wallet unreachable") })
-	wt.Round(w.ctx)
-	if l.count(slog.LevelError, "CLAIM OVERDUE") != 1 {
-		t.Fatalf("logs: %+v", l.recs)
-	}
-	if _, err := FinishClose(w.ctx, w.payerW, w.cfg); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Millisecond) // past the retry
-	txs := w.txs()
-	wt.Round(w.ctx)
-	got := wt.Closing()
-	if w.txs() != txs || len(got) != 1 || got[0].State != contracts.ChannelClosed.String() || got[0].Unclaimed != 30_000_000 {
-		t.Fatalf("after the close: %d transactions, %+v", w.txs()-txs, got)
-	}
-	if l.count(slog.LevelError, "they are lost") != 1 {
-		t.Fatalf("logs: %+v", l.recs)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		p, q := w.open(1 * ton)
+		v, _ := p.Pay(30_000_000)
+		q.Accept(v)
+		if _, err := StartClose(w.ctx, w.payerW, w.cfg); err != nil {
+			t.Fatal(err)
+		}
+		w.clock.advance(closeDelay + time.Second)
+		wt, l := w.watcher(q, func(context.Context, *Payee) error { return errors.New("wallet unreachable") })
+		wt.Round(w.ctx)
+		if l.count(slog.LevelError, "CLAIM OVERDUE") != 1 {
+			t.Fatalf("logs: %+v", l.recs)
+		}
+		if _, err := FinishClose(w.ctx, w.payerW, w.cfg); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // past the retry, on the bubble's clock
+		txs := w.txs()
+		wt.Round(w.ctx)
+		got := wt.Closing()
+		if w.txs() != txs || len(got) != 1 || got[0].State != contracts.ChannelClosed.String() || got[0].Unclaimed != 30_000_000 {
+			t.Fatalf("after the close: %d transactions, %+v", w.txs()-txs, got)
+		}
+		if l.count(slog.LevelError, "they are lost") != 1 {
+			t.Fatalf("logs: %+v", l.recs)
+		}
+	})
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/cocoon-go/cocoon/attest/simulated"
 	"github.com/cocoon-go/cocoon/engine/enginetest"
 	"github.com/cocoon-go/cocoon/identity"
+	"github.com/cocoon-go/cocoon/internal/waitfor"
 	"github.com/cocoon-go/cocoon/payments"
 	"github.com/cocoon-go/cocoon/payments/paymentstest"
 	"github.com/cocoon-go/cocoon/price"
@@ -135,9 +136,7 @@ func TestCloseWhileRequestsAndWorkersArrive(t *testing.T) {
 			}
 		})
 	}
-	for deadline := time.Now().Add(10 * time.Second); (p.Workers() < 2 || served.Load() < 2) && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
+	waitfor.Holds(func() bool { return p.Workers() >= 2 && served.Load() >= 2 }) // under way: Close must cope however far
 	if served.Load() == 0 {
 		t.Fatal("no request was served before Close")
 	}

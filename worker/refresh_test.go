@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cocoon-go/cocoon/api"
@@ -53,30 +54,32 @@ func run(t *testing.T, w *Worker, keyID [32]byte) (first seal.RecordType, receip
 // does not strand the clients that still hold the previous one, until it
 // expires.
 func TestRefreshKeepsAcceptingThePreviousKeyID(t *testing.T) {
-	w := newTestWorker(t, Config{})
-	old := w.KeyID()
-	time.Sleep(time.Until(time.Unix(time.Now().Unix()+1, 0))) // bundle times are in seconds
-	if err := w.refreshEvidence(); err != nil {
-		t.Fatal(err)
-	}
-	current := w.KeyID()
-	if current == old {
-		t.Fatal("refresh a second later kept the key ID")
-	}
-	for name, id := range map[string][32]byte{"current": current, "previous": old} {
-		if typ, rc := run(t, w, id); typ != seal.RecordChunk || rc != id {
-			t.Errorf("request sealed to the %s key ID: first record %d, receipt for %x; want an answer with a receipt naming it", name, typ, rc[:4])
+	synctest.Test(t, func(t *testing.T) {
+		w := newTestWorker(t, Config{})
+		old := w.KeyID()
+		time.Sleep(time.Second) // bundle times are in seconds; the bubble's clock starts on a whole second
+		if err := w.refreshEvidence(); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if typ, _ := run(t, w, [32]byte{1}); typ != seal.RecordError {
-		t.Errorf("request sealed to an unknown key ID: first record %d, want an error", typ)
-	}
-	w.mu.Lock()
-	w.previous[0].expires = time.Now()
-	w.mu.Unlock()
-	if typ, _ := run(t, w, old); typ != seal.RecordError {
-		t.Errorf("request sealed to an expired previous bundle: first record %d, want an error", typ)
-	}
+		current := w.KeyID()
+		if current == old {
+			t.Fatal("refresh a second later kept the key ID")
+		}
+		for name, id := range map[string][32]byte{"current": current, "previous": old} {
+			if typ, rc := run(t, w, id); typ != seal.RecordChunk || rc != id {
+				t.Errorf("request sealed to the %s key ID: first record %d, receipt for %x; want an answer with a receipt naming it", name, typ, rc[:4])
+			}
+		}
+		if typ, _ := run(t, w, [32]byte{1}); typ != seal.RecordError {
+			t.Errorf("request sealed to an unknown key ID: first record %d, want an error", typ)
+		}
+		w.mu.Lock()
+		w.previous[0].expires = time.Now()
+		w.mu.Unlock()
+		if typ, _ := run(t, w, old); typ != seal.RecordError {
+			t.Errorf("request sealed to an expired previous bundle: first record %d, want an error", typ)
+		}
+	})
 }
 
 // TestPreviousKeyIDsBounded: a worker remembers at most

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cocoon-go/cocoon/attest"
@@ -59,55 +60,70 @@ func hello(t *testing.T, w *Worker) wire.Hello {
 }
 
 // TestGPUEvidenceRefreshedInBackground checks that a worker with GPU
-// evidence remakes its evidence every GPURefresh, long before its bundle's
-// half-life (NRAS tokens last an hour), and that a slow attestation does not
-// hold up the hello a proxy is waiting for.
+// evidence remakes its evidence every GPURefresh, not before, long before its
+// bundle's half-life (NRAS tokens last an hour), and that a slow attestation
+// does not hold up the hello a proxy is waiting for.
 func TestGPUEvidenceRefreshedInBackground(t *testing.T) {
-	gpu := &slowGPU{gate: make(chan struct{})}
-	w := newTestWorker(t, Config{GPU: gpu, GPURefresh: time.Millisecond})
-	first := hello(t, w).Evidence
-	e, err := attest.ParseEvidence(first)
-	if err != nil || !bytes.HasPrefix(e.GPU, []byte("gpu evidence for ")) {
-		t.Fatalf("first evidence: %v, GPU %q", err, e.GPU)
-	}
-	time.Sleep(5 * time.Millisecond) // past GPURefresh
-
-	// The refresh is due and blocks on the gate: the hello answers at once
-	// with the evidence it has.
-	done := make(chan wire.Hello)
-	go func() { done <- hello(t, w) }()
-	select {
-	case h := <-done:
-		if !bytes.Equal(h.Evidence, first) {
-			t.Error("hello during a refresh served other evidence than the current")
+	synctest.Test(t, func(t *testing.T) {
+		gpu := &slowGPU{gate: make(chan struct{})}
+		w := newTestWorker(t, Config{GPU: gpu, GPURefresh: time.Minute})
+		first := hello(t, w).Evidence
+		e, err := attest.ParseEvidence(first)
+		if err != nil || !bytes.HasPrefix(e.GPU, []byte("gpu evidence for ")) {
+			t.Fatalf("first evidence: %v, GPU %q", err, e.GPU)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("hello waited for the GPU attestation")
-	}
-	close(gpu.gate)
-	deadline := time.Now().Add(5 * time.Second)
-	for bytes.Equal(hello(t, w).Evidence, first) {
-		if time.Now().After(deadline) {
+		time.Sleep(time.Minute - time.Second)
+		hello(t, w)
+		synctest.Wait()
+		if n := gpu.calls.Load(); n != 1 {
+			t.Fatalf("GPU producer called %d times before GPURefresh, want once", n)
+		}
+		time.Sleep(time.Second) // GPURefresh
+
+		// The refresh is due and blocks on the gate: the hello answers at once
+		// with the evidence it has.
+		done := make(chan wire.Hello, 1)
+		go func() { done <- hello(t, w) }()
+		synctest.Wait()
+		select {
+		case h := <-done:
+			if !bytes.Equal(h.Evidence, first) {
+				t.Error("hello during a refresh served other evidence than the current")
+			}
+		default:
+			t.Fatal("hello waited for the GPU attestation")
+		}
+		if n := gpu.calls.Load(); n != 2 {
+			t.Fatalf("GPU producer called %d times once GPURefresh passed, want a second attestation under way", n)
+		}
+		close(gpu.gate)
+		synctest.Wait()
+		if bytes.Equal(hello(t, w).Evidence, first) {
 			t.Fatal("evidence not refreshed after GPURefresh")
 		}
-		time.Sleep(time.Millisecond)
-	}
-	if n := gpu.calls.Load(); n < 2 {
-		t.Errorf("GPU producer called %d times, want a new attestation", n)
-	}
+	})
 }
 
 // TestEvidenceWithoutGPUKeepsBundleHalfLife checks that without GPU
-// evidence the worker keeps its evidence until half its bundle's life.
+// evidence the worker keeps its evidence until half its bundle's life,
+// whatever GPURefresh says, and remakes it then.
 func TestEvidenceWithoutGPUKeepsBundleHalfLife(t *testing.T) {
-	w := newTestWorker(t, Config{GPURefresh: time.Millisecond})
-	first := hello(t, w).Evidence
-	time.Sleep(5 * time.Millisecond)
-	hello(t, w)
-	time.Sleep(5 * time.Millisecond)
-	if !bytes.Equal(hello(t, w).Evidence, first) {
-		t.Error("evidence without GPU evidence remade before half the bundle's life")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		w := newTestWorker(t, Config{GPURefresh: time.Minute, BundleTTL: 24 * time.Hour})
+		first := hello(t, w).Evidence
+		time.Sleep(12*time.Hour - time.Second)
+		hello(t, w)
+		synctest.Wait()
+		if !bytes.Equal(hello(t, w).Evidence, first) {
+			t.Fatal("evidence without GPU evidence remade before half the bundle's life")
+		}
+		time.Sleep(time.Second)
+		hello(t, w) // starts the refresh, answers with the evidence it has
+		synctest.Wait()
+		if bytes.Equal(hello(t, w).Evidence, first) {
+			t.Error("evidence not remade at half the bundle's life")
+		}
+	})
 }
 
 // TestExpiredEvidenceWaitsForTheRefresh checks that once the evidence has
@@ -115,28 +131,63 @@ func TestEvidenceWithoutGPUKeepsBundleHalfLife(t *testing.T) {
 // rather than the expired evidence, and that hellos arriving meanwhile
 // start no second refresh.
 func TestExpiredEvidenceWaitsForTheRefresh(t *testing.T) {
-	gpu := &slowGPU{gate: make(chan struct{})}
-	w := newTestWorker(t, Config{GPU: gpu})
-	w.mu.Lock()
-	w.expires = time.Now().Add(-time.Second) // as if the bundle had expired
-	w.mu.Unlock()
-	done := make(chan wire.Hello, 2)
-	go func() { done <- hello(t, w) }()
-	go func() { done <- hello(t, w) }()
-	select {
-	case <-done:
-		t.Fatal("a hello served expired evidence instead of waiting for the refresh")
-	case <-time.After(50 * time.Millisecond):
-	}
-	close(gpu.gate)
-	for range 2 {
+	synctest.Test(t, func(t *testing.T) {
+		gpu := &slowGPU{gate: make(chan struct{})}
+		w := newTestWorker(t, Config{GPU: gpu})
+		first := hello(t, w).Evidence
+		w.mu.Lock()
+		w.expires = time.Now().Add(-time.Second) // as if the bundle had expired
+		w.mu.Unlock()
+		done := make(chan wire.Hello, 2)
+		go func() { done <- hello(t, w) }()
+		go func() { done <- hello(t, w) }()
+		time.Sleep(expiredWait - time.Nanosecond)
+		synctest.Wait()
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatal("hello still waiting after the refresh ended")
+			t.Fatal("a hello served expired evidence instead of waiting for the refresh")
+		default:
 		}
-	}
-	if n := gpu.calls.Load(); n < 2 || n > 3 {
-		t.Errorf("GPU producer called %d times: want the first attestation and one refresh (at most one more after it)", n)
-	}
+		close(gpu.gate)
+		synctest.Wait()
+		for range 2 {
+			select {
+			case h := <-done:
+				if bytes.Equal(h.Evidence, first) {
+					t.Error("a hello that waited served the expired evidence")
+				}
+			default:
+				t.Fatal("hello still waiting after the refresh ended")
+			}
+		}
+		if n := gpu.calls.Load(); n != 2 {
+			t.Errorf("GPU producer called %d times: want the first attestation and one refresh", n)
+		}
+	})
+}
+
+// TestExpiredEvidenceWaitsAtMostExpiredWait checks that a hello waits for a
+// refresh that does not end at most expiredWait, then answers with what it
+// has: less than a proxy waits for a hello.
+func TestExpiredEvidenceWaitsAtMostExpiredWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gpu := &slowGPU{gate: make(chan struct{})}
+		defer close(gpu.gate)
+		w := newTestWorker(t, Config{GPU: gpu})
+		w.mu.Lock()
+		w.expires = time.Now().Add(-time.Second)
+		w.mu.Unlock()
+		done := make(chan wire.Hello, 1)
+		go func() { done <- hello(t, w) }()
+		time.Sleep(expiredWait - time.Nanosecond)
+		synctest.Wait()
+		if len(done) != 0 {
+			t.Fatal("a hello gave up on the refresh before expiredWait")
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if len(done) != 1 {
+			t.Fatal("a hello still waiting on a stuck refresh after expiredWait")
+		}
+	})
 }

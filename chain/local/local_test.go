@@ -9,10 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/xssnick/tonutils-go/address"
@@ -398,11 +400,14 @@ func TestRejectedAndTimeout(t *testing.T) {
 	})
 }
 
+// A waiter blocked on an account with no transaction yet wakes with the
+// first one. In process, a synctest bubble sees it blocked before the
+// transfer; served, the transfer comes once the wait reached the server.
 func TestWaitTransactionWakes(t *testing.T) {
-	backends(t, func(t *testing.T, c chain.Chain, lc *Chain) {
+	addr := address.NewAddress(0, 0, make([]byte, 32))
+	wakes := func(t *testing.T, c chain.Chain, lc *Chain, waiting func()) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		addr := address.NewAddress(0, 0, make([]byte, 32))
 		got := make(chan *chain.Transaction, 1)
 		go func() {
 			tx, err := c.WaitTransaction(ctx, addr, 0)
@@ -411,13 +416,41 @@ func TestWaitTransactionWakes(t *testing.T) {
 			}
 			got <- tx
 		}()
-		time.Sleep(20 * time.Millisecond)
+		waiting()
+		if len(got) != 0 {
+			t.Fatal("the wait returned before any transaction")
+		}
 		if _, err := lc.Fund(ctx, addr, ton); err != nil {
 			t.Fatal(err)
 		}
 		if tx := <-got; tx == nil || tx.In.Value != ton {
 			t.Fatalf("woke with %+v", tx)
 		}
+	}
+	t.Run("local", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			lc := openTest(t, t.TempDir(), &Options{NoSync: true})
+			wakes(t, lc, lc, synctest.Wait)
+		})
+	})
+	t.Run("served", func(t *testing.T) {
+		lc := openTest(t, t.TempDir(), &Options{NoSync: true})
+		reached := make(chan struct{}, 1)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v1/wait" {
+				select {
+				case reached <- struct{}{}:
+				default: // a wait polled again
+				}
+			}
+			Handler(lc).ServeHTTP(w, r)
+		}))
+		t.Cleanup(srv.Close)
+		cl, err := Dial(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wakes(t, cl, lc, func() { <-reached })
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/engine/enginetest"
 	"github.com/cocoon-go/cocoon/engine/remote"
+	"github.com/cocoon-go/cocoon/internal/waitfor"
 	"github.com/cocoon-go/cocoon/price"
 )
 
@@ -354,10 +355,8 @@ func TestCancelStopsUpstream(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			if !stream {
-				go func() {
-					for s.Requests() == 0 {
-						time.Sleep(time.Millisecond)
-					}
+				go func() { // the client goes away once the request is upstream
+					waitfor.Holds(func() bool { return s.Requests() > 0 })
 					cancel()
 				}()
 			}

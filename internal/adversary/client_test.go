@@ -2,6 +2,7 @@ package adversary
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/engine/enginetest"
 	"github.com/cocoon-go/cocoon/internal/testnet"
+	"github.com/cocoon-go/cocoon/internal/waitfor"
 	"github.com/cocoon-go/cocoon/node"
 	"github.com/cocoon-go/cocoon/seal"
 )
@@ -169,7 +171,15 @@ func TestNonLoopbackClientNeedsAPIKeys(t *testing.T) {
 func TestAppHangUpStillPaysTheReceipt(t *testing.T) {
 	g := newGated(t, 1)
 	n := testnet.Start(t, testnet.Options{Engines: []engine.Engine{g}})
-	req, _ := http.NewRequest(http.MethodPost, n.BaseURL+"/chat/completions", strings.NewReader(chatBody(true)))
+	// The app's side of the client, watched: its request's context ends
+	// when the app hangs up, while the client reads the answer on.
+	hungUp := make(chan struct{})
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		context.AfterFunc(r.Context(), func() { close(hungUp) })
+		n.Client.Handler().ServeHTTP(w, r)
+	}))
+	defer app.Close()
+	req, _ := http.NewRequest(http.MethodPost, app.URL+"/v1/chat/completions", strings.NewReader(chatBody(true)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -182,13 +192,17 @@ func TestAppHangUpStillPaysTheReceipt(t *testing.T) {
 	}
 	<-g.reached
 	resp.Body.Close() // the app hangs up
-	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-hungUp:
+	case <-time.After(waitfor.Timeout):
+		t.Fatal("the client did not see the app hang up")
+	}
 	g.release()
-	proxyBooked := eventually(requests(n, n.ClientKey), func(a accounts.Account) bool { return a.Requests == 1 })
+	proxyBooked := waitfor.Value(requests(n, n.ClientKey), func(a accounts.Account) bool { return a.Requests == 1 })
 	if proxyBooked.Requests != 1 {
 		t.Fatalf("the proxy booked %d answers", proxyBooked.Requests)
 	}
-	paid := eventually(func() accounts.Account { return n.Journal.Client(n.ClientKey) }, func(a accounts.Account) bool { return a.Requests == 1 })
+	paid := waitfor.Value(func() accounts.Account { return n.Journal.Client(n.ClientKey) }, func(a accounts.Account) bool { return a.Requests == 1 })
 	if paid.Requests != 1 || paid.Amount != proxyBooked.Amount {
 		t.Errorf("the client booked %d answers for %d nanoTON; the proxy booked %d nanoTON for the answer the app hung up on",
 			paid.Requests, paid.Amount, proxyBooked.Amount)

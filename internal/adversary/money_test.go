@@ -14,6 +14,7 @@ import (
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/engine/enginetest"
 	"github.com/cocoon-go/cocoon/internal/testnet"
+	"github.com/cocoon-go/cocoon/internal/waitfor"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/seal"
 )
@@ -103,15 +104,6 @@ func post(t *testing.T, c *Client, raw []byte) *Response {
 	return r
 }
 
-// eventually polls get until ok holds or two seconds have passed.
-func eventually[T any](get func() T, ok func(T) bool) T {
-	v := get()
-	for deadline := time.Now().Add(2 * time.Second); !ok(v) && time.Now().Before(deadline); v = get() {
-		time.Sleep(5 * time.Millisecond)
-	}
-	return v
-}
-
 func requests(n *testnet.Net, account string) func() accounts.Account {
 	return func() accounts.Account { return n.Ledger.Client(account) }
 }
@@ -142,7 +134,7 @@ func TestReusedRequestIDIsRefused(t *testing.T) {
 	if runs := eng.Runs(); runs != 1 {
 		t.Errorf("the engine ran %d times for one request id", runs)
 	}
-	a := eventually(requests(n, c.Account()), func(a accounts.Account) bool { return a.Requests == 1 })
+	a := waitfor.Value(requests(n, c.Account()), func(a accounts.Account) bool { return a.Requests == 1 })
 	if a.Requests != 1 || n.Ledger.Worker(hexID(ws[0])).Requests != 1 {
 		t.Errorf("booked %+v for the client, %+v for the worker; want one request each", a, n.Ledger.Worker(hexID(ws[0])))
 	}
@@ -186,7 +178,7 @@ func TestFanOutReplayIsServedOnce(t *testing.T) {
 	if ok != 1 || e1.Runs()+e2.Runs() != 1 {
 		t.Errorf("four copies of one envelope: %d served, engines ran %d times; want 1", ok, e1.Runs()+e2.Runs())
 	}
-	if a := eventually(requests(n, c.Account()), func(a accounts.Account) bool { return a.Requests == 1 }); a.Requests != 1 {
+	if a := waitfor.Value(requests(n, c.Account()), func(a accounts.Account) bool { return a.Requests == 1 }); a.Requests != 1 {
 		t.Errorf("booked %+v", a)
 	}
 }
@@ -269,7 +261,7 @@ func TestConcurrentRequestsCannotOvershootCredit(t *testing.T) {
 	if count[http.StatusOK] != 3 || count[http.StatusPaymentRequired] != total-3 {
 		t.Errorf("statuses %v: want 3 × 200 and %d × 402 with credit for three requests", count, total-3)
 	}
-	if a := eventually(requests(n, c.Account()), func(a accounts.Account) bool { return a.Requests == 3 }); a.Requests != 3 {
+	if a := waitfor.Value(requests(n, c.Account()), func(a accounts.Account) bool { return a.Requests == 3 }); a.Requests != 3 {
 		t.Errorf("booked %+v", a)
 	}
 }
@@ -299,7 +291,7 @@ func TestHangingUpBeforeTheReceiptIsBooked(t *testing.T) {
 		t.Fatalf("the client did not get the first record: %v", err)
 	}
 	eng.release() // the engine finishes after the client has gone
-	a := eventually(requests(n, c.Account()), func(a accounts.Account) bool { return a.Requests == 1 })
+	a := waitfor.Value(requests(n, c.Account()), func(a accounts.Account) bool { return a.Requests == 1 })
 	if a.Requests != 1 || a.Amount == 0 {
 		t.Errorf("a client that hung up before its receipt: booked %+v, want the answer", a)
 	}

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"golang.org/x/net/http2"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/identity"
 	"github.com/cocoon-go/cocoon/internal/testnet"
+	"github.com/cocoon-go/cocoon/internal/waitfor"
 	"github.com/cocoon-go/cocoon/seal"
 	"github.com/cocoon-go/cocoon/wire"
 	"github.com/cocoon-go/cocoon/worker"
@@ -74,11 +74,7 @@ func StartRogueWorker(t testing.TB, n *testnet.Net, eng engine.Engine, lie Lie) 
 		(&http2.Server{}).ServeConn(conn, &http2.ServeConnOpts{Context: context.Background(), Handler: mux, BaseConfig: &http.Server{}})
 	}()
 	t.Cleanup(func() { conn.Close(); <-done })
-	for deadline := time.Now().Add(10 * time.Second); n.Proxy.Workers() <= before; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the proxy did not admit the rogue worker")
-		}
-	}
+	waitfor.Until(t, "the proxy to admit the rogue worker", func() bool { return n.Proxy.Workers() > before })
 	return r
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/engine/enginetest"
 	"github.com/cocoon-go/cocoon/internal/testnet"
+	"github.com/cocoon-go/cocoon/internal/waitfor"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/seal"
 )
@@ -58,7 +59,7 @@ func lying(t *testing.T, lie Lie) {
 	if status, e := chat(t, n); status != http.StatusOK {
 		t.Fatalf("an honest answer after the lie: %d %+v", status, e)
 	}
-	booked := eventually(func() accounts.Account { return n.Ledger.Worker(worker) }, func(a accounts.Account) bool { return a.Requests >= 2 })
+	booked := waitfor.Value(func() accounts.Account { return n.Ledger.Worker(worker) }, func(a accounts.Account) bool { return a.Requests >= 2 })
 	if booked.Requests != 2 {
 		t.Errorf("the proxy booked %d answers of the rogue worker, want the 2 honest ones", booked.Requests)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/cocoon-go/cocoon/attest/nvidia"
 	"github.com/cocoon-go/cocoon/attest/nvidia/nvidiatest"
 	"github.com/cocoon-go/cocoon/engine"
+	"github.com/cocoon-go/cocoon/internal/waitfor"
 )
 
 const (
@@ -83,7 +84,7 @@ func TestRequireGPU(t *testing.T) {
 		if g := dir[0].Claims.GPU; g == nil || g.Kind != nvidia.Kind || len(g.GPUs) != 2 {
 			t.Errorf("GPU claims = %+v, want two GPUs verified by NRAS", g)
 		}
-		if got := eventually(func() uint64 { return n.Ledger.Worker(hexID(n.Workers[0].KeyID())).Requests }, func(r uint64) bool { return r == 6 }); got != 6 {
+		if got := waitfor.Value(func() uint64 { return n.Ledger.Worker(hexID(n.Workers[0].KeyID())).Requests }, func(r uint64) bool { return r == 6 }); got != 6 {
 			t.Errorf("GPU worker paid for %d requests, want 6", got)
 		}
 		if got := n.Ledger.Worker(hexID(n.Workers[1].KeyID())).Requests; got != 0 {

@@ -18,6 +18,7 @@ import (
 	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/engine/enginetest"
+	"github.com/cocoon-go/cocoon/internal/waitfor"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/seal"
 	"github.com/cocoon-go/cocoon/wire"
@@ -160,7 +161,7 @@ func TestFullQueueAnswers429WithRetryAfter(t *testing.T) {
 		})
 	}
 	<-eng.reached
-	eventually(n.Proxy.Queued, func(q int) bool { return q == 1 })
+	waitfor.Value(n.Proxy.Queued, func(q int) bool { return q == 1 })
 	if q := n.Proxy.Queued(); q != 1 {
 		t.Fatalf("%d requests queued, want 1", q)
 	}
@@ -239,16 +240,14 @@ func TestVoucherPostsAndHellosDoNotWaitBehindRequests(t *testing.T) {
 		})
 	}
 	<-eng.reached
-	eventually(n.Proxy.Queued, func(q int) bool { return q == queued })
-	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+	waitfor.Value(n.Proxy.Queued, func(q int) bool { return q == queued })
+	if !waitfor.Holds(func() bool {
 		current := n.Workers[0].KeyID()
-		if _, listed := proxyDirectory(t, n)[current]; current != old && listed {
-			break
-		}
-		if time.Since(start) > 5*time.Second {
-			t.Fatalf("the proxy did not re-read the hello of a worker busy with requests (%d queued; worker's key changed: %v; proxy refusals: %v)",
-				n.Proxy.Queued(), current != old, n.Refusals("proxy"))
-		}
+		_, listed := proxyDirectory(t, n)[current]
+		return current != old && listed
+	}) {
+		t.Fatalf("the proxy did not re-read the hello of a worker busy with requests (%d queued; worker's key changed: %v; proxy refusals: %v)",
+			n.Proxy.Queued(), n.Workers[0].KeyID() != old, n.Refusals("proxy"))
 	}
 	close(eng.release)
 	served.Wait()

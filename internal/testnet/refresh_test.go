@@ -22,6 +22,7 @@ import (
 	"github.com/cocoon-go/cocoon/attest/nvidia/nvidiatest"
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/engine/enginetest"
+	"github.com/cocoon-go/cocoon/internal/waitfor"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/seal"
 	"github.com/cocoon-go/cocoon/wire"
@@ -113,14 +114,12 @@ func TestBundleRefreshIsSeamless(t *testing.T) {
 	stream := sdk(n).Chat.Completions.NewStreaming(ctx, chat("go"))
 	<-eng.reached
 	var current [32]byte
-	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+	if !waitfor.Holds(func() bool {
 		current = n.Workers[0].KeyID()
-		if _, listed := proxyDirectory(t, n)[current]; current != old && listed {
-			break
-		}
-		if time.Since(start) > 5*time.Second {
-			t.Fatalf("the proxy does not list the worker's refreshed bundle (worker's key ID changed: %v)", current != old)
-		}
+		_, listed := proxyDirectory(t, n)[current]
+		return current != old && listed
+	}) {
+		t.Fatalf("the proxy does not list the worker's refreshed bundle (worker's key ID changed: %v)", current != old)
 	}
 	dir := proxyDirectory(t, n)
 	if len(dir) != 1 {
@@ -152,7 +151,7 @@ func TestBundleRefreshIsSeamless(t *testing.T) {
 	if dir, _ := n.Client.Directory(ctx); len(dir) != 1 || dir[0].KeyID != old {
 		t.Error("the client's directory moved on: the request was not sealed to the old key ID")
 	}
-	if a := eventually(func() accounts.Account { return n.Ledger.Worker(hexID(old)) }, func(a accounts.Account) bool { return a.Requests == 2 }); a.Requests != 2 {
+	if a := waitfor.Value(func() accounts.Account { return n.Ledger.Worker(hexID(old)) }, func(a accounts.Account) bool { return a.Requests == 2 }); a.Requests != 2 {
 		t.Errorf("booked to the old key ID: %d requests, want 2", a.Requests)
 	}
 
@@ -175,7 +174,7 @@ func TestBundleRefreshIsSeamless(t *testing.T) {
 		t.Errorf("request sealed to the new bundle: HTTP %d", post.StatusCode)
 	}
 	client := hex.EncodeToString(h.ClientKey)
-	if a := eventually(func() accounts.Account { return n.Ledger.Client(client) }, func(a accounts.Account) bool { return a.Requests == 1 }); a.Requests != 1 {
+	if a := waitfor.Value(func() accounts.Account { return n.Ledger.Client(client) }, func(a accounts.Account) bool { return a.Requests == 1 }); a.Requests != 1 {
 		t.Errorf("request sealed to the new bundle booked %d times, want 1", a.Requests)
 	}
 	if a := n.Ledger.Worker(hexID(current)); a.Requests != 1 {

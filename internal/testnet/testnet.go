@@ -32,6 +32,7 @@ import (
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/identity"
 	"github.com/cocoon-go/cocoon/internal/serve"
+	"github.com/cocoon-go/cocoon/internal/waitfor"
 	"github.com/cocoon-go/cocoon/metrics"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/proxy"
@@ -228,12 +229,8 @@ func Start(t testing.TB, opts Options) *Net {
 		n.Workers = append(n.Workers, w)
 	}
 	// Wait until the proxy has admitted or refused every worker.
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Proxy.Workers()+n.refusedWorkers() < len(opts.Engines) {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d workers connected; the proxy refused %v", n.Proxy.Workers(), len(opts.Engines), n.Refusals("proxy"))
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !waitfor.Holds(func() bool { return n.Proxy.Workers()+n.refusedWorkers() >= len(opts.Engines) }) {
+		t.Fatalf("only %d of %d workers connected; the proxy refused %v", n.Proxy.Workers(), len(opts.Engines), n.Refusals("proxy"))
 	}
 
 	n.Journal, err = accounts.OpenFile(filepath.Join(dir, "client", "receipts.jsonl"))

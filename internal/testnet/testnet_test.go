@@ -23,6 +23,7 @@ import (
 	"github.com/cocoon-go/cocoon/api"
 	"github.com/cocoon-go/cocoon/engine"
 	"github.com/cocoon-go/cocoon/engine/enginetest"
+	"github.com/cocoon-go/cocoon/internal/waitfor"
 	"github.com/cocoon-go/cocoon/price"
 	"github.com/cocoon-go/cocoon/seal"
 	"github.com/cocoon-go/cocoon/wire"
@@ -140,7 +141,7 @@ func TestChatThroughNetworkWithSDK(t *testing.T) {
 
 	// The proxy booked both answers to this client (it books a receipt just
 	// after relaying it), and the client kept the receipts.
-	acct := eventually(func() accounts.Account { return n.Ledger.Client(n.ClientKey) }, func(a accounts.Account) bool { return a.Requests == 2 })
+	acct := waitfor.Value(func() accounts.Account { return n.Ledger.Client(n.ClientKey) }, func(a accounts.Account) bool { return a.Requests == 2 })
 	if acct.Requests != 2 || acct.Amount != want.Total+mustCost(t, usage) {
 		t.Errorf("proxy books %+v", acct)
 	}
@@ -207,7 +208,7 @@ func TestRetryOnAnotherWorkerBeforeStreaming(t *testing.T) {
 	if got := n.Ledger.Worker(hexID(n.Workers[0].KeyID())).Requests; got != 0 {
 		t.Errorf("broken worker was paid for %d requests", got)
 	}
-	good4 := eventually(func() accounts.Account { return n.Ledger.Worker(hexID(n.Workers[1].KeyID())) }, func(a accounts.Account) bool { return a.Requests == 4 })
+	good4 := waitfor.Value(func() accounts.Account { return n.Ledger.Worker(hexID(n.Workers[1].KeyID())) }, func(a accounts.Account) bool { return a.Requests == 4 })
 	if got := good4.Requests; got != 4 {
 		t.Errorf("good worker paid for %d requests, want 4", got)
 	}
@@ -315,26 +316,17 @@ func TestErrorsUseOpenAIShapeAndStatus(t *testing.T) {
 
 	// No worker at all → 503.
 	n.StopWorker(0)
-	deadline := time.Now().Add(5 * time.Second)
-	for n.Proxy.Workers() > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond) // the client's directory cache
+	waitfor.Until(t, "the proxy to drop the stopped worker", func() bool { return n.Proxy.Workers() == 0 })
+	waitfor.Until(t, "the client's directory to drop it", func() bool {
+		v, err := n.Client.Directory(context.Background())
+		return err == nil && len(v) == 0
+	})
 	if status, e, _ := post("/chat/completions", msg); status != 503 {
 		t.Errorf("no workers: status %d %+v, want 503", status, e)
 	}
 }
 
 func hexID(id [32]byte) string { return fmt.Sprintf("%x", id) }
-
-// eventually polls get until ok holds or a second has passed, and returns the last value.
-func eventually[T any](get func() T, ok func(T) bool) T {
-	v := get()
-	for deadline := time.Now().Add(time.Second); !ok(v) && time.Now().Before(deadline); v = get() {
-		time.Sleep(5 * time.Millisecond)
-	}
-	return v
-}
 
 func TestProxyRefusesForgedClientSignature(t *testing.T) {
 	eng := newFake("should never be seen")
@@ -375,7 +367,7 @@ func TestProxyRefusesForgedClientSignature(t *testing.T) {
 	if got := post(good); got != http.StatusOK {
 		t.Errorf("genuine envelope: status %d, want 200", got)
 	}
-	if a := eventually(func() accounts.Account { return n.Ledger.Client(hex.EncodeToString(h.ClientKey)) }, func(a accounts.Account) bool { return a.Requests == 1 }); a.Requests != 1 {
+	if a := waitfor.Value(func() accounts.Account { return n.Ledger.Client(hex.EncodeToString(h.ClientKey)) }, func(a accounts.Account) bool { return a.Requests == 1 }); a.Requests != 1 {
 		t.Errorf("books for the account: %+v, want only the genuine request", a)
 	}
 }
@@ -389,14 +381,13 @@ func TestWorkersReconnectAfterTheLinkDrops(t *testing.T) {
 	before := n.Links.Accepted()
 	n.Links.Cut()
 	// Both workers dial again (after their backoff) and are admitted anew.
-	back := time.Now()
-	for n.Links.Accepted() < before+2 || n.Proxy.Workers() < 2 {
-		if time.Since(back) > 10*time.Second {
-			t.Fatalf("after the cut: %d new connections, %d workers admitted", n.Links.Accepted()-before, n.Proxy.Workers())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !waitfor.Holds(func() bool { return n.Links.Accepted() >= before+2 && n.Proxy.Workers() >= 2 }) {
+		t.Fatalf("after the cut: %d new connections, %d workers admitted", n.Links.Accepted()-before, n.Proxy.Workers())
 	}
-	time.Sleep(100 * time.Millisecond) // the client's directory cache
+	waitfor.Until(t, "the client's directory to list both workers again", func() bool {
+		v, err := n.Client.Directory(context.Background())
+		return err == nil && len(v) == 2
+	})
 	resp, err := c.Chat.Completions.New(context.Background(), chat("after"))
 	if err != nil {
 		t.Fatal(err)
