@@ -135,24 +135,13 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	fake := enginetest.NewFakeServer(enginetest.FakeOptions{Answer: "relayed from an engine over HTTP"})
 	defer fake.Close()
 
-	tee := exec.Command(os.Args[0], "simulated-tee", filepath.Join(dir, "tee"))
-	tee.Env = append(os.Environ(), "COCOON_TEST_AS_MAIN=1")
-	out, err := tee.CombinedOutput()
-	if err != nil {
-		t.Fatalf("simulated-tee: %v\n%s", err, out)
-	}
-	root := regexp.MustCompile(`vendor root:\s+(\S+)`).FindStringSubmatch(string(out))
-	meas := regexp.MustCompile(`measurement:\s+([0-9a-f]{64})`).FindStringSubmatch(string(out))
-	if root == nil || meas == nil {
-		t.Fatalf("simulated-tee printed:\n%s", out)
-	}
-	trust := []string{"--trust-simulated-root", root[1], "--allow-simulated-measurement", meas[1]}
+	trust := simulatedTEE(t, filepath.Join(dir, "tee"))
 
 	// The proxy takes no payments here, so it serves the client key it is
 	// told to: `cocoon client account` makes it and prints it.
 	acct := exec.Command(os.Args[0], "client", "account", "--data-dir", filepath.Join(dir, "client"))
 	acct.Env = append(os.Environ(), "COCOON_TEST_AS_MAIN=1")
-	out, err = acct.Output()
+	out, err := acct.Output()
 	account := strings.TrimSpace(string(out))
 	if err != nil || len(account) != 64 {
 		t.Fatalf("client account: %v %q", err, out)
@@ -172,7 +161,7 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	// The client reads part of its configuration from a file.
 	cfgPath := filepath.Join(dir, "client.json")
 	cfg, _ := json.Marshal(map[string]any{"client": map[string]any{"proxy": proxyURL, "proxy_pin": pin},
-		"trust": map[string]any{"simulated_roots": []string{root[1]}, "simulated_measurements": []string{meas[1]}}})
+		"trust": map[string]any{"simulated_roots": []string{trust[1]}, "simulated_measurements": []string{trust[3]}}})
 	os.WriteFile(cfgPath, cfg, 0o600)
 	addr := freeAddr(t)
 	client := start(t, "client", "client", "--config", cfgPath, "--data-dir", filepath.Join(dir, "client"), "--addr", addr)
